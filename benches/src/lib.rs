@@ -1,0 +1,1 @@
+//! Helpers for caruso benches (the benches live in `benches/benches/`).

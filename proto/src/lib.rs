@@ -1,0 +1,1 @@
+//! caruso gRPC API.

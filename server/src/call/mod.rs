@@ -1,0 +1,1 @@
+//! Call actors: one tokio task per call.

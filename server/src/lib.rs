@@ -1,0 +1,14 @@
+//! caruso: a lightweight contact-center communication server.
+//!
+//! Protocol cores (`sip::{message,transaction,dialog}`, `media::*`) are sans-IO: time is
+//! an input and they never touch a socket. `sip::transport`, `call`, `api` and `store` do IO.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod call;
+pub mod config;
+pub mod media;
+pub mod metrics;
+pub mod server;
+pub mod sip;
+pub mod store;

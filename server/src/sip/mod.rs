@@ -1,0 +1,5 @@
+//! SIP: message codec, transactions (RFC 3261 §17), dialogs (§12), transport (§18).
+pub mod dialog;
+pub mod message;
+pub mod transaction;
+pub mod transport;
