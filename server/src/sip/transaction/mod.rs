@@ -233,6 +233,10 @@ pub enum TransactionEvent {
     /// No ACK arrived within 64*T1 for our 2xx to an INVITE (§13.3.1.4): the TU should
     /// end the dialog with BYE.
     AckTimeout(ServerTxId),
+    /// The transport could not send for this transaction (§17.1.4 / §17.2.4, reported
+    /// through [`TransactionLayer::handle_transport_error`]); the transaction is gone and
+    /// a client TU treats it as a 503.
+    TransportError(TxId),
     /// The transaction ended and was removed.
     Terminated(TxId),
 }
@@ -746,6 +750,28 @@ impl TransactionLayer {
             self.after_client(id);
         }
         self.due = due;
+    }
+
+    /// The transport failed to send a message of transaction `id` (a TCP connection
+    /// refused or reset): the transaction ends at once (§17.1.4, §17.2.4) with
+    /// `TransportError` and `Terminated` events. Unknown ids are ignored.
+    pub fn handle_transport_error(&mut self, id: TxId) {
+        let removed = match id {
+            TxId::Server(ServerTxId(i)) => self.servers.remove(&i).map(|e| {
+                unindex(&mut self.server_index, &e.key, i);
+                self.awaiting_ack.retain(|&a| a != i);
+                on_machine!(&e.machine, m => m.retransmissions())
+            }),
+            TxId::Client(ClientTxId(i)) => self.clients.remove(&i).map(|e| {
+                unindex(&mut self.client_index, &e.branch, i);
+                on_client!(&e.machine, m => m.retransmissions())
+            }),
+        };
+        if let Some(r) = removed {
+            self.retired_retransmissions += r;
+            self.events.push_back(TransactionEvent::TransportError(id));
+            self.events.push_back(TransactionEvent::Terminated(id));
+        }
     }
 
     /// The next message to send.

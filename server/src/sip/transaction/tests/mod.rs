@@ -530,3 +530,25 @@ fn new_branch_is_unique_and_has_the_cookie() {
     assert_ne!(a, b);
     assert_eq!(a.len(), 23);
 }
+
+#[test]
+fn transport_error_ends_the_transaction() {
+    let now = t0();
+    let mut l = layer();
+    let id = l
+        .send_request(now, invite("z9hG4bKt1"), tcp_peer())
+        .unwrap();
+    l.handle_transport_error(TxId::Client(id));
+    assert_eq!(
+        events(&mut l),
+        vec![
+            TransactionEvent::TransportError(TxId::Client(id)),
+            TransactionEvent::Terminated(TxId::Client(id))
+        ]
+    );
+    assert!(l.is_empty());
+    l.handle_transport_error(TxId::Client(id));
+    assert!(events(&mut l).is_empty(), "unknown id ignored");
+    // The branch is free again.
+    assert!(l.send_request(now, invite("z9hG4bKt1"), tcp_peer()).is_ok());
+}

@@ -13,17 +13,17 @@ use rand::{Rng, SeedableRng};
 const UAC: &str = "127.0.0.1:5070";
 const UAS: &str = "127.0.0.1:5060";
 
-fn peer(addr: &str) -> Peer {
+fn peer(addr: &str, transport: TransportKind) -> Peer {
     Peer {
         addr: addr.parse().expect("test address"),
-        transport: TransportKind::Udp,
+        transport,
     }
 }
 
-fn via(host_port: &str, branch: String) -> Via {
+fn via(host_port: &str, branch: String, transport: TransportKind) -> Via {
     let (host, port) = host_port.split_once(':').expect("host:port");
     Via {
-        transport: TransportKind::Udp,
+        transport,
         host: host.into(),
         port: port.parse().ok(),
         branch: Some(branch),
@@ -52,6 +52,7 @@ struct Packet {
 }
 
 struct Link {
+    transport: TransportKind,
     rng: StdRng,
     loss: f64,
     in_flight: Vec<Packet>,
@@ -62,9 +63,10 @@ struct Link {
 
 impl Link {
     fn send(&mut self, now: Instant, from: Side, t: Transmit) {
-        let to = if t.to.addr == peer(UAS).addr {
+        assert_eq!(t.to.transport, self.transport);
+        let to = if t.to.addr == peer(UAS, self.transport).addr {
             Side::Uas
-        } else if t.to.addr == peer(UAC).addr {
+        } else if t.to.addr == peer(UAC, self.transport).addr {
             Side::Uac
         } else {
             panic!("transmit to unexpected address {:?}", t.to);
@@ -81,7 +83,7 @@ impl Link {
             at: now + delay,
             seq: self.seq,
             to,
-            from: peer(if from == Side::Uac { UAC } else { UAS }),
+            from: peer(if from == Side::Uac { UAC } else { UAS }, self.transport),
             message: t.message,
         });
     }
@@ -107,6 +109,7 @@ impl Link {
 }
 
 struct UacCore {
+    transport: TransportKind,
     layer: TransactionLayer,
     invite: Request,
     invite_tx: ClientTxId,
@@ -121,10 +124,13 @@ struct UacCore {
 }
 
 impl UacCore {
-    fn start(now: Instant, seed: u64) -> Self {
+    fn start(now: Instant, seed: u64, transport: TransportKind) -> Self {
         let mut layer = TransactionLayer::new(TimerConfig::default());
         let mut h = Headers::default();
-        h.push(HeaderName::Via, via(UAC, new_branch(seed << 8)).to_string());
+        h.push(
+            HeaderName::Via,
+            via(UAC, new_branch(seed << 8), transport).to_string(),
+        );
         h.push(HeaderName::MaxForwards, "70");
         h.push(
             HeaderName::From,
@@ -141,9 +147,10 @@ impl UacCore {
             body: bytes::Bytes::new(),
         };
         let invite_tx = layer
-            .send_request(now, invite.clone(), peer(UAS))
+            .send_request(now, invite.clone(), peer(UAS, transport))
             .expect("INVITE accepted");
         Self {
+            transport,
             layer,
             invite,
             invite_tx,
@@ -183,7 +190,7 @@ impl UacCore {
                     assert_ne!(d.state, DialogState::Early);
                     self.saw_confirmed |= d.state == DialogState::Confirmed;
                     if self.ack.is_none() {
-                        let v = via(UAC, self.branch());
+                        let v = via(UAC, self.branch(), self.transport);
                         let d = self.dialog.as_ref().expect("dialog");
                         self.ack = Some(create_ack_for_2xx(d, 1, v));
                         self.bye_at = Some(now + Duration::from_secs(2));
@@ -192,7 +199,7 @@ impl UacCore {
                     let ack = self.ack.clone().expect("ACK built");
                     self.acks_sent += 1;
                     self.layer
-                        .send_stateless(peer(UAS), SipMessage::Request(ack));
+                        .send_stateless(peer(UAS, self.transport), SipMessage::Request(ack));
                 }
             }
             Incoming::Response(id, resp) if Some(id) == self.bye_tx => {
@@ -217,11 +224,15 @@ impl UacCore {
         self.layer.handle_timeout(now);
         if self.bye_at.is_some_and(|t| t <= now) {
             self.bye_at = None;
-            let v = via(UAC, self.branch());
+            let v = via(UAC, self.branch(), self.transport);
             let d = self.dialog.as_mut().expect("dialog before BYE");
             let bye = d.create_request(Method::Bye, v, &contact("alice", UAC));
             assert_eq!(d.next_hop(), &contact("100", UAS));
-            self.bye_tx = Some(self.layer.send_request(now, bye, peer(UAS)).expect("BYE"));
+            self.bye_tx = Some(
+                self.layer
+                    .send_request(now, bye, peer(UAS, self.transport))
+                    .expect("BYE"),
+            );
         }
         while let Some(ev) = self.layer.poll_event() {
             assert!(
@@ -350,10 +361,11 @@ struct Outcome {
     dropped: u64,
 }
 
-fn run_call(seed: u64, loss: f64) -> Outcome {
+fn run_call(seed: u64, loss: f64, transport: TransportKind) -> Outcome {
     let start = Instant::now();
     let mut now = start;
     let mut link = Link {
+        transport,
         rng: StdRng::seed_from_u64(seed),
         loss,
         in_flight: Vec::new(),
@@ -361,7 +373,7 @@ fn run_call(seed: u64, loss: f64) -> Outcome {
         sent: 0,
         dropped: 0,
     };
-    let mut uac = UacCore::start(now, seed);
+    let mut uac = UacCore::start(now, seed, transport);
     let mut uas = UasCore::new(seed);
     loop {
         while let Some(t) = uac.layer.poll_transmit() {
@@ -425,7 +437,7 @@ fn run_call(seed: u64, loss: f64) -> Outcome {
 fn calls_complete_over_a_link_dropping_20_percent() {
     let (mut retrans, mut acks, mut sent, mut dropped) = (0, 0, 0, 0);
     for seed in 0..200 {
-        let o = run_call(seed, 0.2);
+        let o = run_call(seed, 0.2, TransportKind::Udp);
         retrans += o.retransmissions;
         acks += o.acks_resent;
         sent += o.sent;
@@ -434,15 +446,20 @@ fn calls_complete_over_a_link_dropping_20_percent() {
     assert!(retrans > 0, "loss never triggered a retransmission");
     assert!(acks > 0, "no 2xx retransmission was ever re-ACKed");
     let rate = dropped as f64 / sent as f64;
+    eprintln!(
+        "200 calls: {sent} packets, {dropped} dropped, {retrans} retransmissions, {acks} ACKs re-sent"
+    );
     assert!((0.15..0.25).contains(&rate), "drop rate {rate}");
 }
 
 #[test]
 fn lossless_link_needs_no_retransmission() {
-    for seed in 0..10 {
-        let o = run_call(1000 + seed, 0.0);
-        assert_eq!(o.retransmissions, 0);
-        assert_eq!(o.acks_resent, 0);
-        assert_eq!(o.dropped, 0);
+    for transport in [TransportKind::Udp, TransportKind::Tcp] {
+        for seed in 0..10 {
+            let o = run_call(1000 + seed, 0.0, transport);
+            assert_eq!(o.retransmissions, 0);
+            assert_eq!(o.acks_resent, 0);
+            assert_eq!(o.dropped, 0);
+        }
     }
 }
