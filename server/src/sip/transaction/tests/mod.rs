@@ -1,6 +1,7 @@
 //! Tests of [`TransactionLayer`] (matching, CANCEL, 2xx retransmission, response
 //! routing) and the lossy-link simulation (`sim`).
 
+mod prop;
 mod sim;
 
 use super::test_util::*;
