@@ -48,7 +48,7 @@ pub fn parse_frame(frame: &[u8]) -> Result<SipMessage, ParseError> {
 }
 
 /// Number of CR / LF bytes before the start line.
-fn leading_crlf(data: &[u8]) -> usize {
+pub(super) fn leading_crlf(data: &[u8]) -> usize {
     data.iter()
         .take_while(|b| matches!(b, b'\r' | b'\n'))
         .count()
@@ -57,7 +57,7 @@ fn leading_crlf(data: &[u8]) -> usize {
 /// Finds the empty line that ends the header block. Returns `(head_len, body_start)`:
 /// the header lines are `data[..head_len]` (each ended by LF or CRLF) and the body
 /// starts at `body_start`. Bare LF line ends are tolerated.
-fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
+pub(super) fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
     let mut i = 0;
     while let Some(off) = data.get(i..)?.iter().position(|&b| b == b'\n') {
         let nl = i + off;
@@ -71,7 +71,7 @@ fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// The start line, parsed.
-enum StartLine<'a> {
+pub(super) enum StartLine<'a> {
     Request { method: &'a str, uri: &'a str },
     Response { status: u16, reason: &'a str },
 }
@@ -97,7 +97,7 @@ fn check_version(v: &str, line: &str) -> Result<(), ParseError> {
     }
 }
 
-fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
+pub(super) fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     let bad = || ParseError::StartLine(snippet(line));
     let is_response = line
         .get(..4)
@@ -185,7 +185,10 @@ fn check_digits(value: &str, name: &'static str) -> Result<(), ParseError> {
 }
 
 /// Header checks shared by requests and responses; returns the Content-Length.
-fn check_headers(headers: &Headers, is_request: bool) -> Result<Option<usize>, ParseError> {
+pub(super) fn check_headers(
+    headers: &Headers,
+    is_request: bool,
+) -> Result<Option<usize>, ParseError> {
     let mut content_length = None;
     let (mut to, mut from, mut call_id, mut cseq, mut max_fwd, mut via) =
         (None, None, None, None, false, None);
@@ -261,7 +264,7 @@ fn duplicate(name: &'static str) -> ParseError {
 }
 
 /// The header lines of `head` (the bytes before the empty line), start line first.
-fn lines(head: &str) -> impl Iterator<Item = &str> {
+pub(super) fn lines(head: &str) -> impl Iterator<Item = &str> {
     head.strip_suffix('\n')
         .unwrap_or(head)
         .split('\n')
@@ -316,28 +319,7 @@ fn parse_message(
         StartLine::Request { method, uri } => {
             let method = Method::from_token(method);
             let uri = Uri::parse(uri)?;
-            if uri.headers.is_some() {
-                // RFC 3261 §19.1.1 table 1: headers are not allowed in a Request-URI.
-                return Err(ParseError::BadUri(format!(
-                    "headers not allowed: {}",
-                    snippet(&uri.to_string())
-                )));
-            }
-            // Checked before in check_headers, so this parse succeeds.
-            let cseq = headers
-                .get(&HeaderName::CSeq)
-                .map(CSeq::parse)
-                .ok_or(ParseError::MissingHeader("CSeq"))??;
-            if cseq.method != method {
-                return Err(ParseError::BadHeader {
-                    name: "CSeq",
-                    reason: format!(
-                        "method {} does not match request method {}",
-                        snippet(cseq.method.as_str()),
-                        snippet(method.as_str())
-                    ),
-                });
-            }
+            check_request_line(&method, &uri, &headers)?;
             Ok(SipMessage::Request(Request {
                 method,
                 uri,
@@ -352,6 +334,36 @@ fn parse_message(
             body,
         })),
     }
+}
+
+/// Checks that need the request line: no headers in the Request-URI (RFC 3261 §19.1.1
+/// table 1) and the CSeq method equal to the request method (§8.1.1.5).
+pub(super) fn check_request_line(
+    method: &Method,
+    uri: &Uri,
+    headers: &Headers,
+) -> Result<(), ParseError> {
+    if uri.headers.is_some() {
+        return Err(ParseError::BadUri(format!(
+            "headers not allowed: {}",
+            snippet(&uri.to_string())
+        )));
+    }
+    let cseq = headers
+        .get(&HeaderName::CSeq)
+        .map(CSeq::parse)
+        .ok_or(ParseError::MissingHeader("CSeq"))??;
+    if &cseq.method != method {
+        return Err(ParseError::BadHeader {
+            name: "CSeq",
+            reason: format!(
+                "method {} does not match request method {}",
+                snippet(cseq.method.as_str()),
+                snippet(method.as_str())
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Builds the stateless answer to a request that failed to parse: `505 Version Not

@@ -843,6 +843,8 @@ impl SipMessage {
 
 mod codec;
 mod grammar;
+#[doc(hidden)]
+pub mod rsip_baseline;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -615,6 +615,19 @@ mod fuzz {
     /// input: no panic; an accepted message re-serialises to something that parses to
     /// the same message; an answer to a bad request is itself writable.
     fn exercise(data: &[u8]) {
+        // Differential: where rsip accepts too, both must give the same message. Only for
+        // strict CRLF input: we also accept bare LF line ends, rsip does not.
+        let strict_crlf = data
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b != b'\n' || (i > 0 && data[i - 1] == b'\r'));
+        if let (true, Ok(ours), Ok(theirs)) = (
+            strict_crlf,
+            parse_datagram(data),
+            rsip_baseline::parse_datagram_via_rsip(data),
+        ) {
+            assert_eq!(ours, theirs);
+        }
         match parse_datagram(data) {
             Ok(m) => {
                 let again = parse_datagram(&m.to_bytes()).expect("re-serialised message parses");

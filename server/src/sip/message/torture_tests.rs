@@ -529,3 +529,60 @@ fn strip_cl(mut m: SipMessage) -> SipMessage {
 pub(super) fn corpus_message(i: usize) -> &'static [u8] {
     CASES[i % CASES.len()].1
 }
+
+/// Valid messages that rsip 0.4.0 rejects (found by the differential test below): the
+/// reason the server does not put rsip on its parse path.
+const RSIP_REJECTS_VALID: &[(&str, &str)] = &[
+    (
+        "intmeth.dat",
+        "extension method and unusual token characters",
+    ),
+    ("esc02.dat", "extension method containing %"),
+    ("semiuri.dat", "';' inside the user part of the Request-URI"),
+    (
+        "unkscm.dat",
+        "Request-URI with a non-SIP scheme (must reach the 416 logic)",
+    ),
+    ("ipv6-good", "IPv6 reference in the Request-URI"),
+    ("port-ambiguous", "IPv6 reference in the Request-URI"),
+    (
+        "port-unambiguous",
+        "IPv6 reference with port in the Request-URI",
+    ),
+    (
+        "via-received-param-with-delim",
+        "IPv6 reference in the Request-URI",
+    ),
+    (
+        "via-received-param-no-delim",
+        "IPv6 reference in the Request-URI",
+    ),
+    ("ipv6-in-sdp", "IPv6 reference in the Request-URI"),
+    ("mult-ip-in-sdp", "IPv6 reference in the Request-URI"),
+    (
+        "ipv6-bug-abnf-3-colons",
+        "IPv6 reference in the Request-URI",
+    ),
+    (
+        "ipv6-correct-abnf-2-colons",
+        "IPv6 reference in the Request-URI",
+    ),
+];
+
+#[test]
+fn rsip_agrees_wherever_it_accepts() {
+    for (name, data, _) in CASES {
+        let ours = parse_datagram(data);
+        let theirs = rsip_baseline::parse_datagram_via_rsip(data);
+        let known_gap = RSIP_REJECTS_VALID.iter().any(|(n, _)| n == name);
+        match (&ours, &theirs) {
+            (Ok(a), Ok(b)) => {
+                assert!(!known_gap, "{name}: rsip accepts it now, update the list");
+                assert_eq!(a, b, "{name}");
+            }
+            (Err(_), Err(_)) => assert!(!known_gap, "{name}"),
+            (Ok(_), Err(e)) => assert!(known_gap, "{name}: new rsip rejection {e}"),
+            (Err(e), Ok(_)) => panic!("{name}: rsip accepts what we reject ({e})"),
+        }
+    }
+}
