@@ -1,18 +1,44 @@
-//! SIP message codec: framing, normalisation, parsing (through `rsip`) and serialisation.
+//! SIP message codec: framing, normalisation, parsing and serialisation.
 //!
-//! This module is the only place that names an `rsip` type. Everything above it works on
-//! the types defined here. Contract:
+//! Everything above this module works on the types defined here. Contract:
 //!
-//! - [`parse_datagram`] takes one UDP datagram and returns one message or a [`ParseError`].
-//! - [`Framer`] takes a TCP byte stream and yields whole messages, framed by Content-Length.
-//! - Before `rsip` sees a message, folded header lines are unfolded, compact header names
-//!   (`v`, `i`, `f`, `t`, `m`, `l`, `c`, `k`, `s`, `e`, `o`, `r`, `u`) are expanded and
-//!   `Name :` is normalised to `Name:`; the body length is checked against Content-Length.
-//! - [`Request::to_bytes`] / [`Response::to_bytes`] write a message with a correct
-//!   Content-Length.
+//! - [`parse_datagram`] (or [`parse_datagram_bytes`], which does not copy the body)
+//!   takes one UDP datagram and returns one message or a [`ParseError`]. A
+//!   Content-Length shorter than the datagram truncates the body, a longer one is an
+//!   error, none means "the rest of the datagram" (RFC 3261 §18.3).
+//! - [`Framer`] takes a TCP byte stream and yields whole messages, framed by
+//!   Content-Length (required on a stream); keep-alive CRLFs are skipped.
+//! - Folded header lines are unfolded, compact header names (`v`, `i`, `f`, `t`, `m`,
+//!   `l`, `c`, `k`, `s`, `e`, `o`, `r`, `u`) are expanded and `Name :` is accepted; header
+//!   values are kept as received otherwise (typed views parse on demand:
+//!   [`HeaderAccess`], [`Via::parse`], [`NameAddr::parse`], [`CSeq::parse`]).
+//! - A message is only returned if a server can act on it (RFC 3261 §8.2, RFC 4475):
+//!   start line well formed, Via / From / To / Call-ID / CSeq present, single-valued
+//!   where they must be, top Via, From, To, CSeq and Contact parse, CSeq method equals
+//!   the request method, Content-Length / Max-Forwards / Expires are numbers, the
+//!   Request-URI parses and has no headers. Anything else is a [`ParseError`], whose
+//!   text is the reason phrase of the `400` that [`error_response`] builds (`505` for
+//!   [`ParseError::Version`]; malformed responses get no answer).
+//! - [`Request::to_bytes`] / [`Response::to_bytes`] write a message with CRLF line ends
+//!   and a Content-Length computed from the body.
 //!
-//! ```ignore
-//! let msg = parse_datagram(b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n...")?;
+//! Parsing is one pass over the header block written here, not `rsip`: rsip 0.4.0
+//! rejects valid messages (extension methods, IPv6 and non-SIP Request-URIs, see the
+//! torture tests) and would add a second parse and a conversion. It remains the
+//! differential oracle of the tests ([`rsip_baseline`]).
+//!
+//! ```
+//! use caruso::sip::message::{parse_datagram, HeaderAccess, Response, SipMessage};
+//!
+//! let wire = b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n\
+//! v: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+//! f: <sip:probe@127.0.0.1>;tag=a\r\nt: <sip:100@127.0.0.1>\r\n\
+//! i: 42@127.0.0.1\r\nCSeq: 7 OPTIONS\r\nl: 0\r\n\r\n";
+//! let SipMessage::Request(req) = parse_datagram(wire)? else { unreachable!() };
+//! assert_eq!(req.top_via()?.port, Some(5070));
+//! let ok = Response::for_request(&req, 200, "OK", Some("srv"));
+//! assert!(ok.to_bytes().starts_with(b"SIP/2.0 200 OK\r\n"));
+//! # Ok::<(), caruso::sip::message::ParseError>(())
 //! ```
 
 use bytes::Bytes;
@@ -178,8 +204,9 @@ impl TransportKind {
 }
 
 /// A header name: the well-known ones as variants (compact forms map to them),
-/// anything else kept as written.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// anything else kept as written. Names compare case-insensitively, as RFC 3261 §7.3.1
+/// says: `Other("X-Foo") == Other("x-foo")`.
+#[derive(Debug, Clone, Eq)]
 pub enum HeaderName {
     /// Via (`v`)
     Via,
@@ -316,6 +343,26 @@ impl HeaderName {
             }
         }
         HeaderName::Other(name.to_string())
+    }
+}
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(s) = self {
+            for b in s.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
     }
 }
 

@@ -33,6 +33,24 @@ fn header_names_are_case_insensitive_and_compact_forms_expand() {
 }
 
 #[test]
+fn other_header_names_compare_case_insensitively() {
+    use std::collections::HashSet;
+    let a = HeaderName::from_wire("X-Caruso-Queue");
+    let b = HeaderName::Other("x-caruso-QUEUE".into());
+    assert_eq!(a, b);
+    assert_ne!(a, HeaderName::Other("X-Caruso-Queues".into()));
+    assert_ne!(HeaderName::Via, HeaderName::To);
+    let set: HashSet<_> = [a, b].into_iter().collect();
+    assert_eq!(set.len(), 1);
+    let mut h = Headers::default();
+    h.push(HeaderName::from_wire("X-Caruso-Queue"), "sales");
+    assert_eq!(
+        h.get(&HeaderName::Other("x-caruso-queue".into())),
+        Some("sales")
+    );
+}
+
+#[test]
 fn sip_uri_parts() {
     let u =
         Uri::parse("sip:alice:secret@Example.com:5070;transport=tcp;lr?subject=hi&x=y").unwrap();
