@@ -58,7 +58,13 @@ pub(super) fn leading_crlf(data: &[u8]) -> usize {
 /// the header lines are `data[..head_len]` (each ended by LF or CRLF) and the body
 /// starts at `body_start`. Bare LF line ends are tolerated.
 pub(super) fn find_head_end(data: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
+    find_head_end_from(data, 0)
+}
+
+/// [`find_head_end`] starting the search at `from` (a position known to be before the
+/// empty line, so a stream that trickles in is not rescanned from the start).
+fn find_head_end_from(data: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
     while let Some(off) = data.get(i..)?.iter().position(|&b| b == b'\n') {
         let nl = i + off;
         match data.get(nl + 1) {
@@ -472,6 +478,8 @@ pub struct Framer {
     max: usize,
     /// Bytes needed before the buffered message is complete (skip re-scanning).
     need: usize,
+    /// Where the search for the end of the header block resumes.
+    head_scanned: usize,
     broken: Option<ParseError>,
 }
 
@@ -492,6 +500,7 @@ impl Framer {
             buf: Vec::new(),
             max,
             need: 0,
+            head_scanned: 0,
             broken: None,
         }
     }
@@ -543,6 +552,7 @@ impl Framer {
         let skip = leading_crlf(&self.buf);
         if skip > 0 {
             self.buf.drain(..skip);
+            self.head_scanned = 0;
         }
         if self.buf.is_empty() {
             return None;
@@ -550,6 +560,7 @@ impl Framer {
         match self.scan() {
             Ok(Some(len)) if len <= self.buf.len() => {
                 self.need = 0;
+                self.head_scanned = 0;
                 Some(Ok(len))
             }
             Ok(Some(len)) => {
@@ -567,11 +578,13 @@ impl Framer {
 
     /// Total length of the message at the start of the buffer once its header block is
     /// complete (`None` while it is not).
-    fn scan(&self) -> Result<Option<usize>, ParseError> {
-        let Some((head_len, body_start)) = find_head_end(&self.buf) else {
+    fn scan(&mut self) -> Result<Option<usize>, ParseError> {
+        let Some((head_len, body_start)) = find_head_end_from(&self.buf, self.head_scanned) else {
             if self.buf.len() > self.max {
                 return Err(ParseError::TooLarge(self.buf.len()));
             }
+            // The empty line may start in the last two bytes seen so far.
+            self.head_scanned = self.buf.len().saturating_sub(2);
             return Ok(None);
         };
         if body_start > self.max {

@@ -561,6 +561,17 @@ fn framer_splits_a_stream_by_content_length() {
     assert_eq!(got[1].0, two.len() - 1);
     assert_eq!(got[0].1, got[1].1);
     assert_eq!(f.buffered(), 0);
+    // Bare LF line ends, trickled byte by byte: the resumed search still finds the end.
+    let lf = INVITE.replace("\r\n", "\n");
+    let mut n = 0;
+    for (i, b) in lf.as_bytes().iter().enumerate() {
+        f.push(std::slice::from_ref(b));
+        if let Some(m) = f.next_message() {
+            assert!(m.is_ok() && i == lf.len() - 1, "{i}: {m:?}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 1);
     // Keep-alive CRLFs alone give nothing.
     f.push(b"\r\n\r\n");
     assert!(f.next_message().is_none());
