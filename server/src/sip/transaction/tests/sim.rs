@@ -2,11 +2,13 @@
 //! a [`TransactionLayer`] and a [`Dialog`], joined by an in-memory UDP link that drops
 //! 20% of packets and delays the rest by 10-30 ms (so packets also reorder). The clock
 //! jumps to the earliest deadline of either side or of the link. Each call runs
-//! INVITE -> 100/180 -> (1 s) 200 -> ACK -> (2 s) BYE -> 200, and must complete.
+//! INVITE -> 100/180 -> (1 s) 200 -> ACK -> (2 s) BYE -> 200, and must complete. Every
+//! packet crosses the link as wire bytes (`to_bytes` then `parse_datagram`), so the
+//! codec and the cores are exercised together.
 
 use super::super::*;
 use crate::sip::dialog::{copy_record_route, create_ack_for_2xx, new_tag, Dialog, DialogState};
-use crate::sip::message::{Headers, Uri};
+use crate::sip::message::{parse_datagram, Headers, Uri};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -77,6 +79,19 @@ impl Link {
             self.dropped += 1;
             return;
         }
+        let bytes = t.message.to_bytes();
+        let message = parse_datagram(&bytes).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&bytes));
+        });
+        let mut same = message.clone();
+        match &mut same {
+            SipMessage::Request(r) => r.headers.remove(&HeaderName::ContentLength),
+            SipMessage::Response(r) => r.headers.remove(&HeaderName::ContentLength),
+        }
+        assert_eq!(
+            same, t.message,
+            "wire round trip changed more than Content-Length"
+        );
         let delay = Duration::from_millis(self.rng.random_range(10..30));
         self.seq += 1;
         self.in_flight.push(Packet {
@@ -84,7 +99,7 @@ impl Link {
             seq: self.seq,
             to,
             from: peer(if from == Side::Uac { UAC } else { UAS }, self.transport),
-            message: t.message,
+            message,
         });
     }
 
