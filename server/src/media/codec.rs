@@ -141,7 +141,7 @@ pub fn ulaw_encode(s: i16) -> u8 {
     let s = s as i32;
     let sign: u8 = if s < 0 { 0x80 } else { 0 };
     let mag = s.abs().min(ULAW_CLIP) + ULAW_BIAS; // 132..=32767
-    // Highest set bit is 7..=14 -> segment 0..=7.
+                                                  // Highest set bit is 7..=14 -> segment 0..=7.
     let exp = (31 - mag.leading_zeros() as i32) - 7;
     let mant = ((mag >> (exp + 3)) & 0x0F) as u8;
     !(sign | ((exp as u8) << 4) | mant)
@@ -333,7 +333,9 @@ mod tests {
 
     #[test]
     fn slice_versions_match_scalar_and_respect_lengths() {
-        let pcm: Vec<i16> = (0..160).map(|i| ((i * 409) % 65536 - 32768) as i16).collect();
+        let pcm: Vec<i16> = (0..160)
+            .map(|i| ((i * 409) % 65536 - 32768) as i16)
+            .collect();
         for codec in [Codec::Pcmu, Codec::Pcma] {
             let mut enc = [0u8; 160];
             assert_eq!(encode_into(codec, &pcm, &mut enc), 160);

@@ -337,7 +337,9 @@ mod tests {
         assert_eq!(pkts.len(), 4 + 3);
         assert!(pkts[0].marker && !pkts[1].marker);
         assert_eq!(pkts[0].payload.duration, 160);
-        assert!(pkts[4..].iter().all(|p| p.payload.end && p.payload.duration == 800));
+        assert!(pkts[4..]
+            .iter()
+            .all(|p| p.payload.end && p.payload.duration == 800));
         assert!(pkts[..4].iter().all(|p| !p.payload.end));
     }
 
@@ -397,10 +399,22 @@ mod tests {
             }
             .to_bytes()
         };
-        assert_eq!(rx.handle_payload(now, 100, true, &seg(160, false)), Some(d('0')));
-        assert_eq!(rx.handle_payload(now, 100, false, &seg(0xFFFF, false)), None);
-        assert_eq!(rx.handle_payload(now, 100 + 0xFFFF, false, &seg(160, false)), None);
-        assert_eq!(rx.handle_payload(now, 100 + 0xFFFF, false, &seg(320, true)), None);
+        assert_eq!(
+            rx.handle_payload(now, 100, true, &seg(160, false)),
+            Some(d('0'))
+        );
+        assert_eq!(
+            rx.handle_payload(now, 100, false, &seg(0xFFFF, false)),
+            None
+        );
+        assert_eq!(
+            rx.handle_payload(now, 100 + 0xFFFF, false, &seg(160, false)),
+            None
+        );
+        assert_eq!(
+            rx.handle_payload(now, 100 + 0xFFFF, false, &seg(320, true)),
+            None
+        );
     }
 
     #[test]

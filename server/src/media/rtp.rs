@@ -90,8 +90,8 @@ pub fn parse(data: &[u8]) -> Result<RtpPacketView<'_>, RtpError> {
         return Err(RtpError::BadVersion(version));
     }
     let mut rd: &[u8] = data;
-    let header = rtc_rtp::Header::unmarshal(&mut rd)
-        .map_err(|e| RtpError::Malformed(e.to_string()))?;
+    let header =
+        rtc_rtp::Header::unmarshal(&mut rd).map_err(|e| RtpError::Malformed(e.to_string()))?;
     let header_len = data.len() - rd.len();
     let mut payload = data.get(header_len..).unwrap_or(&[]);
     if header.padding {
@@ -316,7 +316,10 @@ mod tests {
     fn writes_wire_format_of_rfc3550() {
         let p = sample(true);
         assert_eq!(p.len(), 172);
-        assert_eq!(&p[..12], &[0x80, 0x88, 0xFF, 0xFF, 0xDE, 0xAD, 0xBE, 0xEF, 0x12, 0x34, 0x56, 0x78]);
+        assert_eq!(
+            &p[..12],
+            &[0x80, 0x88, 0xFF, 0xFF, 0xDE, 0xAD, 0xBE, 0xEF, 0x12, 0x34, 0x56, 0x78]
+        );
         assert_eq!(sample(false)[1], 0x08);
     }
 

@@ -240,9 +240,7 @@ impl MediaDescription {
     /// rtpmap `PCMU/8000` / `PCMA/8000`).
     pub fn codec_of(&self, pt: u8) -> Option<Codec> {
         match self.rtpmap(pt) {
-            Some(m) => {
-                Codec::from_encoding_name(&m.encoding).filter(|_| m.clock_rate == 8000)
-            }
+            Some(m) => Codec::from_encoding_name(&m.encoding).filter(|_| m.clock_rate == 8000),
             None => Codec::from_payload_type(pt),
         }
     }
@@ -469,17 +467,13 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
                 match (name, arg) {
                     ("rtpmap", Some(a)) => m.rtpmaps.push(parse_rtpmap(a)?),
                     ("fmtp", Some(a)) => match a.split_once(' ') {
-                        Some((pt, p)) if pt.parse::<u8>().is_ok() => {
-                            m.fmtps.push((pt.parse().unwrap_or(0), p.trim().to_string()))
-                        }
+                        Some((pt, p)) if pt.parse::<u8>().is_ok() => m
+                            .fmtps
+                            .push((pt.parse().unwrap_or(0), p.trim().to_string())),
                         _ => m.other.push(line.to_string()),
                     },
                     ("ptime", Some(a)) => {
-                        m.ptime = Some(
-                            a.trim()
-                                .parse()
-                                .map_err(|_| SdpError::BadPtime(trunc(a)))?,
-                        )
+                        m.ptime = Some(a.trim().parse().map_err(|_| SdpError::BadPtime(trunc(a)))?)
                     }
                     ("rtcp", Some(a)) => m.rtcp = Some(parse_rtcp(a)?),
                     ("rtcp-mux", None) => m.rtcp_mux = true,
@@ -540,7 +534,11 @@ impl fmt::Display for SessionDescription {
                 write!(f, "{l}\r\n")?;
             }
             for r in &m.rtpmaps {
-                write!(f, "a=rtpmap:{} {}/{}", r.payload_type, r.encoding, r.clock_rate)?;
+                write!(
+                    f,
+                    "a=rtpmap:{} {}/{}",
+                    r.payload_type, r.encoding, r.clock_rate
+                )?;
                 if let Some(ch) = r.channels {
                     write!(f, "/{ch}")?;
                 }
@@ -638,7 +636,12 @@ fn ptime_of(m: &MediaDescription) -> Duration {
     }
 }
 
-fn rtcp_addr(sd: &SessionDescription, m: &MediaDescription, rtp: SocketAddr, mux: bool) -> SocketAddr {
+fn rtcp_addr(
+    sd: &SessionDescription,
+    m: &MediaDescription,
+    rtp: SocketAddr,
+    mux: bool,
+) -> SocketAddr {
     if mux {
         return rtp;
     }
@@ -734,9 +737,7 @@ pub fn negotiate_answer(
             answer.media.push(r);
             continue;
         };
-        let ip = offer
-            .connection_of(m)
-            .ok_or(SdpError::MissingConnection)?;
+        let ip = offer.connection_of(m).ok_or(SdpError::MissingConnection)?;
         let remote_addr = SocketAddr::new(ip, m.port);
         let te = if local.telephone_event {
             m.telephone_event_pt()
@@ -817,9 +818,7 @@ pub fn handle_answer(
                 .then_some((c, pt))
         })
         .ok_or(SdpError::NoCommonCodec)?;
-    let ip = answer
-        .connection_of(m)
-        .ok_or(SdpError::MissingConnection)?;
+    let ip = answer.connection_of(m).ok_or(SdpError::MissingConnection)?;
     let remote_addr = SocketAddr::new(ip, m.port);
     let te = ours.telephone_event_pt().and(m.telephone_event_pt());
     let our_dir = offer.effective_direction(ours);
@@ -918,7 +917,13 @@ m=video 51372 RTP/AVP 31\r\n";
         assert_eq!(sd.connection, None);
         let m = &sd.media[0];
         assert_eq!(m.connection, Some("2001:db8::1".parse().unwrap()));
-        assert_eq!(m.rtcp, Some(RtcpAttr { port: 5005, addr: None }));
+        assert_eq!(
+            m.rtcp,
+            Some(RtcpAttr {
+                port: 5005,
+                addr: None
+            })
+        );
         let n = negotiate_answer(&sd, &local()).unwrap();
         assert_eq!(n.remote_addr, "[2001:db8::1]:5000".parse().unwrap());
         assert_eq!(n.remote_rtcp_addr, "[2001:db8::1]:5005".parse().unwrap());
@@ -1016,7 +1021,9 @@ m=video 51372 RTP/AVP 31\r\n";
         // Session-level attribute applies when the media has none.
         let s = "v=0\r\no=- 1 2 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\na=sendonly\r\nm=audio 4000 RTP/AVP 0\r\n";
         assert_eq!(
-            negotiate_answer(&parse(s).unwrap(), &local()).unwrap().direction,
+            negotiate_answer(&parse(s).unwrap(), &local())
+                .unwrap()
+                .direction,
             Direction::RecvOnly
         );
         // Old-style hold: c=0.0.0.0 means the peer does not want media.

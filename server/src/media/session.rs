@@ -691,11 +691,12 @@ impl RtpSession {
             self.stats.remote_jitter = Some(b.jitter);
             if b.last_sr != 0 {
                 let a = (ntp_timestamp(self.wall_clock(now)) >> 16) as u32;
-                let rtt = a.wrapping_sub(b.last_sr).wrapping_sub(b.delay_since_last_sr);
+                let rtt = a
+                    .wrapping_sub(b.last_sr)
+                    .wrapping_sub(b.delay_since_last_sr);
                 if rtt < 0x8000_0000 {
-                    self.stats.rtt = Some(Duration::from_nanos(
-                        (u64::from(rtt) * 1_000_000_000) >> 16,
-                    ));
+                    self.stats.rtt =
+                        Some(Duration::from_nanos((u64::from(rtt) * 1_000_000_000) >> 16));
                 }
             }
         }
@@ -946,7 +947,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = RtpSession::new(cfg(), t0);
         let sent = run_until(&mut s, t0 + Duration::from_secs(20));
-        let rtp: Vec<_> = sent.iter().filter(|(_, x)| x.kind == MediaKind::Rtp).collect();
+        let rtp: Vec<_> = sent
+            .iter()
+            .filter(|(_, x)| x.kind == MediaKind::Rtp)
+            .collect();
         assert_eq!(rtp.len(), 1000);
         for (i, (t, x)) in rtp.iter().enumerate() {
             assert_eq!(*t, t0 + 20 * MS * (i as u32 + 1));
@@ -974,11 +978,17 @@ mod tests {
                 break;
             }
             s.handle_timeout(t);
-            count += drain(&mut s).iter().filter(|x| x.kind == MediaKind::Rtp).count();
+            count += drain(&mut s)
+                .iter()
+                .filter(|x| x.kind == MediaKind::Rtp)
+                .count();
             k += 1;
         }
         s.handle_timeout(t0 + Duration::from_secs(10));
-        count += drain(&mut s).iter().filter(|x| x.kind == MediaKind::Rtp).count();
+        count += drain(&mut s)
+            .iter()
+            .filter(|x| x.kind == MediaKind::Rtp)
+            .count();
         assert_eq!(count, 500);
         assert_eq!(s.poll_timeout(), Some(t0 + 20 * MS * 501));
         assert_eq!(s.stats().send_skipped, 0);
@@ -989,7 +999,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = RtpSession::new(cfg(), t0);
         s.handle_timeout(t0 + Duration::from_secs(1)); // 50 packets due
-        let tx: Vec<_> = drain(&mut s).into_iter().filter(|x| x.kind == MediaKind::Rtp).collect();
+        let tx: Vec<_> = drain(&mut s)
+            .into_iter()
+            .filter(|x| x.kind == MediaKind::Rtp)
+            .collect();
         assert_eq!(tx.len(), MAX_CATCH_UP as usize);
         assert_eq!(s.stats().send_skipped, 40);
         // The newest ten were sent: timestamps of packets 41..=50, consecutive seqs.
@@ -1007,7 +1020,11 @@ mod tests {
         c.initial_timestamp = u32::MAX - 159;
         let mut s = RtpSession::new(c, t0);
         let tx = run_until(&mut s, t0 + 60 * MS);
-        let p: Vec<_> = tx.iter().map(|(_, x)| rtp_of(x)).map(|p| (p.sequence_number, p.timestamp)).collect();
+        let p: Vec<_> = tx
+            .iter()
+            .map(|(_, x)| rtp_of(x))
+            .map(|p| (p.sequence_number, p.timestamp))
+            .collect();
         assert_eq!(p, [(65534, u32::MAX - 159), (65535, 0), (0, 160)]);
     }
 
@@ -1017,13 +1034,22 @@ mod tests {
         let mut c = cfg();
         c.send_silence = false;
         let mut s = RtpSession::new(c, t0);
-        assert!(run_until(&mut s, t0 + Duration::from_secs(1)).iter().all(|(_, x)| x.kind == MediaKind::Rtcp));
+        assert!(run_until(&mut s, t0 + Duration::from_secs(1))
+            .iter()
+            .all(|(_, x)| x.kind == MediaKind::Rtcp));
         let t1 = t0 + Duration::from_millis(1005);
         let samples: Vec<i16> = (0..400).map(|i| (i * 50) as i16).collect();
         s.play(t1, Prompt::from_samples(samples.clone()));
         let tx = run_until(&mut s, t1 + Duration::from_secs(1));
-        let rtp: Vec<_> = tx.iter().filter(|(_, x)| x.kind == MediaKind::Rtp).collect();
-        assert_eq!(rtp.len(), 3, "400 samples = 3 packets, then nothing (no silence)");
+        let rtp: Vec<_> = tx
+            .iter()
+            .filter(|(_, x)| x.kind == MediaKind::Rtp)
+            .collect();
+        assert_eq!(
+            rtp.len(),
+            3,
+            "400 samples = 3 packets, then nothing (no silence)"
+        );
         assert_eq!(rtp[0].0, t0 + 20 * MS * 51); // next grid point after play
         let p0 = rtp_of(&rtp[0].1);
         assert!(p0.marker);
@@ -1038,7 +1064,10 @@ mod tests {
         let t2 = t1 + Duration::from_secs(2);
         s.play(t2, Prompt::from_samples(vec![1i16; 160]));
         let tx = run_until(&mut s, t2 + Duration::from_secs(1));
-        let rtp: Vec<_> = tx.iter().filter(|(_, x)| x.kind == MediaKind::Rtp).collect();
+        let rtp: Vec<_> = tx
+            .iter()
+            .filter(|(_, x)| x.kind == MediaKind::Rtp)
+            .collect();
         assert_eq!(rtp.len(), 1);
         assert!(rtp_of(&rtp[0].1).marker);
     }
@@ -1082,7 +1111,18 @@ mod tests {
             let delay = if i % 2 == 0 { 0 } else { 3 };
             let at = t0 + 20 * MS * i + MS * delay;
             let ts = 5000 + 160 * i;
-            s.handle_packet(at, peer(), &packet(60000u16.wrapping_add(i as u16), ts, 77, 0, false, &[0xFF; 160]));
+            s.handle_packet(
+                at,
+                peer(),
+                &packet(
+                    60000u16.wrapping_add(i as u16),
+                    ts,
+                    77,
+                    0,
+                    false,
+                    &[0xFF; 160],
+                ),
+            );
             n_sent += 1;
             if i >= 1 {
                 // Packets from the 2nd on are valid (probation); A.8 in floating point.
@@ -1099,7 +1139,11 @@ mod tests {
         assert_eq!(st.packets_received, 189); // first packet is the probation one
         assert_eq!(st.packets_lost, 10);
         assert_eq!(st.out_of_order, 0);
-        assert!((f64::from(st.jitter) - expected_j).abs() <= 1.5, "{} vs {expected_j}", st.jitter);
+        assert!(
+            (f64::from(st.jitter) - expected_j).abs() <= 1.5,
+            "{} vs {expected_j}",
+            st.jitter
+        );
         assert!(st.jitter > 15, "3 ms alternation is ~24 units");
     }
 
@@ -1109,7 +1153,11 @@ mod tests {
         let mut s = RtpSession::new(cfg(), t0);
         let seqs: [u16; 9] = [65533, 65534, 65535, 1, 0, 2, 2, 3, 4];
         for (i, q) in seqs.iter().enumerate() {
-            s.handle_packet(t0 + 20 * MS * i as u32, peer(), &packet(*q, 0, 9, 0, false, &[0xFF; 160]));
+            s.handle_packet(
+                t0 + 20 * MS * i as u32,
+                peer(),
+                &packet(*q, 0, 9, 0, false, &[0xFF; 160]),
+            );
         }
         let st = s.stats();
         assert_eq!(st.out_of_order, 1);
@@ -1148,7 +1196,12 @@ mod tests {
                 send(&mut s, 101, ts, p.marker, &p.payload.to_bytes());
             }
             // A duplicated end packet.
-            let end = EventPayload { event: DtmfDigit::from_char(digit).unwrap().event(), end: true, volume: 10, duration: 800 };
+            let end = EventPayload {
+                event: DtmfDigit::from_char(digit).unwrap().event(),
+                end: true,
+                volume: 10,
+                duration: 800,
+            };
             send(&mut s, 101, ts, false, &end.to_bytes());
         }
         let ev = events(&mut s);
@@ -1215,13 +1268,19 @@ mod tests {
         let t = t0 + Duration::from_millis(12_010);
         s.handle_timeout(t);
         let tx = run_until(&mut s, t + 20 * MS);
-        let rtp: Vec<_> = tx.iter().filter(|(_, x)| x.kind == MediaKind::Rtp).collect();
+        let rtp: Vec<_> = tx
+            .iter()
+            .filter(|(_, x)| x.kind == MediaKind::Rtp)
+            .collect();
         assert_eq!(rtp.len(), 1);
         assert_eq!(rtp[0].0, t0 + 20 * MS * 601);
         let p = rtp_of(&rtp[0].1);
         assert!(p.marker);
         assert_eq!(p.timestamp, 1000 + 160 * 600);
-        assert_eq!(p.sequence_number, 150, "seq continues after the 50 sent before hold");
+        assert_eq!(
+            p.sequence_number, 150,
+            "seq continues after the 50 sent before hold"
+        );
     }
 
     #[test]
@@ -1273,17 +1332,27 @@ mod tests {
         let mut s = RtpSession::new(c, t0);
         // Receive a stream so the report carries a block.
         for i in 0..100u32 {
-            s.handle_packet(t0 + 20 * MS * i, peer(), &packet(i as u16, 160 * i, 77, 0, false, &[0xFF; 160]));
+            s.handle_packet(
+                t0 + 20 * MS * i,
+                peer(),
+                &packet(i as u16, 160 * i, 77, 0, false, &[0xFF; 160]),
+            );
         }
         let tx = run_until(&mut s, t0 + Duration::from_secs(5));
-        let rtcp: Vec<_> = tx.iter().filter(|(_, x)| x.kind == MediaKind::Rtcp).collect();
+        let rtcp: Vec<_> = tx
+            .iter()
+            .filter(|(_, x)| x.kind == MediaKind::Rtcp)
+            .collect();
         assert_eq!(rtcp.len(), 1);
         assert_eq!(rtcp[0].0, t0 + Duration::from_secs(5));
         assert_eq!(rtcp[0].1.to, "192.0.2.1:4001".parse().unwrap());
         let info = parse_rtcp(&rtcp[0].1.data).unwrap();
         let (ssrc, si) = info.sender_report.unwrap();
         assert_eq!(ssrc, 0xCAFE);
-        assert_eq!(si.ntp_time, ntp_timestamp(ntp_base + Duration::from_secs(5)));
+        assert_eq!(
+            si.ntp_time,
+            ntp_timestamp(ntp_base + Duration::from_secs(5))
+        );
         assert_eq!(si.rtp_time, 1000 + 40_000 - 160); // packet 250 (due at 5 s) has 1000+249*160
         assert_eq!(si.packet_count, 250);
         assert_eq!(si.octet_count, 250 * 160);
@@ -1293,7 +1362,15 @@ mod tests {
         assert_eq!(info.blocks[0].highest_seq, 99);
         // The peer answers with an RR 100 ms later, having held our SR for 40 ms.
         let lsr = (si.ntp_time >> 16) as u32;
-        let blk = ReportBlock { ssrc: 0xCAFE, fraction_lost: 3, total_lost: 2, highest_seq: 250, jitter: 4, last_sr: lsr, delay_since_last_sr: 65536 * 40 / 1000 };
+        let blk = ReportBlock {
+            ssrc: 0xCAFE,
+            fraction_lost: 3,
+            total_lost: 2,
+            highest_seq: 250,
+            jitter: 4,
+            last_sr: lsr,
+            delay_since_last_sr: 65536 * 40 / 1000,
+        };
         let rr = build_report(77, None, Some(blk), "peer").unwrap();
         s.handle_packet(t0 + Duration::from_millis(5100), peer(), &rr);
         let st = s.stats();
@@ -1323,7 +1400,10 @@ mod tests {
         let mut s = RtpSession::new(cfg(), t0);
         s.handle_packet(t0, peer(), &packet(1, 0, 77, 0, false, &[0xFF; 160]));
         s.handle_packet(t0, peer(), &packet(2, 160, 77, 0, false, &[0xFF; 160]));
-        let bye = rtc_rtcp::goodbye::Goodbye { sources: vec![77], reason: Bytes::new() };
+        let bye = rtc_rtcp::goodbye::Goodbye {
+            sources: vec![77],
+            reason: Bytes::new(),
+        };
         use rtc_shared::marshal::Marshal;
         let data = bye.marshal().unwrap();
         s.handle_packet(t0, peer(), &data);
@@ -1334,7 +1414,8 @@ mod tests {
     fn from_negotiated_takes_the_sdp_outcome() {
         use crate::media::sdp::{negotiate_answer, parse as sdp_parse, LocalMedia};
         let offer = sdp_parse("v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:30\r\na=sendonly\r\n").unwrap();
-        let n = negotiate_answer(&offer, &LocalMedia::new("127.0.0.1".parse().unwrap(), 5000)).unwrap();
+        let n =
+            negotiate_answer(&offer, &LocalMedia::new("127.0.0.1".parse().unwrap(), 5000)).unwrap();
         let c = SessionConfig::from_negotiated(&n, 1, 2, 3, SystemTime::UNIX_EPOCH);
         assert_eq!(c.codec, Codec::Pcma);
         assert_eq!(c.payload_type, 8);

@@ -193,7 +193,10 @@ mod tests {
         let e = Prompt::load(&path).unwrap_err();
         let msg = e.to_string();
         assert!(matches!(e, WavError::Format { .. }));
-        assert!(msg.contains("stereo.wav") && msg.contains("2 channel"), "{msg}");
+        assert!(
+            msg.contains("stereo.wav") && msg.contains("2 channel"),
+            "{msg}"
+        );
         let e = Prompt::load(write_wav("8bit.wav", spec(8000, 1, 8), 10)).unwrap_err();
         assert!(e.to_string().contains("8-bit"), "{e}");
     }
@@ -214,7 +217,15 @@ mod tests {
     #[test]
     fn shipped_prompts_load_and_welcome_is_short() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/prompts");
-        for name in ["welcome", "goodbye", "beep", "invalid", "please-hold", "0", "9"] {
+        for name in [
+            "welcome",
+            "goodbye",
+            "beep",
+            "invalid",
+            "please-hold",
+            "0",
+            "9",
+        ] {
             let p = Prompt::load(dir.join(format!("{name}.wav"))).unwrap();
             assert!(p.duration() < Duration::from_secs(4), "{name}");
         }
