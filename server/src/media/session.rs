@@ -82,8 +82,9 @@ pub struct SessionConfig {
     pub initial_timestamp: u32,
     /// Where to send RTP (until symmetric latching changes it).
     pub remote: SocketAddr,
-    /// Where to send RTCP; `None`: the RTP address with mux, else its port + 1.
-    pub remote_rtcp: Option<SocketAddr>,
+    /// Where to send RTCP; port 0 (the default): the RTP address with mux, else its
+    /// port + 1 (RFC 3550 §11).
+    pub remote_rtcp: SocketAddr,
     /// RTP and RTCP share one port (RFC 5761).
     pub rtcp_mux: bool,
     /// Packet time (10..=120 ms; default 20 ms).
@@ -123,7 +124,7 @@ impl SessionConfig {
             initial_seq,
             initial_timestamp,
             remote,
-            remote_rtcp: None,
+            remote_rtcp: SocketAddr::from(([0, 0, 0, 0], 0)),
             rtcp_mux: false,
             ptime: Duration::from_millis(20),
             inactivity_timeout: Duration::from_secs(30),
@@ -147,7 +148,7 @@ impl SessionConfig {
         SessionConfig {
             payload_type: n.payload_type,
             telephone_event_pt: n.telephone_event_pt,
-            remote_rtcp: Some(n.remote_rtcp_addr),
+            remote_rtcp: n.remote_rtcp_addr,
             rtcp_mux: n.rtcp_mux,
             ptime: n.ptime,
             direction: n.direction,
@@ -160,6 +161,22 @@ impl SessionConfig {
                 ntp_base,
             )
         }
+    }
+}
+
+impl Default for SessionConfig {
+    /// PCMU to `0.0.0.0:0` with SSRC, sequence and timestamp 0 and `ntp_base` at the Unix
+    /// epoch: set at least `remote`, the random values and `ntp_base`
+    /// (`SystemTime::now()` in the IO layer) before use.
+    fn default() -> Self {
+        SessionConfig::new(
+            Codec::Pcmu,
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            0,
+            0,
+            0,
+            SystemTime::UNIX_EPOCH,
+        )
     }
 }
 
@@ -181,6 +198,13 @@ pub struct MediaTransmit {
     pub kind: MediaKind,
     /// The datagram.
     pub data: Bytes,
+}
+
+impl MediaTransmit {
+    /// The datagram's bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
 }
 
 /// Something the call should know about.
@@ -215,8 +239,8 @@ pub struct RtpStats {
     pub octets_received: u64,
     /// Cumulative packets lost (expected - received, RFC 3550 A.3; never negative).
     pub packets_lost: u64,
-    /// Packets that arrived after a later one (reordered or late).
-    pub out_of_order: u64,
+    /// Received packets that arrived after a later one (late / reordered).
+    pub packets_late: u64,
     /// Packets repeating the highest sequence number seen.
     pub duplicates: u64,
     /// Datagrams that were not valid RTP/RTCP, or from a stream not (yet) valid.
@@ -340,7 +364,7 @@ impl Source {
                 return SeqVerdict::Invalid;
             }
         } else {
-            stats.out_of_order += 1;
+            stats.packets_late += 1;
         }
         self.received += 1;
         SeqVerdict::Valid
@@ -458,9 +482,11 @@ impl RtpSession {
         let ptime_ns = cfg.ptime.as_nanos() as u64;
         let samples_per_packet =
             (u64::from(cfg.codec.clock_rate()) * ptime_ns / 1_000_000_000) as usize;
-        let remote_rtcp = cfg
-            .remote_rtcp
-            .unwrap_or_else(|| default_rtcp_addr(cfg.remote, cfg.rtcp_mux));
+        let remote_rtcp = if cfg.remote_rtcp.port() == 0 {
+            default_rtcp_addr(cfg.remote, cfg.rtcp_mux)
+        } else {
+            cfg.remote_rtcp
+        };
         RtpSession {
             epoch: now,
             ptime_ns,
@@ -586,10 +612,15 @@ impl RtpSession {
         }
     }
 
-    /// Changes the peer's address (re-INVITE); latching starts over.
-    pub fn set_remote(&mut self, addr: SocketAddr) {
-        self.remote = addr;
-        self.remote_rtcp = default_rtcp_addr(addr, self.cfg.rtcp_mux);
+    /// Changes the peer's RTP and RTCP addresses (re-INVITE; an RTCP port of 0 means
+    /// RTP port + 1, or the RTP address with mux); latching starts over.
+    pub fn set_remote(&mut self, rtp: SocketAddr, rtcp: SocketAddr) {
+        self.remote = rtp;
+        self.remote_rtcp = if rtcp.port() == 0 {
+            default_rtcp_addr(rtp, self.cfg.rtcp_mux)
+        } else {
+            rtcp
+        };
         self.latched = false;
         self.rtcp_latched = false;
     }
@@ -1138,7 +1169,7 @@ mod tests {
         assert_eq!(n_sent, 190);
         assert_eq!(st.packets_received, 189); // first packet is the probation one
         assert_eq!(st.packets_lost, 10);
-        assert_eq!(st.out_of_order, 0);
+        assert_eq!(st.packets_late, 0);
         assert!(
             (f64::from(st.jitter) - expected_j).abs() <= 1.5,
             "{} vs {expected_j}",
@@ -1160,7 +1191,7 @@ mod tests {
             );
         }
         let st = s.stats();
-        assert_eq!(st.out_of_order, 1);
+        assert_eq!(st.packets_late, 1);
         assert_eq!(st.duplicates, 1);
         assert_eq!(st.packets_lost, 0);
         assert_eq!(st.packets_received, 8);
@@ -1306,8 +1337,11 @@ mod tests {
         assert_eq!(s.remote(), other);
         assert_eq!(events(&mut s), [MediaEvent::PeerAddressChanged(other)]);
         // set_remote (re-INVITE) resets.
-        s.set_remote(peer());
+        s.set_remote(peer(), "192.0.2.1:4555".parse().unwrap());
         assert_eq!(s.remote(), peer());
+        assert_eq!(s.remote_rtcp(), "192.0.2.1:4555".parse().unwrap());
+        s.set_remote(peer(), "0.0.0.0:0".parse().unwrap());
+        assert_eq!(s.remote_rtcp(), "192.0.2.1:4001".parse().unwrap());
     }
 
     #[test]
@@ -1423,7 +1457,7 @@ mod tests {
         assert_eq!(c.ptime, 30 * MS);
         assert_eq!(c.direction, Direction::RecvOnly);
         assert_eq!(c.remote, "10.0.0.1:4000".parse().unwrap());
-        assert_eq!(c.remote_rtcp, Some("10.0.0.1:4001".parse().unwrap()));
+        assert_eq!(c.remote_rtcp, "10.0.0.1:4001".parse().unwrap());
         let t0 = Instant::now();
         let mut s = RtpSession::new(c, t0);
         let tx = run_until(&mut s, t0 + Duration::from_secs(1));
