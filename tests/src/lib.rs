@@ -241,9 +241,10 @@ impl Ports {
         self.base + 3 + i
     }
 
-    /// The server's RTP range (inclusive).
+    /// The server's RTP range (inclusive; starts on an even port).
     pub fn rtp_range(&self) -> (u16, u16) {
-        (self.base + 20, self.base + self.len - 1)
+        let lo = self.base + 20;
+        (lo + lo % 2, self.base + self.len - 1)
     }
 }
 
@@ -302,12 +303,15 @@ impl ServerConfig {
     pub fn to_toml(&self, dir: &Path) -> String {
         let p = &self.ports;
         let (lo, hi) = p.rtp_range();
+        let data = dir.join("data");
         let mut s = format!(
-            "[sip]\nudp = \"{LOOPBACK}:{sip}\"\ntcp = \"{LOOPBACK}:{sip}\"\n\n\
-             [rtp]\nports = \"{lo}-{hi}\"\n\n\
+            "[server]\ndata_dir = \"{data}\"\nshutdown_grace_ms = 2000\n\n\
+             [sip]\nudp = \"{LOOPBACK}:{sip}\"\ntcp = \"{LOOPBACK}:{sip}\"\n\n\
+             [rtp]\nip = \"{LOOPBACK}\"\nport_min = {lo}\nport_max = {hi}\n\n\
              [api]\ngrpc = \"{LOOPBACK}:{grpc}\"\n\n\
              [metrics]\nlisten = \"{LOOPBACK}:{metrics}\"\n\n\
              [network]\nallow = [\"127.0.0.0/8\"]\n",
+            data = data.display(),
             sip = p.sip(),
             grpc = p.grpc(),
             metrics = p.metrics(),
@@ -1248,7 +1252,7 @@ mod tests {
         let cfg = ServerConfig::new(ports).number("100", 1.0, 2000);
         let toml = cfg.to_toml(Path::new("/tmp/x"));
         assert!(toml.contains("udp = \"127.0.0.1:30000\""));
-        assert!(toml.contains("ports = \"30020-30099\""));
+        assert!(toml.contains("port_min = 30020\nport_max = 30099"));
         assert!(toml.contains("prompt = \"/tmp/x/prompt-100.wav\""));
         assert!(toml.contains("answer_delay_ms = 2000"));
     }

@@ -24,7 +24,11 @@ fn load(transport: Transport) {
         "200 calls at 20 cps, none may fail\n{res}"
     );
     let m = server.metrics();
-    let invites = metric_sum(&m, "caruso_sip_requests_total", &["method=\"INVITE\""]);
+    let invites = metric_sum(
+        &m,
+        "caruso_sip_requests_received_total",
+        &["method=\"INVITE\""],
+    );
     assert!(
         invites.is_some_and(|n| n >= 200.0),
         "the server counts the INVITEs it got: {invites:?}"
