@@ -7,6 +7,7 @@ use crate::call::CallContext;
 use crate::config::Config;
 use crate::media::wav::Prompt;
 use crate::sip::transaction::TimerConfig;
+use crate::store::{SledStore, Store};
 use crate::sip::transport::{self, TransportSettings};
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,6 +36,14 @@ pub enum ServerError {
     /// The metrics exporter could not start.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The store could not be opened.
+    #[error("{file}: key `server.data_dir`: {source}")]
+    Store {
+        /// Config file.
+        file: String,
+        /// What failed.
+        source: crate::store::StoreError,
+    },
 }
 
 /// Loads every prompt the config names; an error names the file and key.
@@ -90,9 +99,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     drop(in_tx);
 
+    let store = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
+        file: config.source.clone(),
+        source,
+    })?;
+    info!(dir = %config.data_dir.display(), "store opened");
+    let store: Arc<dyn Store> = Arc::new(store);
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let endpoint = Endpoint::new(ctx, udp, counters.clone());
+    let endpoint = Endpoint::new(ctx, udp, counters.clone(), Some(store.clone()));
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 
     let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
@@ -140,6 +155,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
     }
     stats_task.abort();
+    if let Err(e) = tokio::task::spawn_blocking(move || store.flush()).await.unwrap_or(Ok(())) {
+        warn!(error = %e, "store flush at shutdown failed");
+    }
     info!("caruso stopped");
     Ok(())
 }

@@ -85,10 +85,12 @@ pub async fn run(
         let mut call = Call::new(ctx, call_id.clone(), &first, media, counters);
         call.on_inbound(now(), first);
         call.run(rx).await;
+        let record = call.record();
         let _ = done.send(CallEnded {
             call_id,
             rtp_port,
             was_active: call.counted_active,
+            record,
         });
     }
     .instrument(span)
@@ -128,6 +130,9 @@ struct Call {
     branch_counter: u64,
     buf: Vec<u8>,
     counters: Arc<Counters>,
+    started_ms: u64,
+    answered_ms: Option<u64>,
+    final_stats: RtpCounters,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -182,6 +187,9 @@ impl Call {
             branch_counter: rand::random::<u64>(),
             buf: vec![0u8; 2048],
             counters,
+            started_ms: super::unix_ms(),
+            answered_ms: None,
+            final_stats: RtpCounters::default(),
         }
     }
 
@@ -241,6 +249,23 @@ impl Call {
         let reason = self.end_reason.unwrap_or(EndReason::Failed);
         metrics::counter!(m::CALLS_ENDED, "reason" => reason.as_str()).increment(1);
         info!(reason = reason.as_str(), "call ended");
+    }
+
+    fn record(&self) -> crate::store::CallRecord {
+        crate::store::CallRecord {
+            call_id: self.call_id.clone(),
+            number: self.number.clone().unwrap_or_else(|| {
+                self.invite.as_ref().and_then(|(_, r)| r.uri.user.clone()).unwrap_or_default()
+            }),
+            peer: self.peer.addr.to_string(),
+            started_ms: self.started_ms,
+            answered_ms: self.answered_ms,
+            ended_ms: super::unix_ms(),
+            reason: self.end_reason.unwrap_or(EndReason::Failed).as_str().to_string(),
+            rtp_sent: self.final_stats.sent,
+            rtp_received: self.final_stats.received,
+            rtp_lost: self.final_stats.lost,
+        }
     }
 
     fn finished(&self, now: Instant) -> bool {
@@ -336,6 +361,7 @@ impl Call {
         if !force && cur.sent < self.reported_rtp.sent + 50 && cur.received < self.reported_rtp.received + 50 {
             return;
         }
+        self.final_stats = cur;
         let r = self.reported_rtp;
         metrics::counter!(m::RTP_PACKETS_SENT).increment(cur.sent.saturating_sub(r.sent));
         metrics::counter!(m::RTP_PACKETS_RECEIVED).increment(cur.received.saturating_sub(r.received));
@@ -483,7 +509,7 @@ impl Call {
         local.session_version = local.session_id;
 
         if !req.body.is_empty() {
-            match std::str::from_utf8(&req.body).map_err(|_| sdp::SdpError::Utf8).and_then(sdp::parse).and_then(|offer| sdp::negotiate_answer(&offer, &local)) {
+            match parse_sdp(&req.body).and_then(|offer| sdp::negotiate_answer(&offer, &local)) {
                 Ok(neg) => self.negotiated = Some(neg),
                 Err(e) => {
                     info!(error = %e, "SDP offer refused");
@@ -574,6 +600,7 @@ impl Call {
         self.phase = Phase::Answered;
         self.answer_at = None;
         self.counted_active = true;
+        self.answered_ms = Some(super::unix_ms());
         metrics::gauge!(m::CALLS_ACTIVE).increment(1.0);
         metrics::gauge!(m::SIP_DIALOGS).increment(1.0);
         self.counters.dialogs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -585,9 +612,7 @@ impl Call {
             return; // a retransmitted ACK, or one for a re-INVITE: nothing to do
         }
         if let Some(offer) = self.pending_offer.take() {
-            let neg = std::str::from_utf8(&ack.body)
-                .map_err(|_| sdp::SdpError::Utf8)
-                .and_then(sdp::parse)
+            let neg = parse_sdp(&ack.body)
                 .and_then(|answer| sdp::handle_answer(&offer, &answer));
             match neg {
                 Ok(neg) => self.negotiated = Some(neg),
@@ -648,9 +673,7 @@ impl Call {
             self.respond(now, id, &req, 200, "OK", &extra, Some(Bytes::from(offer.to_sdp_string())));
             return;
         }
-        let neg = std::str::from_utf8(&req.body)
-            .map_err(|_| sdp::SdpError::Utf8)
-            .and_then(sdp::parse)
+        let neg = parse_sdp(&req.body)
             .and_then(|offer| sdp::negotiate_answer(&offer, &local));
         match neg {
             Ok(neg) => {
@@ -838,6 +861,15 @@ impl Call {
         self.phase = Phase::Ended;
         self.ended_at = Some(now);
     }
+}
+
+/// Parses an SDP body (bytes that are not UTF-8 are a malformed first line).
+fn parse_sdp(body: &[u8]) -> Result<SessionDescription, sdp::SdpError> {
+    let text = std::str::from_utf8(body).map_err(|_| sdp::SdpError::MalformedLine {
+        line: 1,
+        text: "body is not UTF-8".into(),
+    })?;
+    sdp::parse(text)
 }
 
 fn count_sent(msg: &SipMessage) {

@@ -10,6 +10,7 @@ use super::actor::{self, MediaSockets, ACCEPT, ALLOW};
 use super::ports::PortPool;
 use super::{CallContext, CallEnded, CallHandle, CallMsg};
 use crate::metrics as m;
+use crate::store::Store;
 use crate::sip::message::{HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind};
 use crate::sip::transaction::{Incoming, ServerTxId, TransactionLayer};
 use crate::sip::transport::{Inbound, Link};
@@ -43,12 +44,13 @@ pub struct Endpoint {
     ended_tx: mpsc::UnboundedSender<CallEnded>,
     ended_rx: mpsc::UnboundedReceiver<CallEnded>,
     counters: Arc<Counters>,
+    store: Option<Arc<dyn Store>>,
     shutting_down: bool,
 }
 
 impl Endpoint {
     /// An endpoint answering on `udp` (the UDP listen socket, if any).
-    pub fn new(ctx: Arc<CallContext>, udp: Option<Arc<UdpSocket>>, counters: Arc<Counters>) -> Self {
+    pub fn new(ctx: Arc<CallContext>, udp: Option<Arc<UdpSocket>>, counters: Arc<Counters>, store: Option<Arc<dyn Store>>) -> Self {
         let rtp = &ctx.config.rtp;
         let ports = PortPool::new(rtp.port_min, rtp.port_max);
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
@@ -62,6 +64,7 @@ impl Endpoint {
             ended_tx,
             ended_rx,
             counters,
+            store,
             shutting_down: false,
         }
     }
@@ -138,6 +141,13 @@ impl Endpoint {
         self.counters.calls.store(self.calls.len() as u64, Ordering::Relaxed);
         if ended.was_active {
             self.counters.dialogs.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(store) = &self.store {
+            // sled's insert appends to its in-memory log: it does not block; its background
+            // flush makes it durable within 500 ms (no promise is made to the caller here).
+            if let Err(e) = ended.record.save(store.as_ref()) {
+                warn!(error = %e, "call record not stored");
+            }
         }
     }
 

@@ -41,7 +41,6 @@ impl CallHandle {
 }
 
 /// Read-only data every call needs, shared by `Arc`.
-#[derive(Debug)]
 pub struct CallContext {
     /// The validated configuration.
     pub config: Arc<Config>,
@@ -51,6 +50,20 @@ pub struct CallContext {
     pub timers: TimerConfig,
     /// Destination allow-list.
     pub allow: AllowList,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext").field("config", &self.config.source).finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch (wall clock, for records).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// How a call ended (metrics label and log text).
@@ -99,6 +112,8 @@ pub struct CallEnded {
     pub rtp_port: Option<u16>,
     /// Whether the call was answered (counted as active until now).
     pub was_active: bool,
+    /// What the store keeps of it.
+    pub record: crate::store::CallRecord,
 }
 
 /// Log wrapper for phone numbers and user parts: internal extensions (up to 4
