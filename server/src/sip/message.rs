@@ -17,7 +17,8 @@
 
 use bytes::Bytes;
 use std::fmt;
-use std::net::IpAddr;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv6Addr};
 
 /// Why a message could not be parsed; the text names the rule that was broken and is
 /// used as the reason phrase of the `400` that answers a malformed request.
@@ -287,9 +288,71 @@ impl HeaderName {
 
     /// Maps a name as received (any case, compact or long form) to a `HeaderName`.
     pub fn from_wire(name: &str) -> HeaderName {
-        todo!("sip::message: header name lookup for {name}")
+        if let [c] = name.as_bytes() {
+            let compact = match c.to_ascii_lowercase() {
+                b'v' => Some(HeaderName::Via),
+                b'i' => Some(HeaderName::CallId),
+                b'f' => Some(HeaderName::From),
+                b't' => Some(HeaderName::To),
+                b'm' => Some(HeaderName::Contact),
+                b'l' => Some(HeaderName::ContentLength),
+                b'c' => Some(HeaderName::ContentType),
+                b'k' => Some(HeaderName::Supported),
+                b's' => Some(HeaderName::Subject),
+                b'e' => Some(HeaderName::ContentEncoding),
+                b'o' => Some(HeaderName::Event),
+                b'r' => Some(HeaderName::ReferTo),
+                b'u' => Some(HeaderName::Other("Allow-Events".to_string())),
+                _ => None,
+            };
+            if let Some(n) = compact {
+                return n;
+            }
+        }
+        for known in KNOWN_HEADERS {
+            let spelled = known.as_str();
+            if spelled.len() == name.len() && spelled.eq_ignore_ascii_case(name) {
+                return known.clone();
+            }
+        }
+        HeaderName::Other(name.to_string())
     }
 }
+
+/// Every named variant, for the case-insensitive lookup in [`HeaderName::from_wire`].
+const KNOWN_HEADERS: &[HeaderName] = &[
+    HeaderName::Via,
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::MaxForwards,
+    HeaderName::Contact,
+    HeaderName::ContentType,
+    HeaderName::ContentLength,
+    HeaderName::ContentEncoding,
+    HeaderName::ContentDisposition,
+    HeaderName::Route,
+    HeaderName::RecordRoute,
+    HeaderName::Require,
+    HeaderName::ProxyRequire,
+    HeaderName::Supported,
+    HeaderName::Unsupported,
+    HeaderName::Allow,
+    HeaderName::Accept,
+    HeaderName::AcceptEncoding,
+    HeaderName::AcceptLanguage,
+    HeaderName::Expires,
+    HeaderName::UserAgent,
+    HeaderName::Server,
+    HeaderName::Authorization,
+    HeaderName::WwwAuthenticate,
+    HeaderName::ProxyAuthorization,
+    HeaderName::ProxyAuthenticate,
+    HeaderName::Event,
+    HeaderName::Subject,
+    HeaderName::ReferTo,
+];
 
 /// One header field; `value` is the text after the colon, trimmed, unfolded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,8 +440,18 @@ pub struct Uri {
 
 impl Uri {
     /// Parses a URI as found in a Request-URI or inside `<...>`.
+    ///
+    /// `sip:` and `sips:` URIs are split into their parts (a `:password` after the user
+    /// is kept inside [`Uri::user`] so the URI writes back unchanged); any other scheme
+    /// (`tel:`, `urn:`, ...) keeps everything after the colon in [`Uri::host`].
     pub fn parse(s: &str) -> Result<Uri, ParseError> {
-        todo!("sip::message: URI parse of {s}")
+        parse_uri(s).map_err(|reason| ParseError::BadUri(format!("{reason}: {s}")))
+    }
+    /// The user without a `:password` suffix.
+    pub fn user_name(&self) -> Option<&str> {
+        self.user
+            .as_deref()
+            .map(|u| u.split_once(':').map_or(u, |(name, _)| name))
     }
     /// The value of a URI parameter (`transport`, `maddr`, ...), case-insensitive name.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
@@ -426,13 +499,23 @@ pub struct NameAddr {
 
 impl NameAddr {
     /// Parses one name-addr / addr-spec (not a comma-separated list).
+    ///
+    /// Without angle brackets, parameters after the address are header parameters
+    /// (RFC 3261 §20), so `sip:a@b;tag=1` has a `tag` and a URI without parameters.
     pub fn parse(s: &str) -> Result<NameAddr, ParseError> {
-        todo!("sip::message: name-addr parse of {s}")
+        parse_name_addr(s).map_err(|reason| ParseError::BadHeader {
+            name: "name-addr",
+            reason: reason.to_string(),
+        })
     }
     /// Parses a comma-separated list (Contact, Route, Record-Route), respecting quotes
     /// and angle brackets.
     pub fn parse_list(s: &str) -> Result<Vec<NameAddr>, ParseError> {
-        todo!("sip::message: name-addr list parse of {s}")
+        let mut out = Vec::new();
+        for part in SplitTop::new(s, b',', true) {
+            out.push(NameAddr::parse(part)?);
+        }
+        Ok(out)
     }
     /// The `tag` parameter.
     pub fn tag(&self) -> Option<&str> {
@@ -446,7 +529,14 @@ impl NameAddr {
 impl fmt::Display for NameAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(d) = &self.display {
-            write!(f, "\"{d}\" ")?;
+            f.write_str("\"")?;
+            for c in d.chars() {
+                if c == '"' || c == '\\' {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            f.write_str("\" ")?;
         }
         write!(f, "<{}>", self.uri)?;
         for (n, v) in &self.params {
@@ -481,8 +571,14 @@ pub struct Via {
 
 impl Via {
     /// Parses the first Via value of a header line (which may hold several, comma-separated).
+    ///
+    /// LWS is allowed around `/`, `:`, `;` and `=` as RFC 3261 §25.1 allows; the
+    /// transport must be UDP, TCP or TLS.
     pub fn parse(s: &str) -> Result<Via, ParseError> {
-        todo!("sip::message: Via parse of {s}")
+        parse_via(s).map_err(|reason| ParseError::BadHeader {
+            name: "Via",
+            reason: reason.to_string(),
+        })
     }
     /// Whether the branch carries the RFC 3261 magic cookie `z9hG4bK`.
     pub fn is_rfc3261_branch(&self) -> bool {
@@ -526,6 +622,45 @@ pub struct CSeq {
     pub seq: u32,
     /// Method, which must match the request's.
     pub method: Method,
+}
+
+impl CSeq {
+    /// Parses a CSeq value: `1*DIGIT LWS Method`, the number below 2^31.
+    pub fn parse(s: &str) -> Result<CSeq, ParseError> {
+        let bad = |reason: &str| ParseError::BadHeader {
+            name: "CSeq",
+            reason: reason.to_string(),
+        };
+        let s = trim_lws(s);
+        let digits_end = s
+            .bytes()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(s.len());
+        if digits_end == 0 {
+            return Err(bad("sequence number is not a number"));
+        }
+        let seq = parse_decimal(&s[..digits_end])
+            .filter(|n| *n < (1u64 << 31))
+            .ok_or_else(|| bad("sequence number is not below 2^31"))?;
+        let rest = &s[digits_end..];
+        let method = trim_lws(rest);
+        if method.len() == rest.len() {
+            return Err(bad("no whitespace between number and method"));
+        }
+        if method.is_empty() || !method.bytes().all(is_token_char) {
+            return Err(bad("method is not a token"));
+        }
+        Ok(CSeq {
+            seq: seq as u32,
+            method: Method::from_token(method),
+        })
+    }
+}
+
+impl fmt::Display for CSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
 }
 
 /// A SIP request.
@@ -588,9 +723,15 @@ pub trait HeaderAccess {
     }
     /// CSeq.
     fn cseq(&self) -> Result<CSeq, ParseError> {
-        todo!("sip::message: CSeq parse")
+        let v = self
+            .headers()
+            .get(&HeaderName::CSeq)
+            .ok_or(ParseError::MissingHeader("CSeq"))?;
+        CSeq::parse(v)
     }
     /// From.
+    // The name is fixed by the shared API; it reads the From header, it converts nothing.
+    #[allow(clippy::wrong_self_convention)]
     fn from_header(&self) -> Result<NameAddr, ParseError> {
         let v = self
             .headers()
@@ -629,20 +770,64 @@ impl HeaderAccess for Response {
 impl Request {
     /// Writes the request to wire bytes, Content-Length set from the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("sip::message: serialise request")
+        let mut out = Vec::with_capacity(wire_size_hint(&self.headers, &self.body) + 64);
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{}", self.uri);
+        out.extend_from_slice(b" SIP/2.0\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
     }
 }
 
 impl Response {
     /// Writes the response to wire bytes, Content-Length set from the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("sip::message: serialise response")
+        let mut out =
+            Vec::with_capacity(wire_size_hint(&self.headers, &self.body) + 16 + self.reason.len());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "SIP/2.0 {:03} ", self.status);
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
     }
 
     /// Builds a response to `req` per RFC 3261 §8.2.6.2: copies Via (all), From, To,
     /// Call-ID and CSeq; adds `to_tag` to To when given and To has no tag yet.
+    /// Record-Route is not copied: the dialog layer adds it to dialog-creating responses
+    /// (§12.1.1).
     pub fn for_request(req: &Request, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
-        todo!("sip::message: response for request {req:?} {status} {reason} {to_tag:?}")
+        let mut headers = Headers(Vec::with_capacity(6));
+        for h in &req.headers.0 {
+            match h.name {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    headers.0.push(h.clone())
+                }
+                HeaderName::To => {
+                    let mut value = h.value.clone();
+                    if let Some(tag) = to_tag {
+                        let has_tag = NameAddr::parse(&value).is_ok_and(|na| na.tag().is_some());
+                        if !has_tag {
+                            value.push_str(";tag=");
+                            value.push_str(tag);
+                        }
+                    }
+                    headers.0.push(Header {
+                        name: HeaderName::To,
+                        value,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Response {
+            status,
+            reason: reason.to_string(),
+            headers,
+            body: Bytes::new(),
+        }
     }
 }
 
@@ -685,5 +870,872 @@ impl Framer {
             "sip::message: frame next message from {} bytes",
             self.buf.len()
         )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Grammar helpers (RFC 3261 §25.1). They return a static reason; the public parsers wrap
+// it in the `ParseError` variant that names the header.
+// ---------------------------------------------------------------------------------------
+
+/// Linear white space as it can remain inside a header value (after unfolding).
+fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims LWS at both ends.
+fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+}
+
+/// `token` characters (RFC 3261 §25.1).
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// `unreserved` = alphanum / mark.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+        )
+}
+
+/// A non-empty run of ASCII digits as a number; `None` on overflow or other bytes.
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Checks that every `%` is followed by two hex digits and every other byte is allowed.
+fn check_escaped(s: &str, allowed: fn(u8) -> bool) -> Result<(), &'static str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let ok = b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+            if !ok {
+                return Err("bad %-escape");
+            }
+            i += 3;
+        } else if allowed(b[i]) {
+            i += 1;
+        } else {
+            return Err("character not allowed");
+        }
+    }
+    Ok(())
+}
+
+/// Splits at a separator byte outside quoted strings (and outside `<...>` when `angle`).
+/// Pieces are trimmed of LWS; empty pieces (`a,,b`, trailing separator) are skipped.
+struct SplitTop<'a> {
+    rest: &'a str,
+    sep: u8,
+    angle: bool,
+}
+
+impl<'a> SplitTop<'a> {
+    fn new(s: &'a str, sep: u8, angle: bool) -> Self {
+        SplitTop {
+            rest: s,
+            sep,
+            angle,
+        }
+    }
+}
+
+impl<'a> Iterator for SplitTop<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let b = self.rest.as_bytes();
+            let mut i = 0;
+            let mut in_quote = false;
+            let mut in_angle = false;
+            let mut end = b.len();
+            while i < b.len() {
+                let c = b[i];
+                if in_quote {
+                    if c == b'\\' {
+                        i += 1;
+                    } else if c == b'"' {
+                        in_quote = false;
+                    }
+                } else if c == b'"' {
+                    in_quote = true;
+                } else if self.angle && c == b'<' {
+                    in_angle = true;
+                } else if self.angle && c == b'>' {
+                    in_angle = false;
+                } else if c == self.sep && !in_angle {
+                    end = i;
+                    break;
+                }
+                i += 1;
+            }
+            let piece = &self.rest[..end];
+            self.rest = if end < self.rest.len() {
+                &self.rest[end + 1..]
+            } else {
+                ""
+            };
+            let piece = trim_lws(piece);
+            if !piece.is_empty() {
+                return Some(piece);
+            }
+        }
+    }
+}
+
+/// Bytes allowed in a `user` (unreserved / escaped / user-unreserved) plus `:` for the
+/// password (whose characters are a subset).
+fn is_userinfo_char(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' | b':'
+        )
+}
+
+/// `paramchar` without the escape (param-unreserved / unreserved).
+fn is_param_char(b: u8) -> bool {
+    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
+}
+
+/// `hnv-unreserved` / unreserved, plus the `=` and `&` that separate URI headers.
+fn is_uri_header_char(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$' | b'=' | b'&'
+        )
+}
+
+/// Characters of an opaque (non-SIP) URI: RFC 3986 reserved and unreserved.
+fn is_opaque_uri_char(b: u8) -> bool {
+    is_unreserved(b)
+        || matches!(
+            b,
+            b';' | b'/'
+                | b'?'
+                | b':'
+                | b'@'
+                | b'&'
+                | b'='
+                | b'+'
+                | b'$'
+                | b','
+                | b'['
+                | b']'
+                | b'#'
+        )
+}
+
+/// Parses an IPv6 reference's content, tolerating the `:::` before an embedded IPv4
+/// address that RFC 3261's ABNF allowed (RFC 5118 §4.10).
+fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
+    if let Ok(a) = s.parse() {
+        return Some(a);
+    }
+    let (head, tail) = s.split_once(":::")?;
+    if tail.contains(':') || tail.parse::<std::net::Ipv4Addr>().is_err() {
+        return None;
+    }
+    let mut fixed = String::with_capacity(s.len());
+    fixed.push_str(head);
+    fixed.push_str("::");
+    fixed.push_str(tail);
+    fixed.parse().ok()
+}
+
+/// Splits `host[:port]` where host may be a bracketed IPv6 reference; `port_sep_lws`
+/// allows LWS around the colon (Via's COLON).
+fn split_hostport(s: &str, port_sep_lws: bool) -> Result<(&str, Option<u16>), &'static str> {
+    let (host, rest) = if s.starts_with('[') {
+        let close = s.find(']').ok_or("unterminated IPv6 reference")?;
+        let (h, r) = s.split_at(close + 1);
+        if parse_ipv6(&h[1..close]).is_none() {
+            return Err("invalid IPv6 reference");
+        }
+        (h, r)
+    } else {
+        let end = s
+            .bytes()
+            .position(|b| b == b':' || is_lws(b))
+            .unwrap_or(s.len());
+        let (h, r) = s.split_at(end);
+        if h.is_empty() {
+            return Err("empty host");
+        }
+        if !h
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            return Err("invalid host name");
+        }
+        (h, r)
+    };
+    let rest = if port_sep_lws { trim_lws(rest) } else { rest };
+    if rest.is_empty() {
+        return Ok((host, None));
+    }
+    let port = rest.strip_prefix(':').ok_or("junk after host")?;
+    let port = if port_sep_lws { trim_lws(port) } else { port };
+    let port = parse_decimal(port)
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or("invalid port")?;
+    Ok((host, Some(port)))
+}
+
+/// Parses `;name[=value]` URI parameters (already split off, without the leading `;`).
+fn parse_uri_params(s: &str) -> Result<Vec<(String, Option<String>)>, &'static str> {
+    let mut params = Vec::new();
+    for p in s.split(';') {
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (p, None),
+        };
+        if name.is_empty() {
+            return Err("empty URI parameter name");
+        }
+        check_escaped(name, is_param_char)?;
+        if let Some(v) = value {
+            if v.is_empty() {
+                return Err("empty URI parameter value");
+            }
+            check_escaped(v, is_param_char)?;
+        }
+        params.push((name.to_string(), value.map(str::to_string)));
+    }
+    Ok(params)
+}
+
+fn parse_uri(s: &str) -> Result<Uri, &'static str> {
+    let colon = s.find(':').ok_or("no scheme")?;
+    let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
+    let sb = scheme.as_bytes();
+    if sb.is_empty()
+        || !sb[0].is_ascii_alphabetic()
+        || !sb
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+    {
+        return Err("invalid scheme");
+    }
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "sip" && scheme != "sips" {
+        if rest.is_empty() {
+            return Err("empty opaque URI");
+        }
+        check_escaped(rest, is_opaque_uri_char)?;
+        return Ok(Uri {
+            scheme,
+            user: None,
+            host: rest.to_string(),
+            port: None,
+            params: Vec::new(),
+            headers: None,
+        });
+    }
+    // Neither params nor headers may hold an unescaped '@', so the first one ends userinfo.
+    let (user, hostpart) = match rest.find('@') {
+        Some(at) => {
+            let u = &rest[..at];
+            if u.is_empty() {
+                return Err("empty user");
+            }
+            check_escaped(u, is_userinfo_char)?;
+            (Some(u.to_string()), &rest[at + 1..])
+        }
+        None => (None, rest),
+    };
+    let (hostpart, headers) = match hostpart.split_once('?') {
+        Some((h, q)) => {
+            if q.is_empty() {
+                return Err("empty URI headers");
+            }
+            check_escaped(q, is_uri_header_char)?;
+            (h, Some(q.to_string()))
+        }
+        None => (hostpart, None),
+    };
+    let (hostport, params) = match hostpart.split_once(';') {
+        Some((h, p)) => (h, parse_uri_params(p)?),
+        None => (hostpart, Vec::new()),
+    };
+    let (host, port) = split_hostport(hostport, false)?;
+    Ok(Uri {
+        scheme,
+        user,
+        host: host.to_string(),
+        port,
+        params,
+        headers,
+    })
+}
+
+/// Parses `*( SEMI generic-param )` header parameters; `s` starts at the first `;` (or is
+/// empty). Values are kept as written (a quoted string keeps its quotes).
+fn parse_header_params(s: &str) -> Result<Vec<(String, Option<String>)>, &'static str> {
+    let s = trim_lws(s);
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    let s = s.strip_prefix(';').ok_or("junk before parameters")?;
+    let mut params = Vec::new();
+    let mut count = 0;
+    for p in SplitTop::new(s, b';', false) {
+        count += 1;
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
+            None => (p, None),
+        };
+        if name.is_empty() || !name.bytes().all(is_token_char) {
+            return Err("parameter name is not a token");
+        }
+        if let Some(v) = value {
+            check_gen_value(v)?;
+        }
+        params.push((name.to_string(), value.map(str::to_string)));
+    }
+    if count == 0 {
+        return Err("empty parameter");
+    }
+    Ok(params)
+}
+
+/// `gen-value = token / host / quoted-string`.
+fn check_gen_value(v: &str) -> Result<(), &'static str> {
+    if v.starts_with('"') {
+        let end = quoted_string_end(v).ok_or("unterminated quoted string")?;
+        if end != v.len() {
+            return Err("junk after quoted string");
+        }
+        return Ok(());
+    }
+    if v.is_empty()
+        || !v
+            .bytes()
+            .all(|b| is_token_char(b) || matches!(b, b'[' | b']' | b':'))
+    {
+        return Err("parameter value is not a token, host or quoted string");
+    }
+    Ok(())
+}
+
+/// Given `s` starting with `"`, the index just past the closing quote.
+fn quoted_string_end(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn parse_name_addr(s: &str) -> Result<NameAddr, &'static str> {
+    let s = trim_lws(s);
+    if s.is_empty() {
+        return Err("empty value");
+    }
+    let (display, after_display) = if s.starts_with('"') {
+        let end = quoted_string_end(s).ok_or("unterminated display name")?;
+        let inner = &s[1..end - 1];
+        let mut d = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                // quoted-pair: the escaped character stands for itself.
+                d.extend(chars.next());
+            } else {
+                d.push(c);
+            }
+        }
+        let rest = trim_lws(&s[end..]);
+        if !rest.starts_with('<') {
+            return Err("display name not followed by <addr-spec>");
+        }
+        (Some(d), rest)
+    } else if let Some(lt) = s.find('<') {
+        let d = trim_lws(&s[..lt]);
+        if !d.bytes().all(|b| is_token_char(b) || is_lws(b)) {
+            return Err("display name is neither tokens nor a quoted string");
+        }
+        ((!d.is_empty()).then(|| d.to_string()), &s[lt..])
+    } else {
+        (None, s)
+    };
+    if let Some(inner) = after_display.strip_prefix('<') {
+        let gt = inner.find('>').ok_or("missing >")?;
+        let uri = Uri::parse(trim_lws(&inner[..gt])).map_err(|_| "invalid URI in <...>")?;
+        let params = parse_header_params(&inner[gt + 1..])?;
+        return Ok(NameAddr {
+            display,
+            uri,
+            params,
+        });
+    }
+    // addr-spec: the URI ends at the first ';' (or LWS); what follows are header params.
+    let end = after_display
+        .bytes()
+        .position(|b| b == b';' || is_lws(b))
+        .unwrap_or(after_display.len());
+    let uri_text = &after_display[..end];
+    if uri_text.contains(['?', ',']) {
+        return Err("addr-spec with ? or , must be in <...>");
+    }
+    let uri = Uri::parse(uri_text).map_err(|_| "invalid URI")?;
+    let params = parse_header_params(&after_display[end..])?;
+    Ok(NameAddr {
+        display,
+        uri,
+        params,
+    })
+}
+
+/// Strips `prefix` (case-insensitive) then LWS.
+fn strip_token<'a>(s: &'a str, token: &str) -> Option<&'a str> {
+    let head = s.get(..token.len())?;
+    head.eq_ignore_ascii_case(token)
+        .then(|| trim_lws(&s[token.len()..]))
+}
+
+fn parse_via(s: &str) -> Result<Via, &'static str> {
+    let first = SplitTop::new(s, b',', false).next().ok_or("empty value")?;
+    let rest = strip_token(first, "SIP").ok_or("protocol is not SIP")?;
+    let rest = rest.strip_prefix('/').ok_or("missing / after SIP")?;
+    let rest = strip_token(trim_lws(rest), "2.0").ok_or("version is not 2.0")?;
+    let rest = rest.strip_prefix('/').ok_or("missing / after 2.0")?;
+    let rest = trim_lws(rest);
+    let tlen = rest
+        .bytes()
+        .position(|b| !is_token_char(b))
+        .unwrap_or(rest.len());
+    let transport = match &rest[..tlen] {
+        t if t.eq_ignore_ascii_case("UDP") => TransportKind::Udp,
+        t if t.eq_ignore_ascii_case("TCP") => TransportKind::Tcp,
+        t if t.eq_ignore_ascii_case("TLS") => TransportKind::Tls,
+        _ => return Err("unsupported transport"),
+    };
+    let after = &rest[tlen..];
+    let sent_by_start = trim_lws(after);
+    if sent_by_start.len() == after.len() {
+        return Err("no LWS before sent-by");
+    }
+    let (sent_by, params_text) = match sent_by_start.find(';') {
+        Some(i) => sent_by_start.split_at(i),
+        None => (sent_by_start, ""),
+    };
+    let (host, port) = split_hostport(trim_lws(sent_by), true)?;
+    let mut via = Via {
+        transport,
+        host: host.to_string(),
+        port,
+        branch: None,
+        received: None,
+        rport: None,
+        params: Vec::new(),
+    };
+    for (name, value) in parse_header_params(params_text)? {
+        if name.eq_ignore_ascii_case("branch") {
+            via.branch = Some(value.ok_or("branch without value")?);
+        } else if name.eq_ignore_ascii_case("received") {
+            let v = value.ok_or("received without value")?;
+            let v = v
+                .strip_prefix('[')
+                .and_then(|x| x.strip_suffix(']'))
+                .unwrap_or(&v);
+            let ip = match v.parse::<IpAddr>() {
+                Ok(ip) => ip,
+                Err(_) => IpAddr::V6(parse_ipv6(v).ok_or("received is not an IP address")?),
+            };
+            via.received = Some(ip);
+        } else if name.eq_ignore_ascii_case("rport") {
+            via.rport = Some(match value {
+                None => None,
+                Some(v) => Some(
+                    parse_decimal(&v)
+                        .and_then(|p| u16::try_from(p).ok())
+                        .ok_or("rport is not a port")?,
+                ),
+            });
+        } else {
+            via.params.push((name, value));
+        }
+    }
+    Ok(via)
+}
+
+/// Rough size of the serialised header block and body, for one allocation.
+fn wire_size_hint(headers: &Headers, body: &Bytes) -> usize {
+    headers
+        .0
+        .iter()
+        .map(|h| h.name.as_str().len() + h.value.len() + 4)
+        .sum::<usize>()
+        + body.len()
+        + 32
+}
+
+/// Writes every header except Content-Length, then Content-Length from the body, the
+/// blank line and the body.
+fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &Bytes) {
+    for h in &headers.0 {
+        if h.name == HeaderName::ContentLength {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_case_insensitive_and_compact_forms_expand() {
+        assert_eq!(HeaderName::from_wire("via"), HeaderName::Via);
+        assert_eq!(HeaderName::from_wire("CALL-id"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_wire("cseq"), HeaderName::CSeq);
+        let compact = [
+            ("v", HeaderName::Via),
+            ("i", HeaderName::CallId),
+            ("F", HeaderName::From),
+            ("t", HeaderName::To),
+            ("m", HeaderName::Contact),
+            ("l", HeaderName::ContentLength),
+            ("c", HeaderName::ContentType),
+            ("k", HeaderName::Supported),
+            ("s", HeaderName::Subject),
+            ("e", HeaderName::ContentEncoding),
+            ("o", HeaderName::Event),
+            ("r", HeaderName::ReferTo),
+            ("u", HeaderName::Other("Allow-Events".into())),
+        ];
+        for (wire, name) in compact {
+            assert_eq!(HeaderName::from_wire(wire), name, "{wire}");
+        }
+        assert_eq!(
+            HeaderName::from_wire("X-Custom"),
+            HeaderName::Other("X-Custom".into())
+        );
+        assert_eq!(HeaderName::from_wire("x"), HeaderName::Other("x".into()));
+    }
+
+    #[test]
+    fn sip_uri_parts() {
+        let u = Uri::parse("sip:alice:secret@Example.com:5070;transport=tcp;lr?subject=hi&x=y")
+            .unwrap();
+        assert_eq!(u.scheme, "sip");
+        assert_eq!(u.user.as_deref(), Some("alice:secret"));
+        assert_eq!(u.user_name(), Some("alice"));
+        assert_eq!(u.host, "Example.com");
+        assert_eq!(u.port, Some(5070));
+        assert_eq!(u.param("TRANSPORT"), Some(Some("tcp")));
+        assert_eq!(u.param("lr"), Some(None));
+        assert_eq!(u.headers.as_deref(), Some("subject=hi&x=y"));
+        assert_eq!(
+            u.to_string(),
+            "sip:alice:secret@Example.com:5070;transport=tcp;lr?subject=hi&x=y"
+        );
+    }
+
+    #[test]
+    fn sip_uri_ipv6_and_escapes() {
+        let u = Uri::parse("SIPS:[2001:db8::10]:5061").unwrap();
+        assert_eq!(u.scheme, "sips");
+        assert_eq!(u.host, "[2001:db8::10]");
+        assert_eq!(u.port, Some(5061));
+        let u = Uri::parse("sip:[2001:db8::10:5070]").unwrap();
+        assert_eq!(u.port, None);
+        let u = Uri::parse("sip:user@[2001:db8:::192.0.2.1]").unwrap();
+        assert_eq!(u.host, "[2001:db8:::192.0.2.1]");
+        let u = Uri::parse("sip:sips%3Auser%40example.com@example.net").unwrap();
+        assert_eq!(u.user.as_deref(), Some("sips%3Auser%40example.com"));
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user.as_deref(), Some("user;par=u%40example.net"));
+        assert_eq!(u.host, "example.com");
+        assert!(u.params.is_empty());
+    }
+
+    #[test]
+    fn other_schemes_are_opaque() {
+        let u = Uri::parse("tel:+1-201-555-0123;phone-context=x").unwrap();
+        assert_eq!(u.scheme, "tel");
+        assert_eq!(u.host, "+1-201-555-0123;phone-context=x");
+        assert_eq!(u.to_string(), "tel:+1-201-555-0123;phone-context=x");
+        let u = Uri::parse("nobodyknowsthisscheme:totallyopaquecontent").unwrap();
+        assert_eq!(u.scheme, "nobodyknowsthisscheme");
+    }
+
+    #[test]
+    fn bad_uris_are_rejected() {
+        for bad in [
+            "",
+            "sip:",
+            "sip:@host",
+            "<sip:a@b>",
+            "sip:a b@host",
+            "sip:host:99999",
+            "sip:host:",
+            "sip:2001:db8::10",
+            "sip:[2001:db8::10",
+            "sip:[not-v6]",
+            "sip:user@host;",
+            "sip:a%zz@host",
+            "1sip:host",
+            "sip:host?",
+            "tel:",
+        ] {
+            assert!(
+                matches!(Uri::parse(bad), Err(ParseError::BadUri(_))),
+                "{bad:?} parsed"
+            );
+        }
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let na = NameAddr::parse(r#" "J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=98asjd8"#)
+            .unwrap();
+        assert_eq!(na.display.as_deref(), Some(r#"J Rosenberg \""#));
+        assert_eq!(na.uri.host, "example.com");
+        assert_eq!(na.tag(), Some("98asjd8"));
+        // Round trip through Display keeps the display name.
+        let again = NameAddr::parse(&na.to_string()).unwrap();
+        assert_eq!(again, na);
+
+        let na = NameAddr::parse("caller<sip:caller@example.com>;tag=323").unwrap();
+        assert_eq!(na.display.as_deref(), Some("caller"));
+        assert_eq!(na.tag(), Some("323"));
+
+        let na =
+            NameAddr::parse("Bob Smith <sip:bob@b.example;transport=tcp> ; tag = x1 ;foo").unwrap();
+        assert_eq!(na.display.as_deref(), Some("Bob Smith"));
+        assert_eq!(na.uri.param("transport"), Some(Some("tcp")));
+        assert_eq!(na.tag(), Some("x1"));
+        assert_eq!(na.params[1], ("foo".to_string(), None));
+
+        // addr-spec: parameters belong to the header, not the URI (RFC 3261 §20).
+        let na = NameAddr::parse("sip:user@example.com;tag=81x2").unwrap();
+        assert_eq!(na.display, None);
+        assert!(na.uri.params.is_empty());
+        assert_eq!(na.tag(), Some("81x2"));
+    }
+
+    #[test]
+    fn name_addr_errors() {
+        for bad in [
+            "",
+            "\"unterminated <sip:a@b>",
+            "\"x\" sip:a@b",
+            "<sip:a@b",
+            "<sip:a@b>;",
+            "<sip:a@b>;=x",
+            "<sip:a@b> junk",
+            "sip:a@b?x=y",
+            "Bad\"Name <sip:a@b>",
+        ] {
+            assert!(NameAddr::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn name_addr_lists_respect_quotes_and_brackets() {
+        let l = NameAddr::parse_list(
+            r#""Doe, John" <sip:j@a.example;x=1,2>, <sip:b@b.example>;q=0.5 ,sip:c@c.example"#,
+        );
+        // `,` inside a URI param is not allowed unescaped, so the first element fails.
+        assert!(l.is_err());
+        let l = NameAddr::parse_list(
+            r#""Doe, John" <sip:j@a.example>, <sip:b@b.example>;q=0.5 ,sip:c@c.example"#,
+        )
+        .unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(l[0].display.as_deref(), Some("Doe, John"));
+        assert_eq!(
+            l[1].params,
+            vec![("q".to_string(), Some("0.5".to_string()))]
+        );
+        assert_eq!(l[2].uri.host, "c.example");
+    }
+
+    #[test]
+    fn via_with_lws_everywhere() {
+        let v = Via::parse(
+            "SIP / 2.0 / UDP first.example.com: 4000;ttl=16 ;maddr=224.2.0.1 ;branch=z9hG4bKa7c6a8dlze.1",
+        )
+        .unwrap();
+        assert_eq!(v.transport, TransportKind::Udp);
+        assert_eq!(v.host, "first.example.com");
+        assert_eq!(v.port, Some(4000));
+        assert_eq!(v.branch.as_deref(), Some("z9hG4bKa7c6a8dlze.1"));
+        assert!(v.is_rfc3261_branch());
+        assert_eq!(
+            v.params,
+            vec![
+                ("ttl".to_string(), Some("16".to_string())),
+                ("maddr".to_string(), Some("224.2.0.1".to_string()))
+            ]
+        );
+    }
+
+    #[test]
+    fn via_ipv6_received_rport_and_lists() {
+        let v = Via::parse("SIP/2.0/tcp [2001:db8::9:1]:6050;branch=z9hG4bK1;received=2001:db8::9:255;rport, SIP/2.0/UDP other").unwrap();
+        assert_eq!(v.transport, TransportKind::Tcp);
+        assert_eq!(v.host, "[2001:db8::9:1]");
+        assert_eq!(v.port, Some(6050));
+        assert_eq!(v.received, Some("2001:db8::9:255".parse().unwrap()));
+        assert_eq!(v.rport, Some(None));
+        let v = Via::parse("SIP/2.0/UDP h;received=[2001:db8::9:255];rport=5060").unwrap();
+        assert_eq!(v.received, Some("2001:db8::9:255".parse().unwrap()));
+        assert_eq!(v.rport, Some(Some(5060)));
+        // Round trip.
+        assert_eq!(Via::parse(&v.to_string()).unwrap(), v);
+    }
+
+    #[test]
+    fn via_errors() {
+        for bad in [
+            "",
+            "SIP/3.0/UDP h",
+            "SIP/2.0/SCTP h",
+            "SIP/2.0/UDPh",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP h:port",
+            "SIP/2.0/UDP h;received=nope",
+            "SIP/2.0/UDP h;rport=70000",
+            "SIP/2.0/UDP h;branch",
+            "SIP/2.0/UDP h junk",
+        ] {
+            assert!(
+                matches!(
+                    Via::parse(bad),
+                    Err(ParseError::BadHeader { name: "Via", .. })
+                ),
+                "{bad:?} parsed"
+            );
+        }
+    }
+
+    #[test]
+    fn cseq_range_and_form() {
+        assert_eq!(
+            CSeq::parse(" 4711   INVITE ").unwrap(),
+            CSeq {
+                seq: 4711,
+                method: Method::Invite
+            }
+        );
+        assert_eq!(CSeq::parse("2147483647 BYE").unwrap().seq, 2_147_483_647);
+        for bad in [
+            "2147483648 BYE",
+            "36893488147419103232 INVITE",
+            "-1 INVITE",
+            "INVITE",
+            "1INVITE",
+            "1 ",
+            "1 IN VITE",
+        ] {
+            assert!(CSeq::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    fn sample_request() -> Request {
+        let mut headers = Headers::default();
+        headers.push(HeaderName::Via, "SIP/2.0/UDP a.example;branch=z9hG4bK1");
+        headers.push(HeaderName::Via, "SIP/2.0/UDP b.example;branch=z9hG4bK2");
+        headers.push(HeaderName::MaxForwards, "70");
+        headers.push(HeaderName::From, "<sip:alice@a.example>;tag=f1");
+        headers.push(HeaderName::To, "sip:bob@b.example");
+        headers.push(HeaderName::CallId, "abc@a.example");
+        headers.push(HeaderName::CSeq, "1 INVITE");
+        headers.push(HeaderName::ContentLength, "999");
+        Request {
+            method: Method::Invite,
+            uri: Uri::parse("sip:bob@b.example").unwrap(),
+            headers,
+            body: Bytes::from_static(b"v=0\r\n"),
+        }
+    }
+
+    #[test]
+    fn response_for_request_copies_the_rfc_headers() {
+        let req = sample_request();
+        let resp = Response::for_request(&req, 200, "OK", Some("t9"));
+        let names: Vec<_> = resp.headers.0.iter().map(|h| h.name.clone()).collect();
+        assert_eq!(
+            names,
+            vec![
+                HeaderName::Via,
+                HeaderName::Via,
+                HeaderName::From,
+                HeaderName::To,
+                HeaderName::CallId,
+                HeaderName::CSeq
+            ]
+        );
+        assert_eq!(resp.to_header().unwrap().tag(), Some("t9"));
+        assert_eq!(resp.from_header().unwrap().tag(), Some("f1"));
+        assert_eq!(resp.cseq().unwrap().method, Method::Invite);
+        assert!(resp.body.is_empty());
+        // An existing To tag is kept, not doubled.
+        let again = Response::for_request(
+            &Request {
+                headers: resp.headers.clone(),
+                ..req.clone()
+            },
+            200,
+            "OK",
+            Some("other"),
+        );
+        assert_eq!(
+            again.headers.get(&HeaderName::To),
+            Some("sip:bob@b.example;tag=t9")
+        );
+        // No tag requested: To copied unchanged.
+        let trying = Response::for_request(&req, 100, "Trying", None);
+        assert_eq!(
+            trying.headers.get(&HeaderName::To),
+            Some("sip:bob@b.example")
+        );
+    }
+
+    #[test]
+    fn to_bytes_writes_crlf_and_content_length_from_body() {
+        let req = sample_request();
+        let text = String::from_utf8(req.to_bytes()).unwrap();
+        assert!(text.starts_with(
+            "INVITE sip:bob@b.example SIP/2.0\r\nVia: SIP/2.0/UDP a.example;branch=z9hG4bK1\r\n"
+        ));
+        assert!(text.ends_with("\r\nContent-Length: 5\r\n\r\nv=0\r\n"));
+        assert!(!text.contains("999"));
+        let resp = Response::for_request(&req, 486, "Busy Here", None);
+        let text = String::from_utf8(resp.to_bytes()).unwrap();
+        assert!(text.starts_with("SIP/2.0 486 Busy Here\r\n"));
+        assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
     }
 }
