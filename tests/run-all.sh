@@ -52,7 +52,7 @@ SUMMARY_FILES=()
 FAILED_STEPS=0
 if [ "${CARUSO_E2E_ONLY:-0}" != "1" ]; then
   say "cargo test --workspace --exclude caruso-e2e"
-  if ! cargo test --workspace --exclude caruso-e2e 2>&1 | tee "$LOG_DIR/unit.log"; then
+  if ! cargo test --no-fail-fast --workspace --exclude caruso-e2e 2>&1 | tee "$LOG_DIR/unit.log"; then
     FAILED_STEPS=$((FAILED_STEPS + 1))
   fi
   SUMMARY_FILES+=("$LOG_DIR/unit.log")
@@ -77,7 +77,7 @@ if [ -n "${CARUSO_TEST_FILTER:-}" ]; then E2E_ARGS+=("$CARUSO_TEST_FILTER"); fi
 if ! $SUDO ip netns exec "$NS" env "PATH=$PATH" "HOME=$HOME" \
     ${CARGO_HOME:+"CARGO_HOME=$CARGO_HOME"} ${RUSTUP_HOME:+"RUSTUP_HOME=$RUSTUP_HOME"} \
     ${CARGO_TARGET_DIR:+"CARGO_TARGET_DIR=$CARGO_TARGET_DIR"} \
-    cargo test --offline -p caruso-e2e -- ${E2E_ARGS[@]+"${E2E_ARGS[@]}"} 2>&1 | tee "$LOG_DIR/e2e.log"; then
+    cargo test --offline --no-fail-fast -p caruso-e2e -- ${E2E_ARGS[@]+"${E2E_ARGS[@]}"} 2>&1 | tee "$LOG_DIR/e2e.log"; then
   FAILED_STEPS=$((FAILED_STEPS + 1))
 fi
 SUMMARY_FILES+=("$LOG_DIR/e2e.log")

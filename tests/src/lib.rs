@@ -618,10 +618,8 @@ pub fn tcp_exchange(to: SocketAddr, data: &[u8], wait: Duration) -> std::io::Res
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())?;
     let mut text = String::new();
     s.read_to_string(&mut text)?;
     match text.split_once("\r\n\r\n") {
