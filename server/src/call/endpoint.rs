@@ -6,14 +6,16 @@
 //! unknown methods 501; Max-Forwards 0 483; an unsupported `Require` 420 with
 //! Unsupported; an unsupported URI scheme 416. Stray ACKs and responses are dropped.
 
-use super::actor::{self, MediaSockets, ACCEPT, ALLOW};
+use super::actor::{self, MediaSockets, ACCEPT, ALLOW, SUPPORTED};
 use super::ports::PortPool;
 use super::{CallContext, CallEnded, CallHandle, CallMsg, CallReport};
 use crate::metrics as m;
-use crate::store::Store;
-use crate::sip::message::{HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind};
+use crate::sip::message::{
+    HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind,
+};
 use crate::sip::transaction::{Incoming, ServerTxId, TransactionLayer};
 use crate::sip::transport::{Inbound, Link};
+use crate::store::Store;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,7 +52,12 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint answering on `udp` (the UDP listen socket, if any).
-    pub fn new(ctx: Arc<CallContext>, udp: Option<Arc<UdpSocket>>, counters: Arc<Counters>, store: Option<Arc<dyn Store>>) -> Self {
+    pub fn new(
+        ctx: Arc<CallContext>,
+        udp: Option<Arc<UdpSocket>>,
+        counters: Arc<Counters>,
+        store: Option<Arc<dyn Store>>,
+    ) -> Self {
         let rtp = &ctx.config.rtp;
         let ports = PortPool::new(rtp.port_min, rtp.port_max);
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
@@ -70,7 +77,11 @@ impl Endpoint {
     }
 
     /// Runs until `shutdown` turns true and every call has ended (or the grace time is over).
-    pub async fn run(mut self, mut inbound: mpsc::Receiver<Inbound>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut grace_deadline: Option<tokio::time::Instant> = None;
         loop {
             self.flush().await;
@@ -83,7 +94,8 @@ impl Endpoint {
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-            let grace = grace_deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let grace = grace_deadline
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 msg = inbound.recv() => match msg {
                     Some(i) => self.on_inbound(i),
@@ -123,25 +135,35 @@ impl Endpoint {
                 continue;
             };
             if let SipMessage::Response(r) = &t.message {
-                let method = r.cseq().map(|c| c.method.as_str().to_string()).unwrap_or_default();
+                let method = r
+                    .cseq()
+                    .map(|c| c.method.as_str().to_string())
+                    .unwrap_or_default();
                 metrics::counter!(m::SIP_RESPONSES_SENT, "status" => r.status.to_string(), "method" => method).increment(1);
             }
-            if let Err(e) = link.send(&self.ctx.allow, t.to.addr, Bytes::from(t.message.to_bytes())).await {
+            if let Err(e) = link
+                .send(
+                    &self.ctx.allow,
+                    t.to.addr,
+                    Bytes::from(t.message.to_bytes()),
+                )
+                .await
+            {
                 debug!(error = %e, "send failed");
             }
         }
         while self.layer.poll_event().is_some() {}
         if self.layer.is_empty() && self.tcp_links.len() > 64 {
-            self.tcp_links.retain(|_, l| matches!(l, Link::Tcp(tx) if !tx.is_closed()));
+            self.tcp_links
+                .retain(|_, l| matches!(l, Link::Tcp(tx) if !tx.is_closed()));
         }
     }
 
     fn on_call_ended(&mut self, ended: CallEnded) {
         self.calls.remove(&ended.call_id);
-        self.counters.calls.store(self.calls.len() as u64, Ordering::Relaxed);
-        if ended.was_active {
-            self.counters.dialogs.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.counters
+            .calls
+            .store(self.calls.len() as u64, Ordering::Relaxed);
         if let Some(store) = &self.store {
             // sled's insert appends to its in-memory log: it does not block; its background
             // flush makes it durable within 500 ms (no promise is made to the caller here).
@@ -188,17 +210,30 @@ impl Endpoint {
             }
         }
         if inbound.from.transport != TransportKind::Udp {
-            self.tcp_links.insert(inbound.from.addr, inbound.link.clone());
+            self.tcp_links
+                .insert(inbound.from.addr, inbound.link.clone());
         }
         let from = inbound.from;
         match self.layer.handle_incoming(now(), inbound.message, from) {
             Incoming::NewRequest(id, req) => self.on_out_of_call(id, req),
-            Incoming::Cancel { cancel, request, .. } => {
-                self.respond(cancel, &request, 481, "Call/Transaction Does Not Exist", &[]);
+            Incoming::Cancel {
+                cancel, request, ..
+            } => {
+                self.respond(
+                    cancel,
+                    &request,
+                    481,
+                    "Call/Transaction Does Not Exist",
+                    &[],
+                );
             }
-            Incoming::Invalid { message: SipMessage::Request(req), error } => {
+            Incoming::Invalid {
+                message: SipMessage::Request(req),
+                error,
+            } => {
                 if req.headers.get(&HeaderName::Via).is_some() {
-                    let resp = Response::for_request(&req, 400, &format!("Bad Request: {error}"), None);
+                    let resp =
+                        Response::for_request(&req, 400, &format!("Bad Request: {error}"), None);
                     self.layer.send_stateless(from, SipMessage::Response(resp));
                 }
             }
@@ -206,42 +241,34 @@ impl Endpoint {
         }
     }
 
-    fn respond(&mut self, id: ServerTxId, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)]) {
+    fn respond(
+        &mut self,
+        id: ServerTxId,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        extra: &[(HeaderName, String)],
+    ) {
         let tag = format!("{:08x}", rand::random::<u32>());
         let mut resp = Response::for_request(req, status, reason, Some(&tag));
         for (n, v) in extra {
             resp.headers.push(n.clone(), v.clone());
         }
-        resp.headers.push(HeaderName::Server, self.ctx.config.user_agent.clone());
+        resp.headers
+            .push(HeaderName::Server, self.ctx.config.user_agent.clone());
         if let Err(e) = self.layer.send_response(now(), id, resp) {
             debug!(error = %e, "response not sent");
         }
     }
 
     fn on_out_of_call(&mut self, id: ServerTxId, req: Request) {
-        let allow = (HeaderName::Allow, ALLOW.to_string());
-        if req.method == Method::Options {
-            let extra = [allow, (HeaderName::Accept, ACCEPT.to_string()), (HeaderName::AcceptLanguage, "en".into())];
-            self.respond(id, &req, 200, "OK", &extra);
-            return;
-        }
         if self.shutting_down && req.method == Method::Invite {
             self.respond(id, &req, 503, "Service Unavailable", &[]);
             return;
         }
-        let has_to_tag = req.to_header().map(|t| t.tag().is_some()).unwrap_or(false);
-        let (status, reason, extra): (u16, &str, Vec<(HeaderName, String)>) = match req.method {
-            Method::Extension(_) => (501, "Not Implemented", vec![allow]),
-            _ if req.headers.get(&HeaderName::MaxForwards).map(str::trim) == Some("0") => (483, "Too Many Hops", vec![]),
-            _ if !matches!(req.uri.scheme.as_str(), "sip" | "sips") => (416, "Unsupported URI Scheme", vec![]),
-            _ if has_to_tag => (481, "Call/Transaction Does Not Exist", vec![]),
-            Method::Bye | Method::Info | Method::Prack | Method::Update | Method::Invite => {
-                (481, "Call/Transaction Does Not Exist", vec![])
-            }
-            _ => (405, "Method Not Allowed", vec![allow]),
-        };
-        info!(method = %req.method, status, "request outside any call answered");
-        self.respond(id, &req, status, reason, &extra);
+        let a = out_of_dialog_answer(&req);
+        info!(method = %req.method, status = a.status, "request outside any call answered");
+        self.respond(id, &req, a.status, a.reason, &a.headers);
     }
 
     fn start_call(&mut self, call_id: String, first: Inbound) {
@@ -249,7 +276,9 @@ impl Endpoint {
         let rtp_port = media.as_ref().map(|m| m.port);
         let (tx, rx) = mpsc::channel(64);
         self.calls.insert(call_id.clone(), CallHandle { tx });
-        self.counters.calls.store(self.calls.len() as u64, Ordering::Relaxed);
+        self.counters
+            .calls
+            .store(self.calls.len() as u64, Ordering::Relaxed);
         debug!(port = ?rtp_port, calls = self.calls.len(), "starting call");
         let ctx = self.ctx.clone();
         let done = self.ended_tx.clone();
@@ -285,4 +314,82 @@ impl Endpoint {
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
+}
+
+/// The answer to a request that belongs to no dialog we have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: &'static str,
+    /// Extra headers (Allow, Unsupported, Accept ...).
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+/// RFC 3261 §8.2 for a request outside any dialog of ours (not a new INVITE, which starts
+/// a call, and not ACK/CANCEL, which the transaction layer handles), in the RFC's order:
+/// method (501 unknown, 405 not allowed), Request-URI scheme (416), a To tag for a dialog
+/// we do not have (481), Require (420 with Unsupported), Max-Forwards 0 on anything we
+/// would have to forward (483); OPTIONS then gets 200 with Allow, Accept, Supported.
+pub fn out_of_dialog_answer(req: &Request) -> Answer {
+    let allow = || vec![(HeaderName::Allow, ALLOW.to_string())];
+    let answer = |status, reason, headers| Answer {
+        status,
+        reason,
+        headers,
+    };
+    if let Method::Extension(_) = req.method {
+        return answer(501, "Not Implemented", allow());
+    }
+    if !matches!(req.uri.scheme.as_str(), "sip" | "sips") {
+        return answer(416, "Unsupported URI Scheme", vec![]);
+    }
+    let has_to_tag = req.to_header().map(|t| t.tag().is_some()).unwrap_or(false);
+    if has_to_tag {
+        return answer(481, "Call/Transaction Does Not Exist", vec![]);
+    }
+    let unsupported = unsupported_requirements(req);
+    if !unsupported.is_empty() {
+        return answer(
+            420,
+            "Bad Extension",
+            vec![(HeaderName::Unsupported, unsupported.join(", "))],
+        );
+    }
+    match req.method {
+        Method::Options => answer(
+            200,
+            "OK",
+            vec![
+                (HeaderName::Allow, ALLOW.to_string()),
+                (HeaderName::Accept, ACCEPT.to_string()),
+                (HeaderName::AcceptLanguage, "en".into()),
+                (HeaderName::Supported, SUPPORTED.to_string()),
+            ],
+        ),
+        _ if req.headers.get(&HeaderName::MaxForwards).map(str::trim) == Some("0") => {
+            answer(483, "Too Many Hops", vec![])
+        }
+        Method::Bye | Method::Info | Method::Prack | Method::Update | Method::Invite => {
+            answer(481, "Call/Transaction Does Not Exist", vec![])
+        }
+        _ => answer(405, "Method Not Allowed", allow()),
+    }
+}
+
+/// The option tags of `Require` that we do not support (we support none yet).
+pub fn unsupported_requirements(req: &Request) -> Vec<String> {
+    req.headers
+        .get_all(&HeaderName::Require)
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .filter(|t| {
+            !t.is_empty()
+                && !SUPPORTED
+                    .split(',')
+                    .any(|s| s.trim().eq_ignore_ascii_case(t))
+        })
+        .map(str::to_string)
+        .collect()
 }

@@ -54,7 +54,9 @@ pub struct CallContext {
 
 impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext").field("config", &self.config.source).finish_non_exhaustive()
+        f.debug_struct("CallContext")
+            .field("config", &self.config.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,8 +120,6 @@ pub enum CallReport {
 pub struct CallEnded {
     /// The call's Call-ID.
     pub call_id: String,
-    /// Whether the call was answered (counted as active until now).
-    pub was_active: bool,
     /// What the store keeps of it.
     pub record: crate::store::CallRecord,
 }

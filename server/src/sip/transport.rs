@@ -65,7 +65,12 @@ pub enum Link {
 
 impl Link {
     /// Sends wire bytes to `to`, if the allow-list permits.
-    pub async fn send(&self, allow: &AllowList, to: SocketAddr, data: Bytes) -> Result<(), TransportError> {
+    pub async fn send(
+        &self,
+        allow: &AllowList,
+        to: SocketAddr,
+        data: Bytes,
+    ) -> Result<(), TransportError> {
         if !allow.permits(to.ip()) {
             metrics::counter!(m::DESTINATION_DENIED, "kind" => "sip").increment(1);
             warn!(dest = %to, "not sending SIP: destination outside network.allow");
@@ -118,11 +123,13 @@ pub async fn start_udp(
     settings: TransportSettings,
     to_endpoint: mpsc::Sender<Inbound>,
 ) -> Result<Arc<UdpSocket>, TransportError> {
-    let sock = UdpSocket::bind(addr).await.map_err(|source| TransportError::Bind {
-        transport: "UDP",
-        addr,
-        source,
-    })?;
+    let sock = UdpSocket::bind(addr)
+        .await
+        .map_err(|source| TransportError::Bind {
+            transport: "UDP",
+            addr,
+            source,
+        })?;
     let sock = Arc::new(sock);
     info!(%addr, "SIP UDP listening");
     let s = sock.clone();
@@ -130,7 +137,11 @@ pub async fn start_udp(
     Ok(sock)
 }
 
-async fn udp_loop(sock: Arc<UdpSocket>, settings: TransportSettings, to_endpoint: mpsc::Sender<Inbound>) {
+async fn udp_loop(
+    sock: Arc<UdpSocket>,
+    settings: TransportSettings,
+    to_endpoint: mpsc::Sender<Inbound>,
+) {
     // One datagram larger than the limit is truncated by the OS read; we detect it below.
     let mut buf = vec![0u8; settings.max_message_size + 1];
     loop {
@@ -143,7 +154,10 @@ async fn udp_loop(sock: Arc<UdpSocket>, settings: TransportSettings, to_endpoint
             }
         };
         let data = &buf[..n];
-        if data.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+        {
             continue; // keep-alive
         }
         let peer = Peer {
@@ -171,7 +185,9 @@ async fn udp_loop(sock: Arc<UdpSocket>, settings: TransportSettings, to_endpoint
                 metrics::counter!(m::SIP_PARSE_ERRORS, "transport" => "udp").increment(1);
                 debug!(%from, error = %err, "malformed SIP datagram");
                 if let Some(resp) = reject_malformed(data, &err, &settings.server_header) {
-                    let _ = Link::Udp(sock.clone()).send(&settings.allow, from, resp.into()).await;
+                    let _ = Link::Udp(sock.clone())
+                        .send(&settings.allow, from, resp.into())
+                        .await;
                 }
             }
         }
@@ -184,18 +200,25 @@ pub async fn start_tcp(
     settings: TransportSettings,
     to_endpoint: mpsc::Sender<Inbound>,
 ) -> Result<(), TransportError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| TransportError::Bind {
-        transport: "TCP",
-        addr,
-        source,
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| TransportError::Bind {
+            transport: "TCP",
+            addr,
+            source,
+        })?;
     info!(%addr, "SIP TCP listening");
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(tcp_connection(stream, from, settings.clone(), to_endpoint.clone()));
+                    tokio::spawn(tcp_connection(
+                        stream,
+                        from,
+                        settings.clone(),
+                        to_endpoint.clone(),
+                    ));
                 }
                 Err(e) => {
                     warn!(error = %e, "TCP accept failed");
@@ -210,7 +233,12 @@ pub async fn start_tcp(
 /// How long a TCP connection may stay silent before it is closed.
 const TCP_IDLE: Duration = Duration::from_secs(300);
 
-async fn tcp_connection(stream: TcpStream, from: SocketAddr, settings: TransportSettings, to_endpoint: mpsc::Sender<Inbound>) {
+async fn tcp_connection(
+    stream: TcpStream,
+    from: SocketAddr,
+    settings: TransportSettings,
+    to_endpoint: mpsc::Sender<Inbound>,
+) {
     debug!(%from, "TCP connection accepted");
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
@@ -257,7 +285,9 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, settings: Transport
                     metrics::counter!(m::SIP_PARSE_ERRORS, "transport" => "tcp").increment(1);
                     warn!(%from, error = %err, "malformed SIP on TCP: answering if possible, closing connection");
                     if let Some(resp) = reject_malformed(&buf[..n], &err, &settings.server_header) {
-                        let _ = Link::Tcp(tx.clone()).send(&settings.allow, from, resp.into()).await;
+                        let _ = Link::Tcp(tx.clone())
+                            .send(&settings.allow, from, resp.into())
+                            .await;
                     }
                     break 'conn;
                 }
@@ -296,11 +326,17 @@ pub fn reject_malformed(raw: &[u8], err: &ParseError, server: &str) -> Option<Ve
         other => (400, format!("Bad Request: {other}")),
     };
     // Reason-phrase must not contain CR/LF; keep it short.
-    let reason: String = reason.chars().filter(|c| !c.is_control()).take(200).collect();
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
     let mut out = format!("SIP/2.0 {status} {reason}\r\n");
     let mut have_via = false;
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let canon = match name.trim().to_ascii_lowercase().as_str() {
             "via" | "v" => "Via",
             "from" | "f" => "From",
@@ -340,9 +376,15 @@ mod tests {
     #[test]
     fn malformed_request_gets_400_with_reason_and_copied_headers() {
         let raw = b"INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n";
-        let err = ParseError::ContentLength { declared: 99, actual: 0 };
+        let err = ParseError::ContentLength {
+            declared: 99,
+            actual: 0,
+        };
         let out = String::from_utf8(reject_malformed(raw, &err, "caruso").unwrap()).unwrap();
-        assert!(out.starts_with("SIP/2.0 400 Bad Request: Content-Length 99 but 0 body bytes\r\n"), "{out}");
+        assert!(
+            out.starts_with("SIP/2.0 400 Bad Request: Content-Length 99 but 0 body bytes\r\n"),
+            "{out}"
+        );
         assert!(out.contains("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"));
         assert!(out.contains("Call-ID: x\r\n"));
         assert!(out.contains("CSeq: 1 INVITE\r\n"));
@@ -351,7 +393,8 @@ mod tests {
 
     #[test]
     fn wrong_version_gets_505() {
-        let raw = b"OPTIONS sip:t@x SIP/7.0\r\nVia: SIP/7.0/UDP h;branch=z9hG4bK2\r\nCall-ID: y\r\n\r\n";
+        let raw =
+            b"OPTIONS sip:t@x SIP/7.0\r\nVia: SIP/7.0/UDP h;branch=z9hG4bK2\r\nCall-ID: y\r\n\r\n";
         let out = reject_malformed(raw, &ParseError::Version("SIP/7.0".into()), "c").unwrap();
         assert!(String::from_utf8(out).unwrap().starts_with("SIP/2.0 505 "));
     }
