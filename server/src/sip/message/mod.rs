@@ -1,22 +1,49 @@
-//! SIP message codec: framing, normalisation, parsing (through `rsip`) and serialisation.
+//! SIP message codec: framing, normalisation, parsing and serialisation.
 //!
-//! This module is the only place that names an `rsip` type. Everything above it works on
-//! the types defined here. Contract:
+//! Everything above this module works on the types defined here. Contract:
 //!
-//! - [`parse_datagram`] takes one UDP datagram and returns one message or a [`ParseError`].
-//! - [`Framer`] takes a TCP byte stream and yields whole messages, framed by Content-Length.
-//! - Before `rsip` sees a message, folded header lines are unfolded, compact header names
-//!   (`v`, `i`, `f`, `t`, `m`, `l`, `c`, `k`, `s`, `e`, `o`, `r`, `u`) are expanded and
-//!   `Name :` is normalised to `Name:`; the body length is checked against Content-Length.
-//! - [`Request::to_bytes`] / [`Response::to_bytes`] write a message with a correct
-//!   Content-Length.
+//! - [`parse_datagram`] (or [`parse_datagram_bytes`], which does not copy the body)
+//!   takes one UDP datagram and returns one message or a [`ParseError`]. A
+//!   Content-Length shorter than the datagram truncates the body, a longer one is an
+//!   error, none means "the rest of the datagram" (RFC 3261 §18.3).
+//! - [`Framer`] takes a TCP byte stream and yields whole messages, framed by
+//!   Content-Length (required on a stream); keep-alive CRLFs are skipped.
+//! - Folded header lines are unfolded, compact header names (`v`, `i`, `f`, `t`, `m`,
+//!   `l`, `c`, `k`, `s`, `e`, `o`, `r`, `u`) are expanded and `Name :` is accepted; header
+//!   values are kept as received otherwise (typed views parse on demand:
+//!   [`HeaderAccess`], [`Via::parse`], [`NameAddr::parse`], [`CSeq::parse`]).
+//! - A message is only returned if a server can act on it (RFC 3261 §8.2, RFC 4475):
+//!   start line well formed, Via / From / To / Call-ID / CSeq present, single-valued
+//!   where they must be, top Via, From, To, CSeq and Contact parse, CSeq method equals
+//!   the request method, Content-Length / Max-Forwards / Expires are numbers, the
+//!   Request-URI parses and has no headers. Anything else is a [`ParseError`], whose
+//!   text is the reason phrase of the `400` that [`error_response`] builds (`505` for
+//!   [`ParseError::Version`]; malformed responses get no answer).
+//! - [`Request::to_bytes`] / [`Response::to_bytes`] write a message with CRLF line ends
+//!   and a Content-Length computed from the body.
 //!
-//! ```ignore
-//! let msg = parse_datagram(b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n...")?;
+//! Parsing is one pass over the header block written here, not `rsip`: rsip 0.4.0
+//! rejects valid messages (extension methods, IPv6 and non-SIP Request-URIs, see the
+//! torture tests) and would add a second parse and a conversion. It remains the
+//! differential oracle of the tests ([`rsip_baseline`]).
+//!
+//! ```
+//! use caruso::sip::message::{parse_datagram, HeaderAccess, Response, SipMessage};
+//!
+//! let wire = b"OPTIONS sip:100@127.0.0.1 SIP/2.0\r\n\
+//! v: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+//! f: <sip:probe@127.0.0.1>;tag=a\r\nt: <sip:100@127.0.0.1>\r\n\
+//! i: 42@127.0.0.1\r\nCSeq: 7 OPTIONS\r\nl: 0\r\n\r\n";
+//! let SipMessage::Request(req) = parse_datagram(wire)? else { unreachable!() };
+//! assert_eq!(req.top_via()?.port, Some(5070));
+//! let ok = Response::for_request(&req, 200, "OK", Some("srv"));
+//! assert!(ok.to_bytes().starts_with(b"SIP/2.0 200 OK\r\n"));
+//! # Ok::<(), caruso::sip::message::ParseError>(())
 //! ```
 
 use bytes::Bytes;
 use std::fmt;
+use std::io::Write as _;
 use std::net::IpAddr;
 
 /// Why a message could not be parsed; the text names the rule that was broken and is
@@ -177,8 +204,9 @@ impl TransportKind {
 }
 
 /// A header name: the well-known ones as variants (compact forms map to them),
-/// anything else kept as written.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// anything else kept as written. Names compare case-insensitively, as RFC 3261 §7.3.1
+/// says: `Other("X-Foo") == Other("x-foo")`.
+#[derive(Debug, Clone, Eq)]
 pub enum HeaderName {
     /// Via (`v`)
     Via,
@@ -287,9 +315,91 @@ impl HeaderName {
 
     /// Maps a name as received (any case, compact or long form) to a `HeaderName`.
     pub fn from_wire(name: &str) -> HeaderName {
-        todo!("sip::message: header name lookup for {name}")
+        if let [c] = name.as_bytes() {
+            let compact = match c.to_ascii_lowercase() {
+                b'v' => Some(HeaderName::Via),
+                b'i' => Some(HeaderName::CallId),
+                b'f' => Some(HeaderName::From),
+                b't' => Some(HeaderName::To),
+                b'm' => Some(HeaderName::Contact),
+                b'l' => Some(HeaderName::ContentLength),
+                b'c' => Some(HeaderName::ContentType),
+                b'k' => Some(HeaderName::Supported),
+                b's' => Some(HeaderName::Subject),
+                b'e' => Some(HeaderName::ContentEncoding),
+                b'o' => Some(HeaderName::Event),
+                b'r' => Some(HeaderName::ReferTo),
+                b'u' => Some(HeaderName::Other("Allow-Events".to_string())),
+                _ => None,
+            };
+            if let Some(n) = compact {
+                return n;
+            }
+        }
+        for known in KNOWN_HEADERS {
+            let spelled = known.as_str();
+            if spelled.len() == name.len() && spelled.eq_ignore_ascii_case(name) {
+                return known.clone();
+            }
+        }
+        HeaderName::Other(name.to_string())
     }
 }
+
+impl PartialEq for HeaderName {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl std::hash::Hash for HeaderName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        if let HeaderName::Other(s) = self {
+            for b in s.bytes() {
+                state.write_u8(b.to_ascii_lowercase());
+            }
+        }
+    }
+}
+
+/// Every named variant, for the case-insensitive lookup in [`HeaderName::from_wire`].
+const KNOWN_HEADERS: &[HeaderName] = &[
+    HeaderName::Via,
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::MaxForwards,
+    HeaderName::Contact,
+    HeaderName::ContentType,
+    HeaderName::ContentLength,
+    HeaderName::ContentEncoding,
+    HeaderName::ContentDisposition,
+    HeaderName::Route,
+    HeaderName::RecordRoute,
+    HeaderName::Require,
+    HeaderName::ProxyRequire,
+    HeaderName::Supported,
+    HeaderName::Unsupported,
+    HeaderName::Allow,
+    HeaderName::Accept,
+    HeaderName::AcceptEncoding,
+    HeaderName::AcceptLanguage,
+    HeaderName::Expires,
+    HeaderName::UserAgent,
+    HeaderName::Server,
+    HeaderName::Authorization,
+    HeaderName::WwwAuthenticate,
+    HeaderName::ProxyAuthorization,
+    HeaderName::ProxyAuthenticate,
+    HeaderName::Event,
+    HeaderName::Subject,
+    HeaderName::ReferTo,
+];
 
 /// One header field; `value` is the text after the colon, trimmed, unfolded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,8 +487,18 @@ pub struct Uri {
 
 impl Uri {
     /// Parses a URI as found in a Request-URI or inside `<...>`.
+    ///
+    /// `sip:` and `sips:` URIs are split into their parts (a `:password` after the user
+    /// is kept inside [`Uri::user`] so the URI writes back unchanged); any other scheme
+    /// (`tel:`, `urn:`, ...) keeps everything after the colon in [`Uri::host`].
     pub fn parse(s: &str) -> Result<Uri, ParseError> {
-        todo!("sip::message: URI parse of {s}")
+        parse_uri(s).map_err(|reason| ParseError::BadUri(format!("{reason}: {}", snippet(s))))
+    }
+    /// The user without a `:password` suffix.
+    pub fn user_name(&self) -> Option<&str> {
+        self.user
+            .as_deref()
+            .map(|u| u.split_once(':').map_or(u, |(name, _)| name))
     }
     /// The value of a URI parameter (`transport`, `maddr`, ...), case-insensitive name.
     pub fn param(&self, name: &str) -> Option<Option<&str>> {
@@ -426,13 +546,23 @@ pub struct NameAddr {
 
 impl NameAddr {
     /// Parses one name-addr / addr-spec (not a comma-separated list).
+    ///
+    /// Without angle brackets, parameters after the address are header parameters
+    /// (RFC 3261 §20), so `sip:a@b;tag=1` has a `tag` and a URI without parameters.
     pub fn parse(s: &str) -> Result<NameAddr, ParseError> {
-        todo!("sip::message: name-addr parse of {s}")
+        parse_name_addr(s).map_err(|reason| ParseError::BadHeader {
+            name: "name-addr",
+            reason: reason.to_string(),
+        })
     }
     /// Parses a comma-separated list (Contact, Route, Record-Route), respecting quotes
     /// and angle brackets.
     pub fn parse_list(s: &str) -> Result<Vec<NameAddr>, ParseError> {
-        todo!("sip::message: name-addr list parse of {s}")
+        let mut out = Vec::new();
+        for part in SplitTop::new(s, b',', true) {
+            out.push(NameAddr::parse(part)?);
+        }
+        Ok(out)
     }
     /// The `tag` parameter.
     pub fn tag(&self) -> Option<&str> {
@@ -446,7 +576,14 @@ impl NameAddr {
 impl fmt::Display for NameAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(d) = &self.display {
-            write!(f, "\"{d}\" ")?;
+            f.write_str("\"")?;
+            for c in d.chars() {
+                if c == '"' || c == '\\' {
+                    f.write_str("\\")?;
+                }
+                write!(f, "{c}")?;
+            }
+            f.write_str("\" ")?;
         }
         write!(f, "<{}>", self.uri)?;
         for (n, v) in &self.params {
@@ -481,8 +618,14 @@ pub struct Via {
 
 impl Via {
     /// Parses the first Via value of a header line (which may hold several, comma-separated).
+    ///
+    /// LWS is allowed around `/`, `:`, `;` and `=` as RFC 3261 §25.1 allows; the
+    /// transport must be UDP, TCP or TLS.
     pub fn parse(s: &str) -> Result<Via, ParseError> {
-        todo!("sip::message: Via parse of {s}")
+        parse_via(s).map_err(|reason| ParseError::BadHeader {
+            name: "Via",
+            reason: reason.to_string(),
+        })
     }
     /// Whether the branch carries the RFC 3261 magic cookie `z9hG4bK`.
     pub fn is_rfc3261_branch(&self) -> bool {
@@ -526,6 +669,45 @@ pub struct CSeq {
     pub seq: u32,
     /// Method, which must match the request's.
     pub method: Method,
+}
+
+impl CSeq {
+    /// Parses a CSeq value: `1*DIGIT LWS Method`, the number below 2^31.
+    pub fn parse(s: &str) -> Result<CSeq, ParseError> {
+        let bad = |reason: &str| ParseError::BadHeader {
+            name: "CSeq",
+            reason: reason.to_string(),
+        };
+        let s = trim_lws(s);
+        let digits_end = s
+            .bytes()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(s.len());
+        if digits_end == 0 {
+            return Err(bad("sequence number is not a number"));
+        }
+        let seq = parse_decimal(&s[..digits_end])
+            .filter(|n| *n < (1u64 << 31))
+            .ok_or_else(|| bad("sequence number is not below 2^31"))?;
+        let rest = &s[digits_end..];
+        let method = trim_lws(rest);
+        if method.len() == rest.len() {
+            return Err(bad("no whitespace between number and method"));
+        }
+        if method.is_empty() || !method.bytes().all(is_token_char) {
+            return Err(bad("method is not a token"));
+        }
+        Ok(CSeq {
+            seq: seq as u32,
+            method: Method::from_token(method),
+        })
+    }
+}
+
+impl fmt::Display for CSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.seq, self.method)
+    }
 }
 
 /// A SIP request.
@@ -588,9 +770,15 @@ pub trait HeaderAccess {
     }
     /// CSeq.
     fn cseq(&self) -> Result<CSeq, ParseError> {
-        todo!("sip::message: CSeq parse")
+        let v = self
+            .headers()
+            .get(&HeaderName::CSeq)
+            .ok_or(ParseError::MissingHeader("CSeq"))?;
+        CSeq::parse(v)
     }
     /// From.
+    // The name is fixed by the shared API; it reads the From header, it converts nothing.
+    #[allow(clippy::wrong_self_convention)]
     fn from_header(&self) -> Result<NameAddr, ParseError> {
         let v = self
             .headers()
@@ -629,20 +817,64 @@ impl HeaderAccess for Response {
 impl Request {
     /// Writes the request to wire bytes, Content-Length set from the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("sip::message: serialise request")
+        let mut out = Vec::with_capacity(wire_size_hint(&self.headers, &self.body) + 64);
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{}", self.uri);
+        out.extend_from_slice(b" SIP/2.0\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
     }
 }
 
 impl Response {
     /// Writes the response to wire bytes, Content-Length set from the body.
     pub fn to_bytes(&self) -> Vec<u8> {
-        todo!("sip::message: serialise response")
+        let mut out =
+            Vec::with_capacity(wire_size_hint(&self.headers, &self.body) + 16 + self.reason.len());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "SIP/2.0 {:03} ", self.status);
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
     }
 
     /// Builds a response to `req` per RFC 3261 §8.2.6.2: copies Via (all), From, To,
     /// Call-ID and CSeq; adds `to_tag` to To when given and To has no tag yet.
+    /// Record-Route is not copied: the dialog layer adds it to dialog-creating responses
+    /// (§12.1.1).
     pub fn for_request(req: &Request, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
-        todo!("sip::message: response for request {req:?} {status} {reason} {to_tag:?}")
+        let mut headers = Headers(Vec::with_capacity(6));
+        for h in &req.headers.0 {
+            match h.name {
+                HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                    headers.0.push(h.clone())
+                }
+                HeaderName::To => {
+                    let mut value = h.value.clone();
+                    if let Some(tag) = to_tag {
+                        let has_tag = NameAddr::parse(&value).is_ok_and(|na| na.tag().is_some());
+                        if !has_tag {
+                            value.push_str(";tag=");
+                            value.push_str(tag);
+                        }
+                    }
+                    headers.0.push(Header {
+                        name: HeaderName::To,
+                        value,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Response {
+            status,
+            reason: reason.to_string(),
+            headers,
+            body: Bytes::new(),
+        }
     }
 }
 
@@ -656,34 +888,16 @@ impl SipMessage {
     }
 }
 
-/// Parses one UDP datagram as one SIP message.
-pub fn parse_datagram(data: &[u8]) -> Result<SipMessage, ParseError> {
-    todo!("sip::message: parse datagram of {} bytes", data.len())
-}
+mod codec;
+mod grammar;
+#[doc(hidden)]
+pub mod rsip_baseline;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod torture_tests;
 
-/// Splits a TCP byte stream into messages framed by Content-Length (RFC 3261 §18.3).
-/// Keep-alive CRLFs between messages are skipped.
-#[derive(Debug, Default)]
-pub struct Framer {
-    buf: Vec<u8>,
-}
-
-impl Framer {
-    /// A framer with an empty buffer.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Appends bytes read from the stream.
-    pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-    }
-    /// The next whole message, if one is buffered. An `Err` means the stream cannot be
-    /// framed any more (no Content-Length on a stream, oversize): the caller answers what
-    /// it can and closes the connection.
-    pub fn next_message(&mut self) -> Option<Result<SipMessage, ParseError>> {
-        todo!(
-            "sip::message: frame next message from {} bytes",
-            self.buf.len()
-        )
-    }
-}
+pub use codec::{
+    error_response, parse_datagram, parse_datagram_bytes, parse_frame, Framer, MAX_MESSAGE_SIZE,
+};
+use grammar::*;
