@@ -142,7 +142,7 @@ pub fn ulaw_encode(s: i16) -> u8 {
     let neg = s >> 31; // -1 for negative samples, else 0
     let sign = (neg as u8) & 0x80;
     let mag = s.abs().min(ULAW_CLIP) + ULAW_BIAS; // 132..=32767
-    // Highest set bit is 7..=14 -> segment 0..=7.
+                                                  // Highest set bit is 7..=14 -> segment 0..=7.
     let exp = 24 - mag.leading_zeros() as i32;
     let mant = ((mag >> (exp + 3)) & 0x0F) as u8;
     !(sign | ((exp as u8) << 4) | mant)
@@ -159,8 +159,8 @@ pub fn ulaw_decode(c: u8) -> i16 {
 pub fn alaw_encode(s: i16) -> u8 {
     let s = s as i32;
     let neg = s >> 31; // -1 for negative samples, else 0
-    // Negative values use one's complement (-s - 1) so the decision levels are symmetric;
-    // a set sign bit (after the 0x55 inversion) means positive.
+                       // Negative values use one's complement (-s - 1) so the decision levels are symmetric;
+                       // a set sign bit (after the 0x55 inversion) means positive.
     let mask = 0xD5u8 ^ ((neg as u8) & 0x80);
     let mag = (s ^ neg) >> 3; // 0..=4095
     let seg = 27 - (mag | 0x10).leading_zeros() as i32; // 0..=7
