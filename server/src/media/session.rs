@@ -459,6 +459,7 @@ pub struct RtpSession {
     next_rtcp: Instant,
     sent_at_last_report: u64,
     last_now: Instant,
+    closed: bool,
     buf: BytesMut,
     transmits: VecDeque<MediaTransmit>,
     events: VecDeque<MediaEvent>,
@@ -509,6 +510,7 @@ impl RtpSession {
             next_rtcp: now + cfg.rtcp_interval,
             sent_at_last_report: 0,
             last_now: now,
+            closed: false,
             buf: BytesMut::with_capacity(4096),
             transmits: VecDeque::with_capacity(16),
             events: VecDeque::with_capacity(4),
@@ -777,8 +779,11 @@ impl RtpSession {
         } else {
             self.talking = false;
         }
+        if self.closed {
+            return;
+        }
         if now >= self.next_rtcp {
-            self.send_rtcp(now);
+            self.send_rtcp(now, false);
             self.next_rtcp += self.cfg.rtcp_interval;
             if self.next_rtcp <= now {
                 self.next_rtcp = now + self.cfg.rtcp_interval;
@@ -854,7 +859,7 @@ impl RtpSession {
         });
     }
 
-    fn send_rtcp(&mut self, now: Instant) {
+    fn send_rtcp(&mut self, now: Instant, bye: bool) {
         let sender = (self.stats.packets_sent > self.sent_at_last_report).then(|| SenderInfo {
             ntp_time: ntp_timestamp(self.wall_clock(now)),
             rtp_time: self.rtp_time_at(now),
@@ -867,7 +872,7 @@ impl RtpSession {
             .as_mut()
             .filter(|s| s.valid())
             .map(|s| s.report_block(now));
-        if let Ok(data) = build_report(self.cfg.ssrc, sender, block, &self.cfg.cname) {
+        if let Ok(data) = build_report(self.cfg.ssrc, sender, block, &self.cfg.cname, bye) {
             self.stats.rtcp_sent += 1;
             self.transmits.push_back(MediaTransmit {
                 to: self.remote_rtcp,
@@ -875,6 +880,16 @@ impl RtpSession {
                 data,
             });
         }
+    }
+
+    /// Ends the session: stops media and playback and queues a final RTCP report with a
+    /// BYE (RFC 3550 §6.6). Afterwards only incoming packets are still counted.
+    pub fn close(&mut self, now: Instant) {
+        self.last_now = now;
+        self.stop_playback();
+        self.cfg.direction = Direction::Inactive;
+        self.closed = true;
+        self.send_rtcp(now, true);
     }
 
     /// The next datagram to send.
@@ -889,6 +904,9 @@ impl RtpSession {
 
     /// When `handle_timeout` should be called next (may be in the past: call it now).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
         let mut t = self.next_rtcp;
         if self.sending() {
             let tick = if self.resync_pending {
@@ -1405,7 +1423,7 @@ mod tests {
             last_sr: lsr,
             delay_since_last_sr: 65536 * 40 / 1000,
         };
-        let rr = build_report(77, None, Some(blk), "peer").unwrap();
+        let rr = build_report(77, None, Some(blk), "peer", false).unwrap();
         s.handle_packet(t0 + Duration::from_millis(5100), peer(), &rr);
         let st = s.stats();
         assert_eq!(st.rtcp_received, 1);
@@ -1426,6 +1444,24 @@ mod tests {
         assert_eq!(tx.len(), 1);
         assert_eq!(tx[0].1.to, peer());
         assert_eq!(tx[0].1.data[1], 201);
+    }
+
+    #[test]
+    fn close_sends_rtcp_bye_and_stops() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(cfg(), t0);
+        let _ = run_until(&mut s, t0 + Duration::from_secs(1));
+        s.close(t0 + Duration::from_secs(1));
+        let tx = drain(&mut s);
+        assert_eq!(tx.len(), 1);
+        assert_eq!(tx[0].kind, MediaKind::Rtcp);
+        let info = parse_rtcp(&tx[0].data).unwrap();
+        assert_eq!(info.bye, [0xCAFE]);
+        assert_eq!(info.sender_report.map(|(_, si)| si.packet_count), Some(50));
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(t0 + Duration::from_secs(100));
+        assert!(drain(&mut s).is_empty());
+        assert!(events(&mut s).is_empty(), "no inactivity after close");
     }
 
     #[test]
