@@ -7,7 +7,7 @@
 //! codec and the cores are exercised together.
 
 use super::super::*;
-use crate::sip::dialog::{copy_record_route, create_ack_for_2xx, new_tag, Dialog, DialogState};
+use crate::sip::dialog::{create_ack_for_2xx, new_tag, Dialog, DialogState};
 use crate::sip::message::{parse_datagram, Headers, Uri};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -291,13 +291,8 @@ impl UasCore {
     }
 
     fn response(&self, req: &Request, status: u16, reason: &str) -> Response {
-        let mut r = Response::for_request(req, status, reason, Some(&self.tag));
-        if req.method == Method::Invite {
-            copy_record_route(req, &mut r);
-            r.headers
-                .push(HeaderName::Contact, format!("<{}>", contact("100", UAS)));
-        }
-        r
+        let d = self.dialog.as_ref().expect("dialog before any response");
+        d.create_response(req, status, reason, &contact("100", UAS))
     }
 
     fn handle(&mut self, now: Instant, incoming: Incoming) {
