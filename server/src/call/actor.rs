@@ -13,13 +13,13 @@
 //! on hold and resume it (re-INVITE); no RTP for the inactivity timeout ends the call.
 
 use super::endpoint::Counters;
-use super::{CallContext, CallEnded, CallMsg, EndReason};
+use super::{CallContext, CallEnded, CallMsg, CallReport, EndReason};
 use crate::config::{host_string, CodecName};
 use crate::media::codec::Codec;
 use crate::media::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
-use crate::media::session::{MediaEvent, RtpSession, SessionConfig};
+use crate::media::session::{MediaEvent, MediaKind, RtpSession, SessionConfig};
 use crate::metrics as m;
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{copy_record_route, Dialog};
 use crate::sip::message::{
     HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind, Uri, Via,
 };
@@ -76,22 +76,21 @@ pub async fn run(
     first: Inbound,
     media: Option<MediaSockets>,
     rx: mpsc::Receiver<CallMsg>,
-    done: mpsc::UnboundedSender<CallEnded>,
+    done: mpsc::UnboundedSender<CallReport>,
     counters: Arc<Counters>,
 ) {
     let span = info_span!("call", call_id = %call_id);
     async move {
-        let rtp_port = media.as_ref().map(|m| m.port);
-        let mut call = Call::new(ctx, call_id.clone(), &first, media, counters);
+        let mut call = Call::new(ctx, call_id.clone(), &first, media, counters, done.clone());
         call.on_inbound(now(), first);
         call.run(rx).await;
         let record = call.record();
-        let _ = done.send(CallEnded {
+        call.release_media();
+        let _ = done.send(CallReport::Ended(CallEnded {
             call_id,
-            rtp_port,
             was_active: call.counted_active,
             record,
-        });
+        }));
     }
     .instrument(span)
     .await
@@ -130,6 +129,7 @@ struct Call {
     branch_counter: u64,
     buf: Vec<u8>,
     counters: Arc<Counters>,
+    done: mpsc::UnboundedSender<CallReport>,
     started_ms: u64,
     answered_ms: Option<u64>,
     final_stats: RtpCounters,
@@ -149,7 +149,7 @@ fn linger_limit(ctx: &CallContext) -> Duration {
 }
 
 impl Call {
-    fn new(ctx: Arc<CallContext>, call_id: String, first: &Inbound, media: Option<MediaSockets>, counters: Arc<Counters>) -> Self {
+    fn new(ctx: Arc<CallContext>, call_id: String, first: &Inbound, media: Option<MediaSockets>, counters: Arc<Counters>, done: mpsc::UnboundedSender<CallReport>) -> Self {
         let layer = TransactionLayer::new(ctx.timers);
         let local_tag = format!("{:016x}", rand::random::<u64>());
         Call {
@@ -187,6 +187,7 @@ impl Call {
             branch_counter: rand::random::<u64>(),
             buf: vec![0u8; 2048],
             counters,
+            done,
             started_ms: super::unix_ms(),
             answered_ms: None,
             final_stats: RtpCounters::default(),
@@ -325,7 +326,7 @@ impl Call {
                         metrics::counter!(m::DESTINATION_DENIED, "kind" => "rtp").increment(1);
                         continue;
                     }
-                    let sock = if tx.is_rtcp() { &ms.rtcp } else { &ms.rtp };
+                    let sock = if tx.kind == MediaKind::Rtcp { &ms.rtcp } else { &ms.rtp };
                     if let Err(e) = sock.try_send_to(tx.data(), tx.to) {
                         debug!(error = %e, dest = %tx.to, "RTP send failed");
                     }
@@ -414,6 +415,9 @@ impl Call {
             resp.headers.push(n.clone(), v.clone());
         }
         self.decorate(&mut resp);
+        if req.method == Method::Invite && (101..300).contains(&status) {
+            copy_record_route(req, &mut resp); // RFC 3261 §12.1.1
+        }
         if let Some(b) = body {
             resp.headers.push(HeaderName::ContentType, "application/sdp");
             resp.body = b;
@@ -858,8 +862,18 @@ impl Call {
         self.session_stop();
         self.report_rtp(true);
         self.session = None;
+        self.release_media();
         self.phase = Phase::Ended;
         self.ended_at = Some(now);
+    }
+
+    /// Closes the RTP sockets and gives the port pair back to the endpoint's pool.
+    fn release_media(&mut self) {
+        if let Some(ms) = self.media.take() {
+            let port = ms.port;
+            drop(ms);
+            let _ = self.done.send(CallReport::PortFreed(port));
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::actor::{self, MediaSockets, ACCEPT, ALLOW};
 use super::ports::PortPool;
-use super::{CallContext, CallEnded, CallHandle, CallMsg};
+use super::{CallContext, CallEnded, CallHandle, CallMsg, CallReport};
 use crate::metrics as m;
 use crate::store::Store;
 use crate::sip::message::{HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind};
@@ -41,8 +41,8 @@ pub struct Endpoint {
     layer: TransactionLayer,
     udp: Option<Link>,
     tcp_links: HashMap<SocketAddr, Link>,
-    ended_tx: mpsc::UnboundedSender<CallEnded>,
-    ended_rx: mpsc::UnboundedReceiver<CallEnded>,
+    ended_tx: mpsc::UnboundedSender<CallReport>,
+    ended_rx: mpsc::UnboundedReceiver<CallReport>,
     counters: Arc<Counters>,
     store: Option<Arc<dyn Store>>,
     shutting_down: bool,
@@ -89,7 +89,10 @@ impl Endpoint {
                     Some(i) => self.on_inbound(i),
                     None => break,
                 },
-                Some(ended) = self.ended_rx.recv() => self.on_call_ended(ended),
+                Some(report) = self.ended_rx.recv() => match report {
+                    CallReport::PortFreed(port) => self.ports.release(port),
+                    CallReport::Ended(ended) => self.on_call_ended(ended),
+                },
                 _ = tokio::time::sleep_until(next) => self.layer.handle_timeout(now()),
                 changed = shutdown.changed(), if !self.shutting_down => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -135,9 +138,6 @@ impl Endpoint {
 
     fn on_call_ended(&mut self, ended: CallEnded) {
         self.calls.remove(&ended.call_id);
-        if let Some(p) = ended.rtp_port {
-            self.ports.release(p);
-        }
         self.counters.calls.store(self.calls.len() as u64, Ordering::Relaxed);
         if ended.was_active {
             self.counters.dialogs.fetch_sub(1, Ordering::Relaxed);

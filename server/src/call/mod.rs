@@ -103,13 +103,21 @@ impl EndReason {
     }
 }
 
+/// What a call actor tells the endpoint.
+#[derive(Debug)]
+pub enum CallReport {
+    /// The call's media is over: its RTP port pair may be reused (sent at hang-up, while
+    /// the call still lingers to absorb SIP retransmissions).
+    PortFreed(u16),
+    /// The actor exited.
+    Ended(CallEnded),
+}
+
 /// Sent by a call actor to the endpoint when it exits.
 #[derive(Debug)]
 pub struct CallEnded {
     /// The call's Call-ID.
     pub call_id: String,
-    /// The RTP port to give back to the pool.
-    pub rtp_port: Option<u16>,
     /// Whether the call was answered (counted as active until now).
     pub was_active: bool,
     /// What the store keeps of it.
