@@ -28,6 +28,7 @@ fn prompt_call(transport: Transport) {
     );
 
     let p = pacing(&packets);
+    eprintln!("{transport:?}: {p:?}");
     assert!(
         (PROMPT_PACKETS..=PROMPT_PACKETS + 2).contains(&p.count),
         "expected the {PROMPT_PACKETS} packets of a {PROMPT_SECS} s prompt, got {}",

@@ -54,11 +54,9 @@ const fn row(file: &'static str, both: Expect, rfc: &'static str) -> Row {
 fn table() -> Vec<Row> {
     vec![
         // 3.1.1 valid messages: parsed and answered normally.
-        row(
-            "rfc4475/wsinv.dat",
-            Codes(INVITE_UNKNOWN_USER),
-            "4475 3.1.1.1 valid",
-        ),
+        // Its To carries a tag: an in-dialog request for a dialog that does not exist
+        // (RFC 3261 §12.2.2).
+        row("rfc4475/wsinv.dat", Codes(&[481]), "4475 3.1.1.1 valid"),
         row(
             "rfc4475/intmeth.dat",
             Codes(&[501]),
@@ -167,14 +165,18 @@ fn table() -> Vec<Row> {
         // 3.2 transaction layer.
         row(
             "rfc4475/badbranch.dat",
-            Codes(OPTIONS_OK),
+            Codes(&[200, 404, 400]),
             "4475 3.2.1 (2543 transaction)",
         ),
         // 3.3 application layer.
         row("rfc4475/insuf.dat", Codes(&[400]), "4475 3.3.1"),
         row("rfc4475/unkscm.dat", Codes(&[416]), "4475 3.3.2"),
         row("rfc4475/novelsc.dat", Codes(&[416, 404]), "4475 3.3.3"),
-        row("rfc4475/unksm2.dat", Codes(&[400, 405, 501]), "4475 3.3.4"),
+        row(
+            "rfc4475/unksm2.dat",
+            Codes(&[400, 416, 405, 501]),
+            "4475 3.3.4",
+        ),
         row("rfc4475/bext01.dat", Codes(&[420]), "4475 3.3.5"),
         row("rfc4475/invut.dat", Codes(&[415, 404]), "4475 3.3.6"),
         row(
@@ -204,11 +206,13 @@ fn table() -> Vec<Row> {
             "4475 3.3.15",
         ),
         // 3.4 backward compatibility.
-        row(
-            "rfc4475/inv2543.dat",
-            Codes(INVITE_UNKNOWN_USER),
-            "4475 3.4.1 (RFC 2543)",
-        ),
+        Row {
+            file: "rfc4475/inv2543.dat",
+            udp: Codes(INVITE_UNKNOWN_USER),
+            // It has no Content-Length, which a stream transport requires (RFC 3261 §20.14).
+            tcp: Codes(&[400, 404, 480, 484, 604]),
+            rfc: "4475 3.4.1 (RFC 2543)",
+        },
         // RFC 5118 (IPv6 in SIP), carried over IPv4 loopback.
         row(
             "rfc5118/ipv6-good",
@@ -270,29 +274,118 @@ fn table() -> Vec<Row> {
 }
 
 /// Value of the first header among `names` (long and compact forms), case-insensitive,
-/// in the head of `msg`.
-fn header_any<'a>(msg: &'a str, names: &[&str]) -> Option<&'a str> {
+/// in the head of `msg`, with folded lines (RFC 3261 §7.3.1) joined.
+fn header_any(msg: &str, names: &[&str]) -> Option<String> {
     let head = msg.split("\r\n\r\n").next().unwrap_or("");
-    head.split("\r\n").skip(1).find_map(|l| {
+    let mut lines: Vec<String> = Vec::new();
+    for l in head.split("\r\n").skip(1) {
+        match lines.last_mut() {
+            Some(prev) if l.starts_with([' ', '\t']) => {
+                prev.push(' ');
+                prev.push_str(l.trim());
+            }
+            _ => lines.push(l.to_owned()),
+        }
+    }
+    lines.into_iter().find_map(|l| {
         let (n, v) = l.split_once(':')?;
         let n = n.trim();
         names
             .iter()
             .any(|x| n.eq_ignore_ascii_case(x))
-            .then(|| v.trim())
+            .then(|| v.trim().to_owned())
     })
 }
 
-/// A string that identifies answers to `msg`: its Call-ID, else its top Via branch.
-fn answer_key(msg: &str) -> Option<String> {
-    if let Some(id) = header_any(msg, &["Call-ID", "i"]) {
-        return Some(id.to_owned());
+/// What identifies a request's transaction and its answers.
+#[derive(Debug, Default)]
+struct Ident {
+    call_id: Option<String>,
+    /// CSeq with whitespace collapsed (`8 INVITE`).
+    cseq: Option<String>,
+    /// CSeq method.
+    method: Option<String>,
+    /// Top Via branch.
+    branch: Option<String>,
+    /// Top Via sent-by, lower case, no whitespace.
+    sent_by: Option<String>,
+}
+
+impl Ident {
+    fn of(msg: &str) -> Ident {
+        // `0009 INVITE` and `9 INVITE` are the same CSeq.
+        let cseq = header_any(msg, &["CSeq"]).map(|c| {
+            let mut parts = c.split_whitespace();
+            let num = parts.next().unwrap_or("");
+            let num = num.parse::<u64>().map_or(num.to_owned(), |n| n.to_string());
+            format!("{num} {}", parts.next().unwrap_or("").to_ascii_uppercase())
+        });
+        let method = cseq
+            .as_deref()
+            .and_then(|c| c.split(' ').nth(1))
+            .map(str::to_owned);
+        let via = header_any(msg, &["Via", "v"]).unwrap_or_default();
+        let first_via = via.split(',').next().unwrap_or("");
+        let mut params = first_via.split(';');
+        // `SIP / 2.0 / UDP host:port` (LWS allowed around the slashes and the colon).
+        let sent_by = params
+            .next()
+            .unwrap_or("")
+            .splitn(3, '/')
+            .nth(2)
+            .map(|t| {
+                t.split_whitespace()
+                    .skip(1)
+                    .collect::<String>()
+                    .to_ascii_lowercase()
+            })
+            .filter(|h| !h.is_empty());
+        let branch = params
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                k.trim()
+                    .eq_ignore_ascii_case("branch")
+                    .then(|| v.trim().to_owned())
+            })
+            .next();
+        Ident {
+            call_id: header_any(msg, &["Call-ID", "i"]),
+            cseq,
+            method,
+            branch,
+            sent_by,
+        }
     }
-    let via = header_any(msg, &["Via", "v"])?;
-    let b = via
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("branch="))?;
-    Some(b.trim().to_owned())
+
+    /// Whether `resp` answers the request this identifies: same Call-ID and CSeq, or
+    /// (for a request the server takes as a retransmission, RFC 3261 §17.2.3) same top
+    /// Via branch and sent-by and same CSeq method.
+    fn answered_by(&self, resp: &Ident) -> bool {
+        let by_dialog =
+            self.call_id.is_some() && self.call_id == resp.call_id && self.cseq == resp.cseq;
+        let by_txn = self.branch.is_some()
+            && self.branch == resp.branch
+            && self.sent_by == resp.sent_by
+            && self.method == resp.method;
+        by_dialog || by_txn
+    }
+}
+
+/// The ACK for a non-2xx final response to an INVITE (RFC 3261 §17.1.1.3), so that the
+/// server stops retransmitting it.
+fn ack_for(request: &str, resp: &str) -> Option<String> {
+    let ruri = request.split("\r\n").next()?.split(' ').nth(1)?;
+    let via_all = header_any(request, &["Via", "v"])?;
+    let via = via_all.split(',').next()?;
+    let cseq = header_any(resp, &["CSeq"])?;
+    let num = cseq.split_whitespace().next()?;
+    Some(format!(
+        "ACK {ruri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\n\
+         Call-ID: {}\r\nCSeq: {num} ACK\r\nContent-Length: 0\r\n\r\n",
+        header_any(resp, &["From", "f"])?,
+        header_any(resp, &["To", "t"])?,
+        header_any(resp, &["Call-ID", "i"])?,
+    ))
 }
 
 /// Sent-by port of the top Via (5060 when absent).
@@ -306,13 +399,18 @@ fn top_via_port(msg: &str) -> u16 {
         .and_then(|t| t.split_whitespace().nth(1))
         .unwrap_or("");
     let sent_by = sent_by.split([';', ',']).next().unwrap_or("");
+    let default = if via.to_ascii_uppercase().contains("TLS") {
+        5061
+    } else {
+        5060
+    };
     if sent_by.ends_with(']') {
-        return 5060;
+        return default;
     }
     sent_by
         .rsplit_once(':')
         .and_then(|(_, p)| p.parse().ok())
-        .unwrap_or(5060)
+        .unwrap_or(default)
 }
 
 fn is_request(msg: &str) -> bool {
@@ -408,7 +506,7 @@ fn torture_rfc4475_rfc5118_udp() {
     for r in &rows {
         let (bytes, text) = load(r.file);
         sender.send_to(&bytes, server.sip_addr()).expect("send");
-        let key = answer_key(&text);
+        let ident = Ident::of(&text);
         let mut finals: Vec<String> = Vec::new();
         let mut stray: Vec<String> = Vec::new();
         let start = Instant::now();
@@ -428,9 +526,14 @@ fn torture_rfc4475_rfc5118_udp() {
                 if let Ok((n, _)) = s.recv_from(&mut buf) {
                     got_any = true;
                     let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
-                    let mine = key.as_deref().is_some_and(|k| resp.contains(k));
+                    let mine = ident.answered_by(&Ident::of(&resp));
                     match status_code(&resp) {
                         Some(c) if c >= 200 && mine => {
+                            if c >= 300 && ident.method.as_deref() == Some("INVITE") {
+                                if let Some(ack) = ack_for(&text, &resp) {
+                                    let _ = sender.send_to(ack.as_bytes(), server.sip_addr());
+                                }
+                            }
                             finals.push(resp);
                             final_at.get_or_insert(Instant::now());
                         }
@@ -488,11 +591,11 @@ fn torture_rfc4475_rfc5118_tcp() {
         let (bytes, text) = load(r.file);
         let answers = tcp_exchange(server.sip_addr(), &bytes, Duration::from_millis(700))
             .unwrap_or_else(|e| panic!("TCP to caruso for {}: {e}", r.file));
-        let key = answer_key(&text);
+        let ident = Ident::of(&text);
         let finals: Vec<String> = answers
             .iter()
             .filter(|a| status_code(a).is_some_and(|c| c >= 200))
-            .filter(|a| key.as_deref().is_some_and(|k| a.contains(k)))
+            .filter(|a| ident.answered_by(&Ident::of(a)))
             .cloned()
             .collect();
         if r.file.ends_with("dblreq.dat") {
@@ -551,10 +654,20 @@ fn helpers_find_keys_and_ports() {
     let (_, mapped) = load("rfc5118/ipv4-mapped-ipv6");
     assert_eq!(top_via_port(&mapped), 19823);
     let (_, insuf) = load("rfc4475/insuf.dat");
-    assert_eq!(answer_key(&insuf).as_deref(), Some("z9hG4bKkdj.insuf"));
-    let (_, dbl) = load("rfc4475/dblreq.dat");
-    assert_eq!(
-        answer_key(&dbl).as_deref(),
-        Some("dblreq.0ha0isndaksdj99sdfafnl3lk233412")
-    );
+    let id = Ident::of(&insuf);
+    assert_eq!(id.branch.as_deref(), Some("z9hG4bKkdj.insuf"));
+    assert_eq!(id.sent_by.as_deref(), Some("192.0.2.95"));
+    assert_eq!(id.call_id, None);
+    let (_, wsinv) = load("rfc4475/wsinv.dat");
+    let id = Ident::of(&wsinv);
+    assert_eq!(id.cseq.as_deref(), Some("9 INVITE"));
+    assert_eq!(id.sent_by.as_deref(), Some("192.0.2.2"));
+    assert_eq!(id.branch.as_deref(), Some("390skdjuw"));
+    let (_, bext) = load("rfc4475/bext01.dat");
+    assert_eq!(top_via_port(&bext), 5061);
+    // A response with `received` added still matches its request by Via.
+    let resp = "SIP/2.0 400 Bad\r\nVia: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKkdj.insuf;received=127.0.0.1\r\nCSeq: 193942 INVITE\r\n\r\n";
+    assert!(Ident::of(&insuf).answered_by(&Ident::of(resp)));
+    let other = resp.replace("193942 INVITE", "1 OPTIONS");
+    assert!(!Ident::of(&insuf).answered_by(&Ident::of(&other)));
 }
