@@ -375,7 +375,7 @@ impl Config {
         };
         let port_min = raw.rtp.port_min.unwrap_or(20_000);
         let port_max = raw.rtp.port_max.unwrap_or(29_999);
-        if port_min < 1024 || port_min % 2 != 0 {
+        if port_min < 1024 || !port_min.is_multiple_of(2) {
             return Err(cx.err("rtp.port_min", format!("expected an even port number >= 1024 (RTP uses even ports, RTCP the next odd one), found {port_min}")));
         }
         if port_max <= port_min {

@@ -12,7 +12,7 @@
 //! The caller may CANCEL before the answer (487), hang up at any time (BYE), put the call
 //! on hold and resume it (re-INVITE); no RTP for the inactivity timeout ends the call.
 
-use super::endpoint::Counters;
+use super::endpoint::{Answer, Counters};
 use super::{CallContext, CallEnded, CallMsg, CallReport, EndReason};
 use crate::config::{host_string, CodecName};
 use crate::media::codec::Codec;
@@ -230,7 +230,7 @@ impl Call {
             };
             let t = now();
             match ev {
-                Ev::Msg(Some(CallMsg::Sip(inbound))) => self.on_inbound(t, inbound),
+                Ev::Msg(Some(CallMsg::Sip(inbound))) => self.on_inbound(t, *inbound),
                 Ev::Msg(Some(CallMsg::Shutdown)) | Ev::Msg(None) => {
                     if self.phase == Phase::Ended {
                         break; // only lingering for retransmissions: nothing to end
@@ -336,22 +336,7 @@ impl Call {
                     warn!(error = %e, "SIP send failed");
                 }
             }
-            if let (Some(s), Some(ms)) = (self.session.as_mut(), self.media.as_ref()) {
-                while let Some(tx) = s.poll_transmit() {
-                    if !self.ctx.allow.permits(tx.to.ip()) {
-                        metrics::counter!(m::DESTINATION_DENIED, "kind" => "rtp").increment(1);
-                        continue;
-                    }
-                    let sock = if tx.kind == MediaKind::Rtcp {
-                        &ms.rtcp
-                    } else {
-                        &ms.rtp
-                    };
-                    if let Err(e) = sock.try_send_to(tx.data(), tx.to) {
-                        debug!(error = %e, dest = %tx.to, "RTP send failed");
-                    }
-                }
-            }
+            self.flush_media();
             if !progressed {
                 break;
             }
@@ -359,6 +344,27 @@ impl Call {
         self.report_rtp(false);
         let n = self.layer.len();
         self.set_tx_gauge(n);
+    }
+
+    /// Sends every datagram the RTP session has queued (non-blocking socket writes).
+    fn flush_media(&mut self) {
+        let (Some(s), Some(ms)) = (self.session.as_mut(), self.media.as_ref()) else {
+            return;
+        };
+        while let Some(tx) = s.poll_transmit() {
+            if !self.ctx.allow.permits(tx.to.ip()) {
+                metrics::counter!(m::DESTINATION_DENIED, "kind" => "rtp").increment(1);
+                continue;
+            }
+            let sock = if tx.kind == MediaKind::Rtcp {
+                &ms.rtcp
+            } else {
+                &ms.rtp
+            };
+            if let Err(e) = sock.try_send_to(tx.data(), tx.to) {
+                debug!(error = %e, dest = %tx.to, "RTP send failed");
+            }
+        }
     }
 
     fn set_tx_gauge(&mut self, n: usize) {
@@ -454,8 +460,7 @@ impl Call {
         now: Instant,
         id: ServerTxId,
         req: &Request,
-        status: u16,
-        reason: &str,
+        (status, reason): (u16, &str),
         extra: &[(HeaderName, String)],
         body: Option<Bytes>,
     ) {
@@ -488,7 +493,7 @@ impl Call {
         if !in_dialog {
             // Same Call-ID but not our dialog: answer as the endpoint answers strangers.
             let a = super::endpoint::out_of_dialog_answer(&req);
-            self.respond(now, id, &req, a.status, a.reason, &a.headers, None);
+            self.respond(now, id, &req, (a.status, a.reason), &a.headers, None);
             return;
         }
         if let Some(d) = self.dialog.as_mut() {
@@ -498,8 +503,7 @@ impl Call {
                     now,
                     id,
                     &req,
-                    500,
-                    "Server Internal Error: CSeq out of order",
+                    (500, "Server Internal Error: CSeq out of order"),
                     &[],
                     None,
                 );
@@ -508,7 +512,7 @@ impl Call {
         }
         match req.method {
             Method::Bye => {
-                self.respond(now, id, &req, 200, "OK", &[], None);
+                self.respond(now, id, &req, (200, "OK"), &[], None);
                 info!("caller hung up");
                 self.finish(now, EndReason::CallerHangup);
             }
@@ -518,19 +522,19 @@ impl Call {
                     (HeaderName::Allow, ALLOW.to_string()),
                     (HeaderName::Accept, ACCEPT.to_string()),
                 ];
-                self.respond(now, id, &req, 200, "OK", &extra, None);
+                self.respond(now, id, &req, (200, "OK"), &extra, None);
             }
             Method::Info => {
                 if let Some(digit) = dtmf_from_info(&req) {
                     metrics::counter!(m::DTMF_DIGITS, "source" => "info").increment(1);
                     info!(digit = %digit, "DTMF (SIP INFO)");
                 }
-                self.respond(now, id, &req, 200, "OK", &[], None);
+                self.respond(now, id, &req, (200, "OK"), &[], None);
             }
             Method::Ack => {}
             _ => {
                 let extra = [(HeaderName::Allow, ALLOW.to_string())];
-                self.respond(now, id, &req, 405, "Method Not Allowed", &extra, None);
+                self.respond(now, id, &req, (405, "Method Not Allowed"), &extra, None);
             }
         }
     }
@@ -540,9 +544,14 @@ impl Call {
         let user = req.uri.user.clone().unwrap_or_default();
         info!(number = %crate::call::redact(&user), from = %self.peer.addr, "incoming call");
 
-        if let Err((status, reason, extra)) = self.validate_invite(&req) {
+        if let Err(Answer {
+            status,
+            reason,
+            headers: extra,
+        }) = self.validate_invite(&req)
+        {
             info!(status, reason, "call rejected");
-            self.respond(now, id, &req, status, reason, &extra, None);
+            self.respond(now, id, &req, (status, reason), &extra, None);
             self.finish(now, EndReason::Rejected);
             return;
         }
@@ -559,7 +568,7 @@ impl Call {
                 (404, "Not Found")
             };
             info!(status, "call rejected: number not configured");
-            self.respond(now, id, &req, status, reason, &[], None);
+            self.respond(now, id, &req, (status, reason), &[], None);
             self.finish(now, EndReason::Rejected);
             return;
         };
@@ -578,8 +587,7 @@ impl Call {
                 now,
                 id,
                 &req,
-                503,
-                "Service Unavailable: no media port free",
+                (503, "Service Unavailable: no media port free"),
                 &[(HeaderName::Other("Retry-After".into()), "5".into())],
                 None,
             );
@@ -610,14 +618,21 @@ impl Call {
                         HeaderName::Other("Warning".into()),
                         format!("304 {} \"{}\"", self.ctx.config.sip.public_host, e),
                     );
-                    self.respond(now, id, &req, 488, "Not Acceptable Here", &[warning], None);
+                    self.respond(
+                        now,
+                        id,
+                        &req,
+                        (488, "Not Acceptable Here"),
+                        &[warning],
+                        None,
+                    );
                     self.finish(now, EndReason::Rejected);
                     return;
                 }
             }
         }
         self.local_media = Some(local);
-        self.respond(now, id, &req, 100, "Trying", &[], None);
+        // The transaction layer has already sent 100 Trying.
         if delay.is_zero() {
             self.answer(now);
         } else {
@@ -625,8 +640,7 @@ impl Call {
                 now,
                 id,
                 &req,
-                180,
-                "Ringing",
+                (180, "Ringing"),
                 &[(HeaderName::Contact, format!("<{}>", self.local_contact))],
                 None,
             );
@@ -635,38 +649,39 @@ impl Call {
     }
 
     /// Checks that apply before anything else (RFC 3261 §8.2.1-§8.2.3).
-    fn validate_invite(
-        &self,
-        req: &Request,
-    ) -> Result<(), (u16, &'static str, Vec<(HeaderName, String)>)> {
+    fn validate_invite(&self, req: &Request) -> Result<(), Answer> {
         if !matches!(req.uri.scheme.as_str(), "sip" | "sips") {
-            return Err((416, "Unsupported URI Scheme", vec![]));
+            return Err(Answer {
+                status: 416,
+                reason: "Unsupported URI Scheme",
+                headers: vec![],
+            });
         }
         let unsupported = super::endpoint::unsupported_requirements(req);
         if !unsupported.is_empty() {
-            return Err((
-                420,
-                "Bad Extension",
-                vec![(HeaderName::Unsupported, unsupported.join(", "))],
-            ));
+            return Err(Answer {
+                status: 420,
+                reason: "Bad Extension",
+                headers: vec![(HeaderName::Unsupported, unsupported.join(", "))],
+            });
         }
         if !req.body.is_empty() {
             let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
             let media_type = ct.split(';').next().unwrap_or("").trim();
             if !media_type.eq_ignore_ascii_case("application/sdp") {
-                return Err((
-                    415,
-                    "Unsupported Media Type",
-                    vec![(HeaderName::Accept, ACCEPT.into())],
-                ));
+                return Err(Answer {
+                    status: 415,
+                    reason: "Unsupported Media Type",
+                    headers: vec![(HeaderName::Accept, ACCEPT.into())],
+                });
             }
             if let Some(enc) = req.headers.get(&HeaderName::ContentEncoding) {
                 if !enc.trim().eq_ignore_ascii_case("identity") {
-                    return Err((
-                        415,
-                        "Unsupported Media Type",
-                        vec![(HeaderName::AcceptEncoding, "identity".into())],
-                    ));
+                    return Err(Answer {
+                        status: 415,
+                        reason: "Unsupported Media Type",
+                        headers: vec![(HeaderName::AcceptEncoding, "identity".into())],
+                    });
                 }
             }
         }
@@ -707,8 +722,7 @@ impl Call {
                     now,
                     id,
                     &req,
-                    400,
-                    "Bad Request: cannot form dialog",
+                    (400, "Bad Request: cannot form dialog"),
                     &[],
                     None,
                 );
@@ -721,7 +735,7 @@ impl Call {
             (HeaderName::Contact, format!("<{}>", self.local_contact)),
             (HeaderName::Allow, ALLOW.to_string()),
         ];
-        self.respond(now, id, &req, 200, "OK", &extra, Some(Bytes::from(body)));
+        self.respond(now, id, &req, (200, "OK"), &extra, Some(Bytes::from(body)));
         self.phase = Phase::Answered;
         self.answer_at = None;
         self.counted_active = true;
@@ -773,6 +787,7 @@ impl Call {
             remote_rtcp: neg.remote_rtcp_addr,
             ptime: neg.ptime,
             inactivity_timeout: self.ctx.config.rtp.inactivity_timeout,
+            ntp_base: std::time::SystemTime::now(),
             ..SessionConfig::default()
         };
         let mut session = RtpSession::new(cfg, now);
@@ -791,8 +806,7 @@ impl Call {
                 now,
                 id,
                 &req,
-                500,
-                "Server Internal Error",
+                (500, "Server Internal Error"),
                 &[(HeaderName::Other("Retry-After".into()), "1".into())],
                 None,
             );
@@ -817,8 +831,7 @@ impl Call {
                 now,
                 id,
                 &req,
-                200,
-                "OK",
+                (200, "OK"),
                 &extra,
                 Some(Bytes::from(offer.to_sdp_string())),
             );
@@ -838,11 +851,11 @@ impl Call {
                 let body = Bytes::from(neg.answer.to_sdp_string());
                 self.negotiated = Some(neg);
                 let extra = [(HeaderName::Contact, format!("<{}>", self.local_contact))];
-                self.respond(now, id, &req, 200, "OK", &extra, Some(body));
+                self.respond(now, id, &req, (200, "OK"), &extra, Some(body));
             }
             Err(e) => {
                 info!(error = %e, "re-INVITE offer refused; call continues");
-                self.respond(now, id, &req, 488, "Not Acceptable Here", &[], None);
+                self.respond(now, id, &req, (488, "Not Acceptable Here"), &[], None);
             }
         }
     }
@@ -859,17 +872,16 @@ impl Call {
                 now,
                 cancel,
                 &request,
-                481,
-                "Call/Transaction Does Not Exist",
+                (481, "Call/Transaction Does Not Exist"),
                 &[],
                 None,
             ),
             Some(inv) => {
-                self.respond(now, cancel, &request, 200, "OK", &[], None);
+                self.respond(now, cancel, &request, (200, "OK"), &[], None);
                 if self.phase == Phase::Ringing {
                     if let Some((id, req)) = self.invite.clone() {
                         if id == inv {
-                            self.respond(now, id, &req, 487, "Request Terminated", &[], None);
+                            self.respond(now, id, &req, (487, "Request Terminated"), &[], None);
                             info!("caller cancelled before answer");
                             self.finish(now, EndReason::Cancelled);
                         }
@@ -919,8 +931,8 @@ impl Call {
                 info!("no RTP from the peer: ending the call");
                 self.hang_up(now, EndReason::RtpTimeout);
             }
-            #[allow(unreachable_patterns)]
-            _ => {}
+            MediaEvent::PeerAddressChanged(addr) => debug!(%addr, "RTP peer address latched"),
+            MediaEvent::RemoteBye => debug!("peer sent RTCP BYE"),
         }
     }
 
@@ -944,7 +956,7 @@ impl Call {
                         EndReason::Shutdown => (503, "Service Unavailable"),
                         _ => (480, "Temporarily Unavailable"),
                     };
-                    self.respond(now, id, &req, status, text, &[], None);
+                    self.respond(now, id, &req, (status, text), &[], None);
                 }
                 self.finish(now, reason);
             }
@@ -956,10 +968,7 @@ impl Call {
 
     fn send_bye(&mut self, now: Instant, reason: EndReason) {
         self.end_reason = Some(reason);
-        if let Some(s) = self.session.as_mut() {
-            s.stop_playback();
-        }
-        self.session_stop();
+        self.session_stop(now);
         let Some(dialog) = self.dialog.as_mut() else {
             self.finish(now, reason);
             return;
@@ -1011,11 +1020,15 @@ impl Call {
         }
     }
 
-    fn session_stop(&mut self) {
+    /// Ends media: a last RTCP report with BYE goes out, nothing more is sent.
+    fn session_stop(&mut self, now: Instant) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        s.close(now);
+        self.flush_media();
         self.report_rtp(true);
-        if let Some(s) = self.session.as_mut() {
-            s.set_direction(Direction::Inactive);
-        }
+        self.session = None;
     }
 
     fn finish(&mut self, now: Instant, reason: EndReason) {
@@ -1023,9 +1036,7 @@ impl Call {
             return;
         }
         self.end_reason.get_or_insert(reason);
-        self.session_stop();
-        self.report_rtp(true);
-        self.session = None;
+        self.session_stop(now);
         self.release_media();
         self.release_active();
         self.phase = Phase::Ended;

@@ -183,7 +183,7 @@ impl Endpoint {
             return;
         };
         if let Some(handle) = self.calls.get(call_id) {
-            if !handle.try_send(CallMsg::Sip(inbound)) {
+            if !handle.try_send(CallMsg::Sip(Box::new(inbound))) {
                 metrics::counter!(m::SIP_DROPPED_OVERLOAD).increment(1);
                 debug!("call mailbox full: message dropped");
             }
@@ -230,12 +230,9 @@ impl Endpoint {
             Incoming::Invalid {
                 message: SipMessage::Request(req),
                 error,
-            } => {
-                if req.headers.get(&HeaderName::Via).is_some() {
-                    let resp =
-                        Response::for_request(&req, 400, &format!("Bad Request: {error}"), None);
-                    self.layer.send_stateless(from, SipMessage::Response(resp));
-                }
+            } if req.headers.get(&HeaderName::Via).is_some() => {
+                let resp = Response::for_request(&req, 400, &format!("Bad Request: {error}"), None);
+                self.layer.send_stateless(from, SipMessage::Response(resp));
             }
             _ => {}
         }

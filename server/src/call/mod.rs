@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum CallMsg {
     /// A SIP message with this call's Call-ID.
-    Sip(Inbound),
+    Sip(Box<Inbound>),
     /// The server is shutting down: end the call (BYE) and exit.
     Shutdown,
 }
