@@ -68,17 +68,37 @@ enum Phase {
     Ended,
 }
 
-/// Starts a call actor for a new INVITE. Returns when the call has ended and its
+/// Everything a new call actor starts with.
+#[derive(Debug)]
+pub struct CallSetup {
+    /// Shared read-only context.
+    pub ctx: Arc<CallContext>,
+    /// The INVITE's Call-ID.
+    pub call_id: String,
+    /// The caller's From tag.
+    pub tag: String,
+    /// The INVITE as received.
+    pub first: Inbound,
+    /// RTP/RTCP sockets, if a port pair was free.
+    pub media: Option<MediaSockets>,
+    /// Where to report freed ports and the end.
+    pub done: mpsc::UnboundedSender<CallReport>,
+    /// Live figures for the API.
+    pub counters: Arc<Counters>,
+}
+
+/// Runs a call actor for a new INVITE. Returns when the call has ended and its
 /// transactions are gone.
-pub async fn run(
-    ctx: Arc<CallContext>,
-    call_id: String,
-    first: Inbound,
-    media: Option<MediaSockets>,
-    rx: mpsc::Receiver<CallMsg>,
-    done: mpsc::UnboundedSender<CallReport>,
-    counters: Arc<Counters>,
-) {
+pub async fn run(setup: CallSetup, rx: mpsc::Receiver<CallMsg>) {
+    let CallSetup {
+        ctx,
+        call_id,
+        tag,
+        first,
+        media,
+        done,
+        counters,
+    } = setup;
     let span = info_span!("call", call_id = %call_id);
     async move {
         let mut call = Call::new(ctx, call_id.clone(), &first, media, counters, done.clone());
@@ -86,7 +106,11 @@ pub async fn run(
         call.run(rx).await;
         let record = call.record();
         call.release_media();
-        let _ = done.send(CallReport::Ended(CallEnded { call_id, record }));
+        let _ = done.send(CallReport::Ended(CallEnded {
+            call_id,
+            tag,
+            record,
+        }));
     }
     .instrument(span)
     .await

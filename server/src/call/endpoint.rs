@@ -6,7 +6,7 @@
 //! unknown methods 501; Max-Forwards 0 483; an unsupported `Require` 420 with
 //! Unsupported; an unsupported URI scheme 416. Stray ACKs and responses are dropped.
 
-use super::actor::{self, MediaSockets, ACCEPT, ALLOW, SUPPORTED};
+use super::actor::{self, CallSetup, MediaSockets, ACCEPT, ALLOW, SUPPORTED};
 use super::ports::PortPool;
 use super::{CallContext, CallEnded, CallHandle, CallMsg, CallReport};
 use crate::metrics as m;
@@ -38,7 +38,7 @@ pub struct Counters {
 /// The endpoint task's state.
 pub struct Endpoint {
     ctx: Arc<CallContext>,
-    calls: HashMap<String, CallHandle>,
+    calls: CallTable,
     ports: PortPool,
     layer: TransactionLayer,
     udp: Option<Link>,
@@ -64,7 +64,7 @@ impl Endpoint {
         Endpoint {
             layer: TransactionLayer::new(ctx.timers),
             ctx,
-            calls: HashMap::new(),
+            calls: CallTable::default(),
             ports,
             udp: udp.map(Link::Udp),
             tcp_links: HashMap::new(),
@@ -110,7 +110,7 @@ impl Endpoint {
                     if changed.is_err() || *shutdown.borrow() {
                         self.shutting_down = true;
                         info!(calls = self.calls.len(), "shutting down: ending active calls");
-                        for h in self.calls.values() {
+                        for h in self.calls.handles() {
                             let _ = h.try_send(CallMsg::Shutdown);
                         }
                         grace_deadline = Some(tokio::time::Instant::now() + self.ctx.config.shutdown_grace);
@@ -160,7 +160,7 @@ impl Endpoint {
     }
 
     fn on_call_ended(&mut self, ended: CallEnded) {
-        self.calls.remove(&ended.call_id);
+        self.calls.remove(&ended.call_id, &ended.tag);
         self.counters
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
@@ -182,7 +182,14 @@ impl Endpoint {
             debug!("message without Call-ID dropped");
             return;
         };
-        if let Some(handle) = self.calls.get(call_id) {
+        let (from_tag, to_tag) = match &inbound.message {
+            SipMessage::Request(r) => tags(r),
+            SipMessage::Response(r) => tags(r),
+        };
+        if let Some(handle) = self
+            .calls
+            .find(call_id, from_tag.as_deref(), to_tag.as_deref())
+        {
             if !handle.try_send(CallMsg::Sip(Box::new(inbound))) {
                 metrics::counter!(m::SIP_DROPPED_OVERLOAD).increment(1);
                 debug!("call mailbox full: message dropped");
@@ -193,7 +200,7 @@ impl Endpoint {
             if r.method == Method::Invite && r.to_header().map(|t| t.tag().is_none()).unwrap_or(false));
         if new_invite && !self.shutting_down {
             let call_id = call_id.to_string();
-            self.start_call(call_id, inbound);
+            self.start_call(call_id, from_tag.unwrap_or_default(), inbound);
             return;
         }
         match &inbound.message {
@@ -268,11 +275,12 @@ impl Endpoint {
         self.respond(id, &req, a.status, a.reason, &a.headers);
     }
 
-    fn start_call(&mut self, call_id: String, first: Inbound) {
+    fn start_call(&mut self, call_id: String, tag: String, first: Inbound) {
         let media = self.bind_media();
         let rtp_port = media.as_ref().map(|m| m.port);
         let (tx, rx) = mpsc::channel(64);
-        self.calls.insert(call_id.clone(), CallHandle { tx });
+        self.calls
+            .insert(call_id.clone(), tag.clone(), CallHandle { tx });
         self.counters
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
@@ -281,7 +289,16 @@ impl Endpoint {
         let done = self.ended_tx.clone();
         let counters = self.counters.clone();
         tokio::spawn(async move {
-            actor::run(ctx, call_id, first, media, rx, done, counters).await;
+            let setup = CallSetup {
+                ctx,
+                call_id,
+                tag,
+                first,
+                media,
+                done,
+                counters,
+            };
+            actor::run(setup, rx).await;
         });
     }
 
@@ -389,4 +406,120 @@ pub fn unsupported_requirements(req: &Request) -> Vec<String> {
         })
         .map(str::to_string)
         .collect()
+}
+
+/// The From and To tags of a message (absent or unparsable: `None`).
+fn tags(m: &impl HeaderAccess) -> (Option<String>, Option<String>) {
+    let from = m
+        .from_header()
+        .ok()
+        .and_then(|n| n.tag().map(str::to_string));
+    let to = m.to_header().ok().and_then(|n| n.tag().map(str::to_string));
+    (from, to)
+}
+
+/// Running calls by Call-ID and the tag of the party that sent the initial INVITE.
+///
+/// A dialog is Call-ID plus both tags (RFC 3261 §12); before our tag exists (CANCEL, a
+/// retransmitted INVITE) Call-ID plus the caller's tag identifies the call. The caller's
+/// requests carry that tag in From, responses to our requests carry it in To, so a
+/// message matches when either of its tags is the call's. Two callers that reuse a
+/// Call-ID with different tags (RFC 5118's examples do) get two calls.
+#[derive(Debug, Default)]
+pub struct CallTable {
+    by_call_id: HashMap<String, Vec<(String, CallHandle)>>,
+    len: usize,
+}
+
+impl CallTable {
+    /// Adds a call.
+    pub fn insert(&mut self, call_id: String, tag: String, handle: CallHandle) {
+        self.by_call_id
+            .entry(call_id)
+            .or_default()
+            .push((tag, handle));
+        self.len += 1;
+    }
+
+    /// The call a message with these tags belongs to.
+    pub fn find(
+        &self,
+        call_id: &str,
+        from_tag: Option<&str>,
+        to_tag: Option<&str>,
+    ) -> Option<&CallHandle> {
+        let calls = self.by_call_id.get(call_id)?;
+        let from = from_tag.unwrap_or("");
+        calls
+            .iter()
+            .find(|(t, _)| t == from || to_tag == Some(t.as_str()))
+            .map(|(_, h)| h)
+    }
+
+    /// Removes a call.
+    pub fn remove(&mut self, call_id: &str, tag: &str) {
+        if let Some(calls) = self.by_call_id.get_mut(call_id) {
+            if let Some(pos) = calls.iter().position(|(t, _)| t == tag) {
+                calls.swap_remove(pos);
+                self.len -= 1;
+            }
+            if calls.is_empty() {
+                self.by_call_id.remove(call_id);
+            }
+        }
+    }
+
+    /// Every running call.
+    pub fn handles(&self) -> impl Iterator<Item = &CallHandle> {
+        self.by_call_id.values().flatten().map(|(_, h)| h)
+    }
+
+    /// Number of running calls.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// No call is running.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle() -> (CallHandle, mpsc::Receiver<CallMsg>) {
+        let (tx, rx) = mpsc::channel(1);
+        (CallHandle { tx }, rx)
+    }
+
+    #[test]
+    fn calls_are_found_by_either_tag_and_shared_call_ids_stay_apart() {
+        let mut t = CallTable::default();
+        let (a, _ra) = handle();
+        let (b, _rb) = handle();
+        t.insert("cid".into(), "caller-a".into(), a.clone());
+        t.insert("cid".into(), "caller-b".into(), b);
+        assert_eq!(t.len(), 2);
+        // caller A's CANCEL (no To tag) and in-dialog BYE (our tag in To)
+        assert!(t
+            .find("cid", Some("caller-a"), None)
+            .is_some_and(|h| h.tx.same_channel(&a.tx)));
+        assert!(t
+            .find("cid", Some("caller-a"), Some("ours"))
+            .is_some_and(|h| h.tx.same_channel(&a.tx)));
+        // the response to our BYE: From is our tag, To is the caller's
+        assert!(t
+            .find("cid", Some("ours"), Some("caller-a"))
+            .is_some_and(|h| h.tx.same_channel(&a.tx)));
+        assert!(t.find("cid", Some("stranger"), None).is_none());
+        assert!(t.find("other", Some("caller-a"), None).is_none());
+        t.remove("cid", "caller-a");
+        assert_eq!(t.len(), 1);
+        assert!(t.find("cid", Some("caller-a"), None).is_none());
+        t.remove("cid", "caller-b");
+        assert!(t.is_empty());
+        assert!(t.by_call_id.is_empty());
+    }
 }
