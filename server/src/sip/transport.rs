@@ -14,7 +14,9 @@
 
 use crate::config::AllowList;
 use crate::metrics as m;
-use crate::sip::message::{parse_datagram, Framer, ParseError, SipMessage, TransportKind};
+use crate::sip::message::{
+    error_response, parse_datagram, Framer, HeaderName, ParseError, SipMessage, TransportKind,
+};
 use crate::sip::transaction::Peer;
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -304,69 +306,33 @@ async fn tcp_connection(
     debug!(%from, "TCP connection closed");
 }
 
-/// Builds the answer to a request that failed to parse: `505` for a wrong SIP version,
-/// `400` otherwise, with the parse error as reason phrase and the Via, From, To, Call-ID
-/// and CSeq lines copied as received. `None` for responses (dropped) and for input that
-/// does not look like a request at all.
+/// The answer to a request that failed to parse ([`error_response`]: `505` for a wrong
+/// SIP version, `400` with the parse error as reason phrase, headers copied leniently),
+/// with our `Server` header, as wire bytes. `None` for responses and ACKs (never
+/// answered) and for bytes without a readable Via.
 pub fn reject_malformed(raw: &[u8], err: &ParseError, server: &str) -> Option<Vec<u8>> {
-    let head_end = find_subslice(raw, b"\r\n\r\n").unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(&raw[..head_end]);
-    let mut lines = head.split("\r\n").flat_map(|l| l.split('\n'));
-    let start = lines.next()?.trim();
-    if start.starts_with("SIP/") || start.is_empty() {
-        return None; // a response, or nothing: drop
+    let first_word = raw
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| !b.is_ascii_whitespace())
+        .copied()
+        .collect::<Vec<u8>>();
+    if first_word.eq_ignore_ascii_case(b"ACK") {
+        return None;
     }
-    let mut parts = start.split_whitespace();
-    let method = parts.next()?;
-    if method.eq_ignore_ascii_case("ACK") {
-        return None; // never answer an ACK
-    }
-    let (status, reason) = match err {
-        ParseError::Version(_) => (505, "Version Not Supported".to_string()),
-        other => (400, format!("Bad Request: {other}")),
-    };
-    // Reason-phrase must not contain CR/LF; keep it short.
-    let reason: String = reason
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let mut resp = error_response(raw, err, Some(&tag))?;
+    // The reason phrase comes from error text that may quote the peer's bytes: one line,
+    // printable, bounded (no response splitting).
+    resp.reason = resp
+        .reason
         .chars()
-        .filter(|c| !c.is_control())
+        .map(|c| if c.is_control() { ' ' } else { c })
         .take(200)
         .collect();
-    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
-    let mut have_via = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let canon = match name.trim().to_ascii_lowercase().as_str() {
-            "via" | "v" => "Via",
-            "from" | "f" => "From",
-            "to" | "t" => "To",
-            "call-id" | "i" => "Call-ID",
-            "cseq" => "CSeq",
-            _ => continue,
-        };
-        let value = value.trim();
-        if value.chars().any(|c| c.is_control() && c != '\t') {
-            continue;
-        }
-        have_via |= canon == "Via";
-        out.push_str(canon);
-        out.push_str(": ");
-        out.push_str(value);
-        out.push_str("\r\n");
-    }
-    if !have_via {
-        return None; // nowhere a conforming client would match it
-    }
-    out.push_str("Server: ");
-    out.push_str(server);
-    out.push_str("\r\nContent-Length: 0\r\n\r\n");
-    metrics::counter!(m::SIP_RESPONSES_SENT, "status" => status.to_string(), "method" => "malformed").increment(1);
-    Some(out.into_bytes())
-}
-
-fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    resp.headers.push(HeaderName::Server, server);
+    metrics::counter!(m::SIP_RESPONSES_SENT, "status" => resp.status.to_string(), "method" => "malformed").increment(1);
+    Some(resp.to_bytes())
 }
 
 #[cfg(test)]
@@ -382,12 +348,13 @@ mod tests {
         };
         let out = String::from_utf8(reject_malformed(raw, &err, "caruso").unwrap()).unwrap();
         assert!(
-            out.starts_with("SIP/2.0 400 Bad Request: Content-Length 99 but 0 body bytes\r\n"),
+            out.starts_with("SIP/2.0 400 Content-Length 99 but 0 body bytes\r\n"),
             "{out}"
         );
         assert!(out.contains("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"));
         assert!(out.contains("Call-ID: x\r\n"));
         assert!(out.contains("CSeq: 1 INVITE\r\n"));
+        assert!(out.contains("Server: caruso\r\n"));
         assert!(out.ends_with("Content-Length: 0\r\n\r\n"));
     }
 
