@@ -1,1 +1,645 @@
-//! Configuration.
+//! Configuration: TOML read by [`Config::from_toml`], validated once into typed values.
+//!
+//! Every error names the file, the key and what was expected:
+//!
+//! ```text
+//! config/caruso.toml: key `rtp.port_min`: expected an even port number (RTP uses even ports), found 20001
+//! ```
+//!
+//! Relative paths (prompts, data directory) are resolved against the directory of the
+//! config file, so `caruso --config /etc/caruso/caruso.toml` finds `prompts/welcome.wav`
+//! beside it.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default configuration, compiled into the binary (`config/caruso.toml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/caruso.toml");
+
+/// A configuration error: which file, which key, what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: key `{key}`: {expected}")]
+pub struct ConfigError {
+    /// The file the value came from.
+    pub file: String,
+    /// Dotted key path (`sip.udp`, `numbers[0].prompt`).
+    pub key: String,
+    /// What was expected, and what was found.
+    pub expected: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    sip: RawSip,
+    #[serde(default)]
+    rtp: RawRtp,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    metrics: RawMetrics,
+    #[serde(default)]
+    network: RawNetwork,
+    #[serde(default)]
+    numbers: Vec<RawNumber>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    data_dir: Option<String>,
+    user_agent: Option<String>,
+    shutdown_grace_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSip {
+    udp: Option<String>,
+    tcp: Option<String>,
+    public_host: Option<String>,
+    t1_ms: Option<u64>,
+    t2_ms: Option<u64>,
+    t4_ms: Option<u64>,
+    max_message_size: Option<usize>,
+    unknown_number: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRtp {
+    ip: Option<String>,
+    port_min: Option<u16>,
+    port_max: Option<u16>,
+    inactivity_timeout_s: Option<u64>,
+    codecs: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    grpc: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNumber {
+    number: String,
+    prompt: String,
+    #[serde(default)]
+    answer_delay_ms: u64,
+}
+
+/// An IP network in CIDR form (`127.0.0.0/8`), for the destination allow-list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// Network address.
+    pub addr: IpAddr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `a.b.c.d/n`, `v6/n`, or a bare address (a host route).
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` lies inside this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                (u32::from(n) & mask) == (u32::from(a) & mask)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                (u128::from(n) & mask) == (u128::from(a) & mask)
+            }
+            (IpAddr::V4(_), IpAddr::V6(a)) => a
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+            _ => false,
+        }
+    }
+}
+
+/// Where the server may send packets. An empty list means no restriction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList(pub Vec<IpNet>);
+
+impl AllowList {
+    /// Whether a packet may be sent to `ip`.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.0.is_empty() || self.0.iter().any(|n| n.contains(ip))
+    }
+}
+
+/// What happens to a call for a number that is not configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownNumber {
+    /// Answer `404 Not Found`.
+    NotFound,
+    /// Route to the first configured number.
+    FirstNumber,
+}
+
+/// SIP settings.
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    /// UDP listen address, if UDP is enabled.
+    pub udp: Option<SocketAddr>,
+    /// TCP listen address, if TCP is enabled.
+    pub tcp: Option<SocketAddr>,
+    /// Host written in Via and Contact (defaults to the listen IP).
+    pub public_host: String,
+    /// RFC 3261 T1.
+    pub t1: Duration,
+    /// RFC 3261 T2.
+    pub t2: Duration,
+    /// RFC 3261 T4.
+    pub t4: Duration,
+    /// Largest message accepted, in bytes.
+    pub max_message_size: usize,
+    /// Behaviour for unknown numbers.
+    pub unknown_number: UnknownNumber,
+}
+
+/// Audio codecs offered and accepted, in preference order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecName {
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+/// RTP settings.
+#[derive(Debug, Clone)]
+pub struct RtpConfig {
+    /// Address RTP sockets bind to and the SDP announces.
+    pub ip: IpAddr,
+    /// First port of the range (even).
+    pub port_min: u16,
+    /// Last port of the range.
+    pub port_max: u16,
+    /// A call with no RTP from the peer for this long is ended.
+    pub inactivity_timeout: Duration,
+    /// Codecs in preference order.
+    pub codecs: Vec<CodecName>,
+}
+
+/// A dialable number and what it does (until the IVR lands: play a prompt, hang up).
+#[derive(Debug, Clone)]
+pub struct NumberConfig {
+    /// The Request-URI user part that selects it.
+    pub number: String,
+    /// The prompt played after answering.
+    pub prompt: PathBuf,
+    /// Ringing time before the answer (180 Ringing meanwhile).
+    pub answer_delay: Duration,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from (a path, or `<embedded default>`).
+    pub source: String,
+    /// Data directory (store).
+    pub data_dir: PathBuf,
+    /// `User-Agent` / `Server` header value.
+    pub user_agent: String,
+    /// How long shutdown waits for calls to end after sending BYE.
+    pub shutdown_grace: Duration,
+    /// SIP settings.
+    pub sip: SipConfig,
+    /// RTP settings.
+    pub rtp: RtpConfig,
+    /// gRPC listen address (`None` disables the API).
+    pub grpc: Option<SocketAddr>,
+    /// Prometheus listen address (`None` disables the exporter).
+    pub metrics: Option<SocketAddr>,
+    /// Destination allow-list for everything the server sends.
+    pub allow: AllowList,
+    /// Dialable numbers.
+    pub numbers: Vec<NumberConfig>,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, expected: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            key: key.into(),
+            expected: expected.into(),
+        }
+    }
+
+    fn addr(&self, key: &str, v: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+        match v {
+            None | Some("") | Some("off") => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(|_| {
+                self.err(
+                    key,
+                    format!("expected an address like \"127.0.0.1:5060\" or \"off\", found {s:?}"),
+                )
+            }),
+        }
+    }
+
+    fn ms(
+        &self,
+        key: &str,
+        v: Option<u64>,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
+        let v = v.unwrap_or(default);
+        if v < min || v > max {
+            return Err(self.err(
+                key,
+                format!("expected milliseconds between {min} and {max}, found {v}"),
+            ));
+        }
+        Ok(Duration::from_millis(v))
+    }
+}
+
+impl Config {
+    /// Parses and validates a config. `file` names the source in error messages and its
+    /// directory anchors relative paths (`base_dir`).
+    pub fn from_toml(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let cx = Ctx { file };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let span = e.span().map(|s| line_of(text, s.start));
+            let key = match span {
+                Some(line) => format!("(line {line})"),
+                None => "(document)".to_string(),
+            };
+            cx.err(key, e.message().to_string())
+        })?;
+
+        let udp = cx.addr("sip.udp", raw.sip.udp.as_deref().or(Some("127.0.0.1:5060")))?;
+        let tcp = cx.addr("sip.tcp", raw.sip.tcp.as_deref().or(Some("127.0.0.1:5060")))?;
+        if udp.is_none() && tcp.is_none() {
+            return Err(cx.err(
+                "sip.udp",
+                "at least one of sip.udp and sip.tcp must be enabled",
+            ));
+        }
+        let listen_ip = udp
+            .or(tcp)
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let public_host = match raw.sip.public_host {
+            Some(h) if h.trim().is_empty() => {
+                return Err(cx.err(
+                    "sip.public_host",
+                    "expected a host name or IP address, found an empty string",
+                ))
+            }
+            Some(h) => h,
+            None => host_string(listen_ip),
+        };
+        let t1 = cx.ms("sip.t1_ms", raw.sip.t1_ms, 500, 1, 60_000)?;
+        let t2 = cx.ms("sip.t2_ms", raw.sip.t2_ms, 4_000, 1, 600_000)?;
+        let t4 = cx.ms("sip.t4_ms", raw.sip.t4_ms, 5_000, 1, 600_000)?;
+        if t2 < t1 {
+            return Err(cx.err(
+                "sip.t2_ms",
+                format!(
+                    "expected T2 >= T1 ({} ms), found {} ms",
+                    t1.as_millis(),
+                    t2.as_millis()
+                ),
+            ));
+        }
+        let max_message_size = raw.sip.max_message_size.unwrap_or(65_535);
+        if !(1_500..=1_048_576).contains(&max_message_size) {
+            return Err(cx.err(
+                "sip.max_message_size",
+                format!("expected bytes between 1500 and 1048576, found {max_message_size}"),
+            ));
+        }
+        let unknown_number = match raw.sip.unknown_number.as_deref().unwrap_or("reject") {
+            "reject" => UnknownNumber::NotFound,
+            "first" => UnknownNumber::FirstNumber,
+            other => {
+                return Err(cx.err(
+                    "sip.unknown_number",
+                    format!("expected \"reject\" or \"first\", found {other:?}"),
+                ))
+            }
+        };
+
+        let rtp_ip: IpAddr = match raw.rtp.ip.as_deref() {
+            None => listen_ip,
+            Some(s) => s
+                .parse()
+                .map_err(|_| cx.err("rtp.ip", format!("expected an IP address, found {s:?}")))?,
+        };
+        let port_min = raw.rtp.port_min.unwrap_or(20_000);
+        let port_max = raw.rtp.port_max.unwrap_or(29_999);
+        if port_min < 1024 || !port_min.is_multiple_of(2) {
+            return Err(cx.err("rtp.port_min", format!("expected an even port number >= 1024 (RTP uses even ports, RTCP the next odd one), found {port_min}")));
+        }
+        if port_max <= port_min {
+            return Err(cx.err(
+                "rtp.port_max",
+                format!("expected a port above rtp.port_min ({port_min}), found {port_max}"),
+            ));
+        }
+        let inactivity_timeout = Duration::from_secs(raw.rtp.inactivity_timeout_s.unwrap_or(30));
+        if inactivity_timeout.is_zero() {
+            return Err(cx.err(
+                "rtp.inactivity_timeout_s",
+                "expected a number of seconds > 0, found 0",
+            ));
+        }
+        let codecs = match raw.rtp.codecs {
+            None => vec![CodecName::Pcmu, CodecName::Pcma],
+            Some(list) => {
+                let mut out = Vec::new();
+                for (i, c) in list.iter().enumerate() {
+                    let codec = match c.to_ascii_uppercase().as_str() {
+                        "PCMU" => CodecName::Pcmu,
+                        "PCMA" => CodecName::Pcma,
+                        _ => {
+                            return Err(cx.err(
+                                format!("rtp.codecs[{i}]"),
+                                format!("expected \"PCMU\" or \"PCMA\", found {c:?}"),
+                            ))
+                        }
+                    };
+                    if !out.contains(&codec) {
+                        out.push(codec);
+                    }
+                }
+                if out.is_empty() {
+                    return Err(cx.err("rtp.codecs", "expected at least one codec"));
+                }
+                out
+            }
+        };
+
+        let grpc = cx.addr(
+            "api.grpc",
+            raw.api.grpc.as_deref().or(Some("127.0.0.1:50051")),
+        )?;
+        let metrics = cx.addr(
+            "metrics.listen",
+            raw.metrics.listen.as_deref().or(Some("127.0.0.1:9090")),
+        )?;
+
+        let mut allow = Vec::new();
+        for (i, s) in raw.network.allow.unwrap_or_default().iter().enumerate() {
+            allow.push(IpNet::parse(s).ok_or_else(|| {
+                cx.err(
+                    format!("network.allow[{i}]"),
+                    format!("expected a network like \"127.0.0.0/8\", found {s:?}"),
+                )
+            })?);
+        }
+
+        let mut numbers: Vec<NumberConfig> = Vec::new();
+        for (i, n) in raw.numbers.into_iter().enumerate() {
+            let key = format!("numbers[{i}]");
+            if n.number.is_empty()
+                || !n
+                    .number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#-_.".contains(c))
+            {
+                return Err(cx.err(
+                    format!("{key}.number"),
+                    format!(
+                        "expected a dialable number (digits, letters, + * # - _ .), found {:?}",
+                        n.number
+                    ),
+                ));
+            }
+            if numbers.iter().any(|o| o.number == n.number) {
+                return Err(cx.err(
+                    format!("{key}.number"),
+                    format!(
+                        "expected a unique number, but {:?} is configured twice",
+                        n.number
+                    ),
+                ));
+            }
+            if n.answer_delay_ms > 120_000 {
+                return Err(cx.err(
+                    format!("{key}.answer_delay_ms"),
+                    format!("expected at most 120000 ms, found {}", n.answer_delay_ms),
+                ));
+            }
+            numbers.push(NumberConfig {
+                number: n.number,
+                prompt: base_dir.join(n.prompt),
+                answer_delay: Duration::from_millis(n.answer_delay_ms),
+            });
+        }
+        if numbers.is_empty() && unknown_number == UnknownNumber::FirstNumber {
+            return Err(cx.err(
+                "sip.unknown_number",
+                "\"first\" needs at least one [[numbers]] entry",
+            ));
+        }
+
+        Ok(Config {
+            source: file.to_string(),
+            data_dir: base_dir.join(raw.server.data_dir.unwrap_or_else(|| "data".into())),
+            user_agent: raw
+                .server
+                .user_agent
+                .unwrap_or_else(|| format!("caruso/{}", env!("CARGO_PKG_VERSION"))),
+            shutdown_grace: cx.ms(
+                "server.shutdown_grace_ms",
+                raw.server.shutdown_grace_ms,
+                5_000,
+                0,
+                600_000,
+            )?,
+            sip: SipConfig {
+                udp,
+                tcp,
+                public_host,
+                t1,
+                t2,
+                t4,
+                max_message_size,
+                unknown_number,
+            },
+            rtp: RtpConfig {
+                ip: rtp_ip,
+                port_min,
+                port_max,
+                inactivity_timeout,
+                codecs,
+            },
+            grpc,
+            metrics,
+            allow: AllowList(allow),
+            numbers,
+        })
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "(file)".into(),
+            expected: format!("expected a readable TOML file: {e}"),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::from_toml(&text, &file, &base)
+    }
+
+    /// The embedded default; relative paths resolve against the current directory
+    /// (run it from the repository root, where `config/prompts/` is).
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::from_toml(
+            DEFAULT_CONFIG,
+            "<embedded default config/caruso.toml>",
+            Path::new("config"),
+        )
+    }
+
+    /// The number a Request-URI user selects.
+    pub fn number(&self, user: &str) -> Option<&NumberConfig> {
+        match self.numbers.iter().find(|n| n.number == user) {
+            Some(n) => Some(n),
+            None if self.sip.unknown_number == UnknownNumber::FirstNumber => self.numbers.first(),
+            None => None,
+        }
+    }
+}
+
+/// Formats an IP for a SIP host (IPv6 in brackets).
+pub fn host_string(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|t| t.matches('\n').count() + 1)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(s, "test.toml", Path::new("/etc/caruso"))
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded_default().expect("default config validates");
+        assert_eq!(c.sip.udp, Some("127.0.0.1:5060".parse().unwrap()));
+        assert_eq!(c.grpc, Some("127.0.0.1:50051".parse().unwrap()));
+        assert!(c.number("100").is_some());
+        assert!(c.allow.permits("127.0.0.1".parse().unwrap()));
+        assert!(!c.allow.permits("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn empty_config_has_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.sip.t1, Duration::from_millis(500));
+        assert_eq!(c.sip.t2, Duration::from_secs(4));
+        assert_eq!(c.rtp.port_min, 20_000);
+        assert_eq!(c.rtp.codecs, vec![CodecName::Pcmu, CodecName::Pcma]);
+        assert!(c.allow.0.is_empty());
+        assert!(c.number("100").is_none());
+    }
+
+    #[test]
+    fn errors_name_file_key_and_expectation() {
+        let e = parse("[rtp]\nport_min = 20001\n").unwrap_err();
+        assert_eq!(e.file, "test.toml");
+        assert_eq!(e.key, "rtp.port_min");
+        assert!(e.to_string().contains("even port"), "{e}");
+
+        let e = parse("[sip]\nudp = \"nonsense\"\n").unwrap_err();
+        assert_eq!(e.key, "sip.udp");
+
+        let e = parse("[network]\nallow = [\"10.0.0.0/99\"]\n").unwrap_err();
+        assert_eq!(e.key, "network.allow[0]");
+
+        let e = parse("[[numbers]]\nnumber = \"100\"\nprompt = \"a.wav\"\n[[numbers]]\nnumber = \"100\"\nprompt = \"b.wav\"\n").unwrap_err();
+        assert_eq!(e.key, "numbers[1].number");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_line() {
+        let e = parse("[sip]\nudpp = \"127.0.0.1:5060\"\n").unwrap_err();
+        assert!(e.key.contains("line 2"), "{e}");
+        assert!(e.expected.contains("udpp"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_config_dir() {
+        let c = parse("[[numbers]]\nnumber = \"100\"\nprompt = \"prompts/welcome.wav\"\n").unwrap();
+        assert_eq!(
+            c.numbers[0].prompt,
+            PathBuf::from("/etc/caruso/prompts/welcome.wav")
+        );
+    }
+
+    #[test]
+    fn allow_list_matches_networks() {
+        let a = AllowList(vec![
+            IpNet::parse("127.0.0.0/8").unwrap(),
+            IpNet::parse("::1").unwrap(),
+        ]);
+        assert!(a.permits("127.1.2.3".parse().unwrap()));
+        assert!(a.permits("::1".parse().unwrap()));
+        assert!(a.permits("::ffff:127.0.0.1".parse().unwrap()));
+        assert!(!a.permits("192.0.2.10".parse().unwrap()));
+        assert!(!a.permits("::2".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
+    }
+}

@@ -1,1 +1,166 @@
-//! Server assembly.
+//! Server assembly: loads prompts, starts the metrics exporter, the SIP transports, the
+//! endpoint, and the gRPC API; on shutdown ends calls with BYE and exits within a bound.
+
+use crate::api::{self, ServerStats};
+use crate::call::endpoint::{Counters, Endpoint};
+use crate::call::CallContext;
+use crate::config::Config;
+use crate::media::wav::Prompt;
+use crate::sip::transaction::TimerConfig;
+use crate::sip::transport::{self, TransportSettings};
+use crate::store::{SledStore, Store};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A prompt file named in the config is missing or not usable.
+    #[error("{file}: key `{key}`: expected an 8 kHz 16-bit mono WAV file: {reason}")]
+    Prompt {
+        /// Config file.
+        file: String,
+        /// Key (`numbers[0].prompt`).
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A SIP socket could not be bound.
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    /// The metrics exporter could not start.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    /// The store could not be opened.
+    #[error("{file}: key `server.data_dir`: {source}")]
+    Store {
+        /// Config file.
+        file: String,
+        /// What failed.
+        source: crate::store::StoreError,
+    },
+}
+
+/// Loads every prompt the config names; an error names the file and key.
+pub fn load_prompts(config: &Config) -> Result<HashMap<String, Prompt>, ServerError> {
+    let mut prompts = HashMap::new();
+    for (i, n) in config.numbers.iter().enumerate() {
+        let p = Prompt::load(&n.prompt).map_err(|e| ServerError::Prompt {
+            file: config.source.clone(),
+            key: format!("numbers[{i}].prompt"),
+            reason: e.to_string(),
+        })?;
+        prompts.insert(n.number.clone(), p);
+    }
+    Ok(prompts)
+}
+
+/// Runs the server until `shutdown` completes, then ends active calls (BYE) and returns
+/// after at most `server.shutdown_grace_ms` plus a second.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    let prompts = load_prompts(&config)?;
+    if let Some(addr) = config.metrics {
+        crate::metrics::install(addr)?;
+        info!(%addr, "Prometheus metrics on http://{addr}/metrics");
+    }
+    if config.allow.0.is_empty() {
+        warn!("network.allow is empty: the server may send SIP and RTP to any address");
+    } else {
+        info!(allow = ?config.allow.0.iter().map(|n| format!("{}/{}", n.addr, n.prefix)).collect::<Vec<_>>(), "destination allow-list");
+    }
+    let config = Arc::new(config);
+    let ctx = Arc::new(CallContext {
+        timers: TimerConfig {
+            t1: config.sip.t1,
+            t2: config.sip.t2,
+            t4: config.sip.t4,
+        },
+        allow: config.allow.clone(),
+        prompts,
+        config: config.clone(),
+    });
+    let settings = TransportSettings {
+        max_message_size: config.sip.max_message_size,
+        allow: config.allow.clone(),
+        server_header: config.user_agent.clone(),
+    };
+    let (in_tx, in_rx) = mpsc::channel(8192);
+    let udp = match config.sip.udp {
+        Some(addr) => Some(transport::start_udp(addr, settings.clone(), in_tx.clone()).await?),
+        None => None,
+    };
+    if let Some(addr) = config.sip.tcp {
+        transport::start_tcp(addr, settings, in_tx.clone()).await?;
+    }
+    drop(in_tx);
+
+    let store = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
+        file: config.source.clone(),
+        source,
+    })?;
+    info!(dir = %config.data_dir.display(), "store opened");
+    let store: Arc<dyn Store> = Arc::new(store);
+    let counters = Arc::new(Counters::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let endpoint = Endpoint::new(ctx, udp, counters.clone(), Some(store.clone()));
+    let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
+
+    let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
+    let c = counters.clone();
+    let stats_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let s = ServerStats {
+                active_calls: c.calls.load(Ordering::Relaxed),
+                dialogs: c.dialogs.load(Ordering::Relaxed),
+                transactions: 0,
+            };
+            if stats_tx.send(s).is_err() {
+                break;
+            }
+        }
+    });
+    let api_task = config.grpc.map(|addr| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let res = api::serve(addr, stats_rx, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+            if let Err(e) = res {
+                warn!(error = %e, "gRPC API stopped");
+            }
+        })
+    });
+    info!(
+        udp = ?config.sip.udp, tcp = ?config.sip.tcp, grpc = ?config.grpc,
+        numbers = ?config.numbers.iter().map(|n| n.number.as_str()).collect::<Vec<_>>(),
+        "caruso ready"
+    );
+
+    shutdown.await;
+    info!("shutdown requested");
+    let _ = stop_tx.send(true);
+    let bound = config.shutdown_grace + Duration::from_secs(1);
+    if tokio::time::timeout(bound, endpoint_task).await.is_err() {
+        warn!("calls did not end within the grace time");
+    }
+    if let Some(t) = api_task {
+        let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+    }
+    stats_task.abort();
+    if let Err(e) = tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .unwrap_or(Ok(()))
+    {
+        warn!(error = %e, "store flush at shutdown failed");
+    }
+    info!("caruso stopped");
+    Ok(())
+}

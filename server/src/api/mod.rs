@@ -1,1 +1,215 @@
-//! gRPC API services.
+//! gRPC API: the `caruso.v1.System` service plus `grpc.health.v1.Health` and server
+//! reflection (v1), served by tonic on one TCP address (default `127.0.0.1:50051`).
+//!
+//! Contract: the services read the server's state only through a
+//! [`watch::Receiver<ServerStats>`] snapshot that the runtime publishes; they never reach
+//! into calls or transactions. Every error the API can produce is mapped to a
+//! [`tonic::Status`] in one place ([`ApiError`]'s `From` impl).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), caruso::api::ApiError> {
+//! use caruso::api::{serve, ServerStats};
+//! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, std::future::pending()).await
+//! # }
+//! ```
+
+mod system;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use caruso_proto::caruso::v1::system_server::SystemServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::server::TcpIncoming;
+
+pub use system::SystemService;
+
+/// Snapshot of the server's load that the runtime publishes for the API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Calls currently up (one call actor each).
+    pub active_calls: u64,
+    /// SIP transactions currently alive.
+    pub transactions: u64,
+    /// SIP dialogs currently alive.
+    pub dialogs: u64,
+}
+
+/// Errors of the gRPC API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The gRPC listen address could not be bound.
+    #[error("cannot bind the gRPC address {addr}: {source}")]
+    Bind {
+        /// Address that was asked for.
+        addr: SocketAddr,
+        /// Underlying IO error.
+        source: std::io::Error,
+    },
+    /// The reflection service rejected the embedded file descriptor set.
+    #[error("the embedded protobuf descriptor set is invalid: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The HTTP/2 server failed while serving.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A request named something that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A request carried an invalid argument.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// The one place where API errors become gRPC statuses.
+impl From<ApiError> for tonic::Status {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::NotFound(what) => tonic::Status::not_found(what),
+            ApiError::InvalidArgument(what) => tonic::Status::invalid_argument(what),
+            ApiError::Bind { .. } | ApiError::Reflection(_) | ApiError::Transport(_) => {
+                tonic::Status::internal(err.to_string())
+            }
+        }
+    }
+}
+
+/// Binds `addr` and serves the API until `shutdown` completes.
+pub async fn serve(
+    addr: SocketAddr,
+    stats: watch::Receiver<ServerStats>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ApiError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ApiError::Bind { addr, source })?;
+    serve_on(listener, stats, shutdown).await
+}
+
+/// Serves the API on an already bound listener until `shutdown` completes.
+///
+/// Useful when the caller binds port 0 and needs the chosen address first.
+pub async fn serve_on(
+    listener: TcpListener,
+    stats: watch::Receiver<ServerStats>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ApiError> {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<SystemServer<SystemService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(caruso_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let system = SystemService::new(stats, Instant::now());
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(SystemServer::new(system))
+        .serve_with_incoming_shutdown(incoming, async move {
+            shutdown.await;
+            health_reporter
+                .set_not_serving::<SystemServer<SystemService>>()
+                .await;
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caruso_proto::caruso::v1::system_client::SystemClient;
+    use caruso_proto::caruso::v1::{GetStatusRequest, GetVersionRequest, Health};
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+
+    async fn start() -> (
+        SocketAddr,
+        watch::Sender<ServerStats>,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<Result<(), ApiError>>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = watch::channel(ServerStats::default());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(serve_on(listener, rx, async {
+            let _ = stop_rx.await;
+        }));
+        (addr, tx, stop_tx, task)
+    }
+
+    #[tokio::test]
+    async fn version_status_and_health_over_grpc() {
+        let (addr, stats, stop, task) = start().await;
+        let url = format!("http://{addr}");
+        let mut client = SystemClient::connect(url.clone()).await.expect("connect");
+
+        let version = client
+            .get_version(GetVersionRequest {})
+            .await
+            .expect("GetVersion")
+            .into_inner();
+        assert_eq!(version.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(version.name, "caruso");
+
+        stats.send_replace(ServerStats {
+            active_calls: 3,
+            transactions: 7,
+            dialogs: 2,
+        });
+        let status = client
+            .get_status(GetStatusRequest {})
+            .await
+            .expect("GetStatus")
+            .into_inner();
+        assert_eq!(status.health(), Health::Serving);
+        assert_eq!(status.active_calls, 3);
+        assert_eq!(status.sip_transactions, 7);
+        assert_eq!(status.sip_dialogs, 2);
+        assert_eq!(status.registrations, 0);
+
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .expect("url")
+            .connect()
+            .await
+            .expect("health connect");
+        let mut health = HealthClient::new(channel);
+        let answer = health
+            .check(HealthCheckRequest {
+                service: "caruso.v1.System".into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving);
+
+        stop.send(()).expect("server still running");
+        task.await.expect("join").expect("clean shutdown");
+    }
+
+    #[tokio::test]
+    async fn bind_error_names_the_address() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let (_tx, rx) = watch::channel(ServerStats::default());
+        let err = serve(addr, rx, std::future::pending())
+            .await
+            .expect_err("port is taken");
+        assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));
+        assert!(err.to_string().contains(&addr.to_string()));
+    }
+
+    #[test]
+    fn errors_map_to_grpc_codes() {
+        let s: tonic::Status = ApiError::NotFound("queue 7".into()).into();
+        assert_eq!(s.code(), tonic::Code::NotFound);
+        let s: tonic::Status = ApiError::InvalidArgument("bad".into()).into();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+    }
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# caruso: THE test command (README): bash tests/run-all.sh
+#
+# 1. installs what the tests need when missing (SIPp from Debian's sip-tester, iproute2);
+# 2. builds the whole workspace (all targets);
+# 3. runs the unit and integration tests of every crate except the e2e crate;
+# 4. runs the e2e crate (the real binary against SIPp, sockets and caruso-agent) inside
+#    a fresh network namespace that has only loopback, so nothing can leave the machine;
+# 5. prints one "N passed, N failed" line summing every cargo test result.
+#
+# Environment: CARUSO_TEST_FILTER=<name> passes a test-name filter to the e2e run;
+# CARUSO_E2E_ONLY=1 skips step 3. Needs root for `ip netns` (CI runs as root).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/caruso-tests.XXXXXX")
+START=$(date +%s)
+
+say() { printf '==> %s\n' "$*"; }
+
+# --- 1. tools -----------------------------------------------------------------------
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+fi
+APT_UPDATED=0
+apt_install() {
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: $* missing and apt-get is not available; install it by hand" >&2
+    exit 1
+  fi
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    say "apt-get update"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "apt-get install $*"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+command -v sipp >/dev/null 2>&1 || apt_install sip-tester
+command -v ip >/dev/null 2>&1 || apt_install iproute2
+[ -f /usr/share/sip-tester/g711a.pcap ] || apt_install sip-tester
+say "sipp: $(sipp -v 2>/dev/null | grep -m1 -o 'SIPp v[^ ]*' || echo '?')"
+
+# --- 2. build -----------------------------------------------------------------------
+say "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+# --- 3. unit + integration tests (host) ---------------------------------------------
+SUMMARY_FILES=()
+FAILED_STEPS=0
+if [ "${CARUSO_E2E_ONLY:-0}" != "1" ]; then
+  say "cargo test --workspace --exclude caruso-e2e"
+  if ! cargo test --no-fail-fast --workspace --exclude caruso-e2e 2>&1 | tee "$LOG_DIR/unit.log"; then
+    FAILED_STEPS=$((FAILED_STEPS + 1))
+  fi
+  SUMMARY_FILES+=("$LOG_DIR/unit.log")
+fi
+
+# --- 4. e2e tests in a loopback-only network namespace ------------------------------
+# Build the e2e test binaries first (on the host: cargo may need the registry index).
+cargo test -p caruso-e2e --no-run
+NS="caruso-test-$$"
+cleanup() { $SUDO ip netns delete "$NS" 2>/dev/null || true; }
+trap cleanup EXIT
+if ! $SUDO ip netns add "$NS"; then
+  echo "error: cannot create network namespace $NS (ip netns needs root / CAP_SYS_ADMIN);" >&2
+  echo "       the e2e tests only run isolated from the network. Run as root." >&2
+  exit 1
+fi
+$SUDO ip netns exec "$NS" ip link set lo up
+say "e2e tests in network namespace $NS (interfaces: $($SUDO ip netns exec "$NS" ls /sys/class/net | tr '\n' ' '))"
+E2E_ARGS=()
+if [ -n "${CARUSO_TEST_FILTER:-}" ]; then E2E_ARGS+=("$CARUSO_TEST_FILTER"); fi
+# Run cargo in the namespace as the invoking user, with the same environment.
+if ! $SUDO ip netns exec "$NS" env "PATH=$PATH" "HOME=$HOME" \
+    ${CARGO_HOME:+"CARGO_HOME=$CARGO_HOME"} ${RUSTUP_HOME:+"RUSTUP_HOME=$RUSTUP_HOME"} \
+    ${CARGO_TARGET_DIR:+"CARGO_TARGET_DIR=$CARGO_TARGET_DIR"} \
+    cargo test --offline --no-fail-fast -p caruso-e2e -- ${E2E_ARGS[@]+"${E2E_ARGS[@]}"} 2>&1 | tee "$LOG_DIR/e2e.log"; then
+  FAILED_STEPS=$((FAILED_STEPS + 1))
+fi
+SUMMARY_FILES+=("$LOG_DIR/e2e.log")
+
+# --- 5. summary -----------------------------------------------------------------------
+read -r PASSED FAILED IGNORED < <(
+  cat "${SUMMARY_FILES[@]}" | awk '
+    /^test result:/ {
+      for (i = 1; i <= NF; i++) {
+        if ($(i+1) ~ /^passed/) p += $i;
+        if ($(i+1) ~ /^failed/) f += $i;
+        if ($(i+1) ~ /^ignored/) g += $i;
+      }
+    }
+    END { printf "%d %d %d\n", p, f, g }'
+)
+ELAPSED=$(( $(date +%s) - START ))
+echo
+say "logs in $LOG_DIR; took ${ELAPSED}s"
+if [ "$FAILED_STEPS" -ne 0 ] && [ "$FAILED" -eq 0 ]; then
+  # A test binary crashed or failed to build: count it as a failure.
+  FAILED=$FAILED_STEPS
+fi
+echo "${PASSED} passed, ${FAILED} failed, ${IGNORED} skipped"
+[ "$FAILED" -eq 0 ] && [ "$FAILED_STEPS" -eq 0 ]
