@@ -136,7 +136,9 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 (u32::from(n) & mask) == (u32::from(a) & mask)
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -279,10 +281,20 @@ impl Ctx<'_> {
         }
     }
 
-    fn ms(&self, key: &str, v: Option<u64>, default: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    fn ms(
+        &self,
+        key: &str,
+        v: Option<u64>,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Duration, ConfigError> {
         let v = v.unwrap_or(default);
         if v < min || v > max {
-            return Err(self.err(key, format!("expected milliseconds between {min} and {max}, found {v}")));
+            return Err(self.err(
+                key,
+                format!("expected milliseconds between {min} and {max}, found {v}"),
+            ));
         }
         Ok(Duration::from_millis(v))
     }
@@ -305,12 +317,21 @@ impl Config {
         let udp = cx.addr("sip.udp", raw.sip.udp.as_deref().or(Some("127.0.0.1:5060")))?;
         let tcp = cx.addr("sip.tcp", raw.sip.tcp.as_deref().or(Some("127.0.0.1:5060")))?;
         if udp.is_none() && tcp.is_none() {
-            return Err(cx.err("sip.udp", "at least one of sip.udp and sip.tcp must be enabled"));
+            return Err(cx.err(
+                "sip.udp",
+                "at least one of sip.udp and sip.tcp must be enabled",
+            ));
         }
-        let listen_ip = udp.or(tcp).map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let listen_ip = udp
+            .or(tcp)
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let public_host = match raw.sip.public_host {
             Some(h) if h.trim().is_empty() => {
-                return Err(cx.err("sip.public_host", "expected a host name or IP address, found an empty string"))
+                return Err(cx.err(
+                    "sip.public_host",
+                    "expected a host name or IP address, found an empty string",
+                ))
             }
             Some(h) => h,
             None => host_string(listen_ip),
@@ -319,17 +340,30 @@ impl Config {
         let t2 = cx.ms("sip.t2_ms", raw.sip.t2_ms, 4_000, 1, 600_000)?;
         let t4 = cx.ms("sip.t4_ms", raw.sip.t4_ms, 5_000, 1, 600_000)?;
         if t2 < t1 {
-            return Err(cx.err("sip.t2_ms", format!("expected T2 >= T1 ({} ms), found {} ms", t1.as_millis(), t2.as_millis())));
+            return Err(cx.err(
+                "sip.t2_ms",
+                format!(
+                    "expected T2 >= T1 ({} ms), found {} ms",
+                    t1.as_millis(),
+                    t2.as_millis()
+                ),
+            ));
         }
         let max_message_size = raw.sip.max_message_size.unwrap_or(65_535);
         if !(1_500..=1_048_576).contains(&max_message_size) {
-            return Err(cx.err("sip.max_message_size", format!("expected bytes between 1500 and 1048576, found {max_message_size}")));
+            return Err(cx.err(
+                "sip.max_message_size",
+                format!("expected bytes between 1500 and 1048576, found {max_message_size}"),
+            ));
         }
         let unknown_number = match raw.sip.unknown_number.as_deref().unwrap_or("reject") {
             "reject" => UnknownNumber::NotFound,
             "first" => UnknownNumber::FirstNumber,
             other => {
-                return Err(cx.err("sip.unknown_number", format!("expected \"reject\" or \"first\", found {other:?}")))
+                return Err(cx.err(
+                    "sip.unknown_number",
+                    format!("expected \"reject\" or \"first\", found {other:?}"),
+                ))
             }
         };
 
@@ -341,15 +375,21 @@ impl Config {
         };
         let port_min = raw.rtp.port_min.unwrap_or(20_000);
         let port_max = raw.rtp.port_max.unwrap_or(29_999);
-        if port_min < 1024 || port_min % 2 != 0 {
+        if port_min < 1024 || !port_min.is_multiple_of(2) {
             return Err(cx.err("rtp.port_min", format!("expected an even port number >= 1024 (RTP uses even ports, RTCP the next odd one), found {port_min}")));
         }
         if port_max <= port_min {
-            return Err(cx.err("rtp.port_max", format!("expected a port above rtp.port_min ({port_min}), found {port_max}")));
+            return Err(cx.err(
+                "rtp.port_max",
+                format!("expected a port above rtp.port_min ({port_min}), found {port_max}"),
+            ));
         }
         let inactivity_timeout = Duration::from_secs(raw.rtp.inactivity_timeout_s.unwrap_or(30));
         if inactivity_timeout.is_zero() {
-            return Err(cx.err("rtp.inactivity_timeout_s", "expected a number of seconds > 0, found 0"));
+            return Err(cx.err(
+                "rtp.inactivity_timeout_s",
+                "expected a number of seconds > 0, found 0",
+            ));
         }
         let codecs = match raw.rtp.codecs {
             None => vec![CodecName::Pcmu, CodecName::Pcma],
@@ -359,7 +399,12 @@ impl Config {
                     let codec = match c.to_ascii_uppercase().as_str() {
                         "PCMU" => CodecName::Pcmu,
                         "PCMA" => CodecName::Pcma,
-                        _ => return Err(cx.err(format!("rtp.codecs[{i}]"), format!("expected \"PCMU\" or \"PCMA\", found {c:?}"))),
+                        _ => {
+                            return Err(cx.err(
+                                format!("rtp.codecs[{i}]"),
+                                format!("expected \"PCMU\" or \"PCMA\", found {c:?}"),
+                            ))
+                        }
                     };
                     if !out.contains(&codec) {
                         out.push(codec);
@@ -372,27 +417,56 @@ impl Config {
             }
         };
 
-        let grpc = cx.addr("api.grpc", raw.api.grpc.as_deref().or(Some("127.0.0.1:50051")))?;
-        let metrics = cx.addr("metrics.listen", raw.metrics.listen.as_deref().or(Some("127.0.0.1:9090")))?;
+        let grpc = cx.addr(
+            "api.grpc",
+            raw.api.grpc.as_deref().or(Some("127.0.0.1:50051")),
+        )?;
+        let metrics = cx.addr(
+            "metrics.listen",
+            raw.metrics.listen.as_deref().or(Some("127.0.0.1:9090")),
+        )?;
 
         let mut allow = Vec::new();
         for (i, s) in raw.network.allow.unwrap_or_default().iter().enumerate() {
             allow.push(IpNet::parse(s).ok_or_else(|| {
-                cx.err(format!("network.allow[{i}]"), format!("expected a network like \"127.0.0.0/8\", found {s:?}"))
+                cx.err(
+                    format!("network.allow[{i}]"),
+                    format!("expected a network like \"127.0.0.0/8\", found {s:?}"),
+                )
             })?);
         }
 
         let mut numbers: Vec<NumberConfig> = Vec::new();
         for (i, n) in raw.numbers.into_iter().enumerate() {
             let key = format!("numbers[{i}]");
-            if n.number.is_empty() || !n.number.chars().all(|c| c.is_ascii_alphanumeric() || "+*#-_.".contains(c)) {
-                return Err(cx.err(format!("{key}.number"), format!("expected a dialable number (digits, letters, + * # - _ .), found {:?}", n.number)));
+            if n.number.is_empty()
+                || !n
+                    .number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#-_.".contains(c))
+            {
+                return Err(cx.err(
+                    format!("{key}.number"),
+                    format!(
+                        "expected a dialable number (digits, letters, + * # - _ .), found {:?}",
+                        n.number
+                    ),
+                ));
             }
             if numbers.iter().any(|o| o.number == n.number) {
-                return Err(cx.err(format!("{key}.number"), format!("expected a unique number, but {:?} is configured twice", n.number)));
+                return Err(cx.err(
+                    format!("{key}.number"),
+                    format!(
+                        "expected a unique number, but {:?} is configured twice",
+                        n.number
+                    ),
+                ));
             }
             if n.answer_delay_ms > 120_000 {
-                return Err(cx.err(format!("{key}.answer_delay_ms"), format!("expected at most 120000 ms, found {}", n.answer_delay_ms)));
+                return Err(cx.err(
+                    format!("{key}.answer_delay_ms"),
+                    format!("expected at most 120000 ms, found {}", n.answer_delay_ms),
+                ));
             }
             numbers.push(NumberConfig {
                 number: n.number,
@@ -401,14 +475,26 @@ impl Config {
             });
         }
         if numbers.is_empty() && unknown_number == UnknownNumber::FirstNumber {
-            return Err(cx.err("sip.unknown_number", "\"first\" needs at least one [[numbers]] entry"));
+            return Err(cx.err(
+                "sip.unknown_number",
+                "\"first\" needs at least one [[numbers]] entry",
+            ));
         }
 
         Ok(Config {
             source: file.to_string(),
             data_dir: base_dir.join(raw.server.data_dir.unwrap_or_else(|| "data".into())),
-            user_agent: raw.server.user_agent.unwrap_or_else(|| format!("caruso/{}", env!("CARGO_PKG_VERSION"))),
-            shutdown_grace: cx.ms("server.shutdown_grace_ms", raw.server.shutdown_grace_ms, 5_000, 0, 600_000)?,
+            user_agent: raw
+                .server
+                .user_agent
+                .unwrap_or_else(|| format!("caruso/{}", env!("CARGO_PKG_VERSION"))),
+            shutdown_grace: cx.ms(
+                "server.shutdown_grace_ms",
+                raw.server.shutdown_grace_ms,
+                5_000,
+                0,
+                600_000,
+            )?,
             sip: SipConfig {
                 udp,
                 tcp,
@@ -448,7 +534,11 @@ impl Config {
     /// The embedded default; relative paths resolve against the current directory
     /// (run it from the repository root, where `config/prompts/` is).
     pub fn embedded_default() -> Result<Config, ConfigError> {
-        Config::from_toml(DEFAULT_CONFIG, "<embedded default config/caruso.toml>", Path::new("config"))
+        Config::from_toml(
+            DEFAULT_CONFIG,
+            "<embedded default config/caruso.toml>",
+            Path::new("config"),
+        )
     }
 
     /// The number a Request-URI user selects.
@@ -470,7 +560,9 @@ pub fn host_string(ip: IpAddr) -> String {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).map(|t| t.matches('\n').count() + 1).unwrap_or(0)
+    text.get(..offset)
+        .map(|t| t.matches('\n').count() + 1)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -529,17 +621,25 @@ mod tests {
     #[test]
     fn relative_paths_resolve_against_config_dir() {
         let c = parse("[[numbers]]\nnumber = \"100\"\nprompt = \"prompts/welcome.wav\"\n").unwrap();
-        assert_eq!(c.numbers[0].prompt, PathBuf::from("/etc/caruso/prompts/welcome.wav"));
+        assert_eq!(
+            c.numbers[0].prompt,
+            PathBuf::from("/etc/caruso/prompts/welcome.wav")
+        );
     }
 
     #[test]
     fn allow_list_matches_networks() {
-        let a = AllowList(vec![IpNet::parse("127.0.0.0/8").unwrap(), IpNet::parse("::1").unwrap()]);
+        let a = AllowList(vec![
+            IpNet::parse("127.0.0.0/8").unwrap(),
+            IpNet::parse("::1").unwrap(),
+        ]);
         assert!(a.permits("127.1.2.3".parse().unwrap()));
         assert!(a.permits("::1".parse().unwrap()));
         assert!(a.permits("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!a.permits("192.0.2.10".parse().unwrap()));
         assert!(!a.permits("::2".parse().unwrap()));
-        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
     }
 }

@@ -64,19 +64,31 @@ pub fn install(addr: SocketAddr) -> Result<(), MetricsError> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge};
     describe_counter!(SIP_REQUESTS_RECEIVED, "SIP requests received by method");
-    describe_counter!(SIP_RESPONSES_SENT, "SIP responses sent by status and method");
+    describe_counter!(
+        SIP_RESPONSES_SENT,
+        "SIP responses sent by status and method"
+    );
     describe_counter!(SIP_REQUESTS_SENT, "SIP requests sent by method");
     describe_counter!(SIP_RESPONSES_RECEIVED, "SIP responses received by status");
     describe_counter!(SIP_PARSE_ERRORS, "SIP messages that could not be parsed");
-    describe_counter!(DESTINATION_DENIED, "packets not sent: destination outside network.allow");
-    describe_counter!(SIP_DROPPED_OVERLOAD, "SIP messages dropped: call mailbox full");
+    describe_counter!(
+        DESTINATION_DENIED,
+        "packets not sent: destination outside network.allow"
+    );
+    describe_counter!(
+        SIP_DROPPED_OVERLOAD,
+        "SIP messages dropped: call mailbox full"
+    );
     describe_gauge!(SIP_TRANSACTIONS, "live SIP transactions");
     describe_gauge!(SIP_DIALOGS, "live SIP dialogs");
     describe_gauge!(CALLS_ACTIVE, "active calls");
     describe_counter!(CALLS_ENDED, "calls ended by reason");
     describe_counter!(RTP_PACKETS_SENT, "RTP packets sent");
     describe_counter!(RTP_PACKETS_RECEIVED, "RTP packets received");
-    describe_counter!(RTP_PACKETS_LOST, "RTP packets lost (receiver sequence gaps)");
+    describe_counter!(
+        RTP_PACKETS_LOST,
+        "RTP packets lost (receiver sequence gaps)"
+    );
     describe_counter!(RTP_PACKETS_LATE, "RTP packets sent behind schedule");
     describe_counter!(DTMF_DIGITS, "DTMF digits received");
 }

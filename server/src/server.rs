@@ -7,8 +7,8 @@ use crate::call::CallContext;
 use crate::config::Config;
 use crate::media::wav::Prompt;
 use crate::sip::transaction::TimerConfig;
-use crate::store::{SledStore, Store};
 use crate::sip::transport::{self, TransportSettings};
+use crate::store::{SledStore, Store};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -155,7 +155,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
     }
     stats_task.abort();
-    if let Err(e) = tokio::task::spawn_blocking(move || store.flush()).await.unwrap_or(Ok(())) {
+    if let Err(e) = tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .unwrap_or(Ok(()))
+    {
         warn!(error = %e, "store flush at shutdown failed");
     }
     info!("caruso stopped");

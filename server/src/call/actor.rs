@@ -12,7 +12,7 @@
 //! The caller may CANCEL before the answer (487), hang up at any time (BYE), put the call
 //! on hold and resume it (re-INVITE); no RTP for the inactivity timeout ends the call.
 
-use super::endpoint::Counters;
+use super::endpoint::{Answer, Counters};
 use super::{CallContext, CallEnded, CallMsg, CallReport, EndReason};
 use crate::config::{host_string, CodecName};
 use crate::media::codec::Codec;
@@ -68,17 +68,37 @@ enum Phase {
     Ended,
 }
 
-/// Starts a call actor for a new INVITE. Returns when the call has ended and its
+/// Everything a new call actor starts with.
+#[derive(Debug)]
+pub struct CallSetup {
+    /// Shared read-only context.
+    pub ctx: Arc<CallContext>,
+    /// The INVITE's Call-ID.
+    pub call_id: String,
+    /// The caller's From tag.
+    pub tag: String,
+    /// The INVITE as received.
+    pub first: Inbound,
+    /// RTP/RTCP sockets, if a port pair was free.
+    pub media: Option<MediaSockets>,
+    /// Where to report freed ports and the end.
+    pub done: mpsc::UnboundedSender<CallReport>,
+    /// Live figures for the API.
+    pub counters: Arc<Counters>,
+}
+
+/// Runs a call actor for a new INVITE. Returns when the call has ended and its
 /// transactions are gone.
-pub async fn run(
-    ctx: Arc<CallContext>,
-    call_id: String,
-    first: Inbound,
-    media: Option<MediaSockets>,
-    rx: mpsc::Receiver<CallMsg>,
-    done: mpsc::UnboundedSender<CallReport>,
-    counters: Arc<Counters>,
-) {
+pub async fn run(setup: CallSetup, rx: mpsc::Receiver<CallMsg>) {
+    let CallSetup {
+        ctx,
+        call_id,
+        tag,
+        first,
+        media,
+        done,
+        counters,
+    } = setup;
     let span = info_span!("call", call_id = %call_id);
     async move {
         let mut call = Call::new(ctx, call_id.clone(), &first, media, counters, done.clone());
@@ -88,7 +108,7 @@ pub async fn run(
         call.release_media();
         let _ = done.send(CallReport::Ended(CallEnded {
             call_id,
-            was_active: call.counted_active,
+            tag,
             record,
         }));
     }
@@ -124,6 +144,7 @@ struct Call {
     end_reason: Option<EndReason>,
     ended_at: Option<Instant>,
     counted_active: bool,
+    active_released: bool,
     reported_tx: usize,
     reported_rtp: RtpCounters,
     branch_counter: u64,
@@ -149,7 +170,14 @@ fn linger_limit(ctx: &CallContext) -> Duration {
 }
 
 impl Call {
-    fn new(ctx: Arc<CallContext>, call_id: String, first: &Inbound, media: Option<MediaSockets>, counters: Arc<Counters>, done: mpsc::UnboundedSender<CallReport>) -> Self {
+    fn new(
+        ctx: Arc<CallContext>,
+        call_id: String,
+        first: &Inbound,
+        media: Option<MediaSockets>,
+        counters: Arc<Counters>,
+        done: mpsc::UnboundedSender<CallReport>,
+    ) -> Self {
         let layer = TransactionLayer::new(ctx.timers);
         let local_tag = format!("{:016x}", rand::random::<u64>());
         Call {
@@ -182,6 +210,7 @@ impl Call {
             end_reason: None,
             ended_at: None,
             counted_active: false,
+            active_released: false,
             reported_tx: 0,
             reported_rtp: RtpCounters::default(),
             branch_counter: rand::random::<u64>(),
@@ -225,8 +254,13 @@ impl Call {
             };
             let t = now();
             match ev {
-                Ev::Msg(Some(CallMsg::Sip(inbound))) => self.on_inbound(t, inbound),
-                Ev::Msg(Some(CallMsg::Shutdown)) | Ev::Msg(None) => self.hang_up(t, EndReason::Shutdown),
+                Ev::Msg(Some(CallMsg::Sip(inbound))) => self.on_inbound(t, *inbound),
+                Ev::Msg(Some(CallMsg::Shutdown)) | Ev::Msg(None) => {
+                    if self.phase == Phase::Ended {
+                        break; // only lingering for retransmissions: nothing to end
+                    }
+                    self.hang_up(t, EndReason::Shutdown);
+                }
                 Ev::Rtp(Ok((n, from))) => {
                     if let Some(s) = self.session.as_mut() {
                         s.handle_packet(t, from, &self.buf[..n]);
@@ -243,10 +277,7 @@ impl Call {
         }
         self.report_rtp(true);
         self.set_tx_gauge(0);
-        if self.counted_active {
-            metrics::gauge!(m::CALLS_ACTIVE).decrement(1.0);
-            metrics::gauge!(m::SIP_DIALOGS).decrement(1.0);
-        }
+        self.release_active();
         let reason = self.end_reason.unwrap_or(EndReason::Failed);
         metrics::counter!(m::CALLS_ENDED, "reason" => reason.as_str()).increment(1);
         info!(reason = reason.as_str(), "call ended");
@@ -256,13 +287,20 @@ impl Call {
         crate::store::CallRecord {
             call_id: self.call_id.clone(),
             number: self.number.clone().unwrap_or_else(|| {
-                self.invite.as_ref().and_then(|(_, r)| r.uri.user.clone()).unwrap_or_default()
+                self.invite
+                    .as_ref()
+                    .and_then(|(_, r)| r.uri.user.clone())
+                    .unwrap_or_default()
             }),
             peer: self.peer.addr.to_string(),
             started_ms: self.started_ms,
             answered_ms: self.answered_ms,
             ended_ms: super::unix_ms(),
-            reason: self.end_reason.unwrap_or(EndReason::Failed).as_str().to_string(),
+            reason: self
+                .end_reason
+                .unwrap_or(EndReason::Failed)
+                .as_str()
+                .to_string(),
             rtp_sent: self.final_stats.sent,
             rtp_received: self.final_stats.received,
             rtp_lost: self.final_stats.lost,
@@ -271,7 +309,9 @@ impl Call {
 
     fn finished(&self, now: Instant) -> bool {
         match (self.phase, self.ended_at) {
-            (Phase::Ended, Some(at)) => self.layer.is_empty() || now >= at + linger_limit(&self.ctx),
+            (Phase::Ended, Some(at)) => {
+                self.layer.is_empty() || now >= at + linger_limit(&self.ctx)
+            }
             _ => false,
         }
     }
@@ -320,18 +360,7 @@ impl Call {
                     warn!(error = %e, "SIP send failed");
                 }
             }
-            if let (Some(s), Some(ms)) = (self.session.as_mut(), self.media.as_ref()) {
-                while let Some(tx) = s.poll_transmit() {
-                    if !self.ctx.allow.permits(tx.to.ip()) {
-                        metrics::counter!(m::DESTINATION_DENIED, "kind" => "rtp").increment(1);
-                        continue;
-                    }
-                    let sock = if tx.kind == MediaKind::Rtcp { &ms.rtcp } else { &ms.rtp };
-                    if let Err(e) = sock.try_send_to(tx.data(), tx.to) {
-                        debug!(error = %e, dest = %tx.to, "RTP send failed");
-                    }
-                }
-            }
+            self.flush_media();
             if !progressed {
                 break;
             }
@@ -339,6 +368,27 @@ impl Call {
         self.report_rtp(false);
         let n = self.layer.len();
         self.set_tx_gauge(n);
+    }
+
+    /// Sends every datagram the RTP session has queued (non-blocking socket writes).
+    fn flush_media(&mut self) {
+        let (Some(s), Some(ms)) = (self.session.as_mut(), self.media.as_ref()) else {
+            return;
+        };
+        while let Some(tx) = s.poll_transmit() {
+            if !self.ctx.allow.permits(tx.to.ip()) {
+                metrics::counter!(m::DESTINATION_DENIED, "kind" => "rtp").increment(1);
+                continue;
+            }
+            let sock = if tx.kind == MediaKind::Rtcp {
+                &ms.rtcp
+            } else {
+                &ms.rtp
+            };
+            if let Err(e) = sock.try_send_to(tx.data(), tx.to) {
+                debug!(error = %e, dest = %tx.to, "RTP send failed");
+            }
+        }
     }
 
     fn set_tx_gauge(&mut self, n: usize) {
@@ -350,7 +400,9 @@ impl Call {
     }
 
     fn report_rtp(&mut self, force: bool) {
-        let Some(s) = self.session.as_ref() else { return };
+        let Some(s) = self.session.as_ref() else {
+            return;
+        };
         let st = s.stats();
         let cur = RtpCounters {
             sent: st.packets_sent,
@@ -359,13 +411,17 @@ impl Call {
             late: st.packets_late,
         };
         // Report in batches: a counter update per packet would cost more than the packet.
-        if !force && cur.sent < self.reported_rtp.sent + 50 && cur.received < self.reported_rtp.received + 50 {
+        if !force
+            && cur.sent < self.reported_rtp.sent + 50
+            && cur.received < self.reported_rtp.received + 50
+        {
             return;
         }
         self.final_stats = cur;
         let r = self.reported_rtp;
         metrics::counter!(m::RTP_PACKETS_SENT).increment(cur.sent.saturating_sub(r.sent));
-        metrics::counter!(m::RTP_PACKETS_RECEIVED).increment(cur.received.saturating_sub(r.received));
+        metrics::counter!(m::RTP_PACKETS_RECEIVED)
+            .increment(cur.received.saturating_sub(r.received));
         metrics::counter!(m::RTP_PACKETS_LOST).increment(cur.lost.saturating_sub(r.lost));
         metrics::counter!(m::RTP_PACKETS_LATE).increment(cur.late.saturating_sub(r.late));
         self.reported_rtp = cur;
@@ -373,19 +429,28 @@ impl Call {
 
     fn on_inbound(&mut self, now: Instant, inbound: Inbound) {
         if let SipMessage::Request(r) = &inbound.message {
-            metrics::counter!(m::SIP_REQUESTS_RECEIVED, "method" => r.method.as_str().to_string()).increment(1);
+            metrics::counter!(m::SIP_REQUESTS_RECEIVED, "method" => r.method.as_str().to_string())
+                .increment(1);
         } else if let SipMessage::Response(r) = &inbound.message {
-            metrics::counter!(m::SIP_RESPONSES_RECEIVED, "status" => r.status.to_string()).increment(1);
+            metrics::counter!(m::SIP_RESPONSES_RECEIVED, "status" => r.status.to_string())
+                .increment(1);
         }
         // A TCP caller may reconnect: answer on the newest connection.
         if inbound.from.transport != TransportKind::Udp {
             self.link = inbound.link.clone();
             self.peer = inbound.from;
         }
-        match self.layer.handle_incoming(now, inbound.message, inbound.from) {
+        match self
+            .layer
+            .handle_incoming(now, inbound.message, inbound.from)
+        {
             Incoming::NewRequest(id, req) => self.on_request(now, id, req),
             Incoming::Ack(ack) => self.on_ack(now, ack),
-            Incoming::Cancel { cancel, invite, request } => self.on_cancel(now, cancel, invite, request),
+            Incoming::Cancel {
+                cancel,
+                invite,
+                request,
+            } => self.on_cancel(now, cancel, invite, request),
             Incoming::Response(id, resp) => self.on_response(now, id, resp),
             Incoming::Absorbed => {}
             Incoming::StrayResponse(r) => debug!(status = r.status, "stray response dropped"),
@@ -393,7 +458,12 @@ impl Call {
                 debug!(%error, "message unusable by the transaction layer");
                 if let SipMessage::Request(req) = message {
                     if req.method != Method::Ack && req.headers.get(&HeaderName::Via).is_some() {
-                        let mut resp = Response::for_request(&req, 400, &format!("Bad Request: {error}"), None);
+                        let mut resp = Response::for_request(
+                            &req,
+                            400,
+                            &format!("Bad Request: {error}"),
+                            None,
+                        );
                         self.decorate(&mut resp);
                         let to = self.peer;
                         self.layer.send_stateless(to, SipMessage::Response(resp));
@@ -404,11 +474,20 @@ impl Call {
     }
 
     fn decorate(&self, resp: &mut Response) {
-        resp.headers.push(HeaderName::Server, self.ctx.config.user_agent.clone());
+        resp.headers
+            .push(HeaderName::Server, self.ctx.config.user_agent.clone());
     }
 
     /// Answers a server transaction; the To tag is ours for every non-100 answer.
-    fn respond(&mut self, now: Instant, id: ServerTxId, req: &Request, status: u16, reason: &str, extra: &[(HeaderName, String)], body: Option<Bytes>) {
+    fn respond(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        req: &Request,
+        (status, reason): (u16, &str),
+        extra: &[(HeaderName, String)],
+        body: Option<Bytes>,
+    ) {
         let tag = (status > 100).then_some(self.local_tag.as_str());
         let mut resp = Response::for_request(req, status, reason, tag);
         for (n, v) in extra {
@@ -419,7 +498,8 @@ impl Call {
             copy_record_route(req, &mut resp); // RFC 3261 §12.1.1
         }
         if let Some(b) = body {
-            resp.headers.push(HeaderName::ContentType, "application/sdp");
+            resp.headers
+                .push(HeaderName::ContentType, "application/sdp");
             resp.body = b;
         }
         if let Err(e) = self.layer.send_response(now, id, resp) {
@@ -435,38 +515,50 @@ impl Call {
         // Everything else must belong to our dialog.
         let in_dialog = self.dialog.as_ref().is_some_and(|d| d.matches(&req));
         if !in_dialog {
-            self.respond(now, id, &req, 481, "Call/Transaction Does Not Exist", &[], None);
+            // Same Call-ID but not our dialog: answer as the endpoint answers strangers.
+            let a = super::endpoint::out_of_dialog_answer(&req);
+            self.respond(now, id, &req, (a.status, a.reason), &a.headers, None);
             return;
         }
         if let Some(d) = self.dialog.as_mut() {
             if let Err(e) = d.handle_request(&req) {
                 debug!(error = %e, "in-dialog request refused");
-                self.respond(now, id, &req, 500, "Server Internal Error: CSeq out of order", &[], None);
+                self.respond(
+                    now,
+                    id,
+                    &req,
+                    (500, "Server Internal Error: CSeq out of order"),
+                    &[],
+                    None,
+                );
                 return;
             }
         }
         match req.method {
             Method::Bye => {
-                self.respond(now, id, &req, 200, "OK", &[], None);
+                self.respond(now, id, &req, (200, "OK"), &[], None);
                 info!("caller hung up");
                 self.finish(now, EndReason::CallerHangup);
             }
             Method::Invite => self.on_reinvite(now, id, req),
             Method::Options => {
-                let extra = [(HeaderName::Allow, ALLOW.to_string()), (HeaderName::Accept, ACCEPT.to_string())];
-                self.respond(now, id, &req, 200, "OK", &extra, None);
+                let extra = [
+                    (HeaderName::Allow, ALLOW.to_string()),
+                    (HeaderName::Accept, ACCEPT.to_string()),
+                ];
+                self.respond(now, id, &req, (200, "OK"), &extra, None);
             }
             Method::Info => {
                 if let Some(digit) = dtmf_from_info(&req) {
                     metrics::counter!(m::DTMF_DIGITS, "source" => "info").increment(1);
                     info!(digit = %digit, "DTMF (SIP INFO)");
                 }
-                self.respond(now, id, &req, 200, "OK", &[], None);
+                self.respond(now, id, &req, (200, "OK"), &[], None);
             }
             Method::Ack => {}
             _ => {
                 let extra = [(HeaderName::Allow, ALLOW.to_string())];
-                self.respond(now, id, &req, 405, "Method Not Allowed", &extra, None);
+                self.respond(now, id, &req, (405, "Method Not Allowed"), &extra, None);
             }
         }
     }
@@ -476,39 +568,68 @@ impl Call {
         let user = req.uri.user.clone().unwrap_or_default();
         info!(number = %crate::call::redact(&user), from = %self.peer.addr, "incoming call");
 
-        if let Err((status, reason, extra)) = self.validate_invite(&req) {
+        if let Err(Answer {
+            status,
+            reason,
+            headers: extra,
+        }) = self.validate_invite(&req)
+        {
             info!(status, reason, "call rejected");
-            self.respond(now, id, &req, status, reason, &extra, None);
+            self.respond(now, id, &req, (status, reason), &extra, None);
             self.finish(now, EndReason::Rejected);
             return;
         }
-        let number = self.ctx.config.number(&user).map(|n| (n.number.clone(), n.answer_delay));
+        let number = self
+            .ctx
+            .config
+            .number(&user)
+            .map(|n| (n.number.clone(), n.answer_delay));
         let Some((number, delay)) = number else {
             let mf_zero = req.headers.get(&HeaderName::MaxForwards).map(str::trim) == Some("0");
-            let (status, reason) = if mf_zero { (483, "Too Many Hops") } else { (404, "Not Found") };
+            let (status, reason) = if mf_zero {
+                (483, "Too Many Hops")
+            } else {
+                (404, "Not Found")
+            };
             info!(status, "call rejected: number not configured");
-            self.respond(now, id, &req, status, reason, &[], None);
+            self.respond(now, id, &req, (status, reason), &[], None);
             self.finish(now, EndReason::Rejected);
             return;
         };
         self.local_contact.user = Some(number.clone());
         self.local_contact.port = Some(self.local_port());
         if self.link.kind() == TransportKind::Tcp {
-            self.local_contact.params.push(("transport".into(), Some("tcp".into())));
+            self.local_contact
+                .params
+                .push(("transport".into(), Some("tcp".into())));
         }
         self.number = Some(number);
 
         let Some(port) = self.media.as_ref().map(|m| m.port) else {
             warn!("no RTP port free in rtp.port_min..rtp.port_max");
-            self.respond(now, id, &req, 503, "Service Unavailable: no media port free", &[(HeaderName::Other("Retry-After".into()), "5".into())], None);
+            self.respond(
+                now,
+                id,
+                &req,
+                (503, "Service Unavailable: no media port free"),
+                &[(HeaderName::Other("Retry-After".into()), "5".into())],
+                None,
+            );
             self.finish(now, EndReason::Rejected);
             return;
         };
         let mut local = LocalMedia::new(self.ctx.config.rtp.ip, port);
-        local.codecs = self.ctx.config.rtp.codecs.iter().map(|c| match c {
-            CodecName::Pcmu => Codec::Pcmu,
-            CodecName::Pcma => Codec::Pcma,
-        }).collect();
+        local.codecs = self
+            .ctx
+            .config
+            .rtp
+            .codecs
+            .iter()
+            .map(|c| match c {
+                CodecName::Pcmu => Codec::Pcmu,
+                CodecName::Pcma => Codec::Pcma,
+            })
+            .collect();
         local.session_id = rand::random::<u32>() as u64;
         local.session_version = local.session_id;
 
@@ -517,47 +638,74 @@ impl Call {
                 Ok(neg) => self.negotiated = Some(neg),
                 Err(e) => {
                     info!(error = %e, "SDP offer refused");
-                    let warning = (HeaderName::Other("Warning".into()), format!("304 {} \"{}\"", self.ctx.config.sip.public_host, e));
-                    self.respond(now, id, &req, 488, "Not Acceptable Here", &[warning], None);
+                    let warning = (
+                        HeaderName::Other("Warning".into()),
+                        format!("304 {} \"{}\"", self.ctx.config.sip.public_host, e),
+                    );
+                    self.respond(
+                        now,
+                        id,
+                        &req,
+                        (488, "Not Acceptable Here"),
+                        &[warning],
+                        None,
+                    );
                     self.finish(now, EndReason::Rejected);
                     return;
                 }
             }
         }
         self.local_media = Some(local);
-        self.respond(now, id, &req, 100, "Trying", &[], None);
+        // The transaction layer has already sent 100 Trying.
         if delay.is_zero() {
             self.answer(now);
         } else {
-            self.respond(now, id, &req, 180, "Ringing", &[(HeaderName::Contact, format!("<{}>", self.local_contact))], None);
+            self.respond(
+                now,
+                id,
+                &req,
+                (180, "Ringing"),
+                &[(HeaderName::Contact, format!("<{}>", self.local_contact))],
+                None,
+            );
             self.answer_at = Some(now + delay);
         }
     }
 
     /// Checks that apply before anything else (RFC 3261 §8.2.1-§8.2.3).
-    fn validate_invite(&self, req: &Request) -> Result<(), (u16, &'static str, Vec<(HeaderName, String)>)> {
+    fn validate_invite(&self, req: &Request) -> Result<(), Answer> {
         if !matches!(req.uri.scheme.as_str(), "sip" | "sips") {
-            return Err((416, "Unsupported URI Scheme", vec![]));
+            return Err(Answer {
+                status: 416,
+                reason: "Unsupported URI Scheme",
+                headers: vec![],
+            });
         }
-        let unsupported: Vec<String> = req
-            .headers
-            .get_all(&HeaderName::Require)
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty())
-            .collect();
+        let unsupported = super::endpoint::unsupported_requirements(req);
         if !unsupported.is_empty() {
-            return Err((420, "Bad Extension", vec![(HeaderName::Unsupported, unsupported.join(", "))]));
+            return Err(Answer {
+                status: 420,
+                reason: "Bad Extension",
+                headers: vec![(HeaderName::Unsupported, unsupported.join(", "))],
+            });
         }
         if !req.body.is_empty() {
             let ct = req.headers.get(&HeaderName::ContentType).unwrap_or("");
             let media_type = ct.split(';').next().unwrap_or("").trim();
             if !media_type.eq_ignore_ascii_case("application/sdp") {
-                return Err((415, "Unsupported Media Type", vec![(HeaderName::Accept, ACCEPT.into())]));
+                return Err(Answer {
+                    status: 415,
+                    reason: "Unsupported Media Type",
+                    headers: vec![(HeaderName::Accept, ACCEPT.into())],
+                });
             }
             if let Some(enc) = req.headers.get(&HeaderName::ContentEncoding) {
                 if !enc.trim().eq_ignore_ascii_case("identity") {
-                    return Err((415, "Unsupported Media Type", vec![(HeaderName::AcceptEncoding, "identity".into())]));
+                    return Err(Answer {
+                        status: 415,
+                        reason: "Unsupported Media Type",
+                        headers: vec![(HeaderName::AcceptEncoding, "identity".into())],
+                    });
                 }
             }
         }
@@ -575,8 +723,12 @@ impl Call {
 
     /// Sends the 200 with our SDP (answer, or offer when the INVITE had none).
     fn answer(&mut self, now: Instant) {
-        let Some((id, req)) = self.invite.clone() else { return };
-        let Some(local) = self.local_media.clone() else { return };
+        let Some((id, req)) = self.invite.clone() else {
+            return;
+        };
+        let Some(local) = self.local_media.clone() else {
+            return;
+        };
         let body = match &self.negotiated {
             Some(neg) => neg.answer.to_sdp_string(),
             None => {
@@ -590,7 +742,14 @@ impl Call {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "cannot form a dialog from the INVITE");
-                self.respond(now, id, &req, 400, "Bad Request: cannot form dialog", &[], None);
+                self.respond(
+                    now,
+                    id,
+                    &req,
+                    (400, "Bad Request: cannot form dialog"),
+                    &[],
+                    None,
+                );
                 self.finish(now, EndReason::Rejected);
                 return;
             }
@@ -600,14 +759,16 @@ impl Call {
             (HeaderName::Contact, format!("<{}>", self.local_contact)),
             (HeaderName::Allow, ALLOW.to_string()),
         ];
-        self.respond(now, id, &req, 200, "OK", &extra, Some(Bytes::from(body)));
+        self.respond(now, id, &req, (200, "OK"), &extra, Some(Bytes::from(body)));
         self.phase = Phase::Answered;
         self.answer_at = None;
         self.counted_active = true;
         self.answered_ms = Some(super::unix_ms());
         metrics::gauge!(m::CALLS_ACTIVE).increment(1.0);
         metrics::gauge!(m::SIP_DIALOGS).increment(1.0);
-        self.counters.dialogs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.counters
+            .dialogs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         info!("call answered");
     }
 
@@ -616,8 +777,7 @@ impl Call {
             return; // a retransmitted ACK, or one for a re-INVITE: nothing to do
         }
         if let Some(offer) = self.pending_offer.take() {
-            let neg = parse_sdp(&ack.body)
-                .and_then(|answer| sdp::handle_answer(&offer, &answer));
+            let neg = parse_sdp(&ack.body).and_then(|answer| sdp::handle_answer(&offer, &answer));
             match neg {
                 Ok(neg) => self.negotiated = Some(neg),
                 Err(e) => {
@@ -637,7 +797,9 @@ impl Call {
     }
 
     fn start_media(&mut self, now: Instant) {
-        let Some(neg) = self.negotiated.clone() else { return };
+        let Some(neg) = self.negotiated.clone() else {
+            return;
+        };
         let cfg = SessionConfig {
             codec: neg.codec,
             payload_type: neg.payload_type,
@@ -649,6 +811,7 @@ impl Call {
             remote_rtcp: neg.remote_rtcp_addr,
             ptime: neg.ptime,
             inactivity_timeout: self.ctx.config.rtp.inactivity_timeout,
+            ntp_base: std::time::SystemTime::now(),
             ..SessionConfig::default()
         };
         let mut session = RtpSession::new(cfg, now);
@@ -663,25 +826,48 @@ impl Call {
     fn on_reinvite(&mut self, now: Instant, id: ServerTxId, req: Request) {
         if self.phase != Phase::Confirmed {
             // RFC 3261 §14.2: a re-INVITE while our own offer/answer is pending.
-            self.respond(now, id, &req, 500, "Server Internal Error", &[(HeaderName::Other("Retry-After".into()), "1".into())], None);
+            self.respond(
+                now,
+                id,
+                &req,
+                (500, "Server Internal Error"),
+                &[(HeaderName::Other("Retry-After".into()), "1".into())],
+                None,
+            );
             return;
         }
-        let Some(local) = self.local_media.as_mut() else { return };
+        let Some(local) = self.local_media.as_mut() else {
+            return;
+        };
         local.session_version += 1;
         let local = local.clone();
         if req.body.is_empty() {
             // An offer-less re-INVITE: we would offer in the 200 and take the answer from
             // the ACK; keep the current media and answer with our current parameters.
-            let offer = sdp::create_offer(&local, self.negotiated.as_ref().map_or(Direction::SendRecv, |n| n.direction));
+            let offer = sdp::create_offer(
+                &local,
+                self.negotiated
+                    .as_ref()
+                    .map_or(Direction::SendRecv, |n| n.direction),
+            );
             let extra = [(HeaderName::Contact, format!("<{}>", self.local_contact))];
-            self.respond(now, id, &req, 200, "OK", &extra, Some(Bytes::from(offer.to_sdp_string())));
+            self.respond(
+                now,
+                id,
+                &req,
+                (200, "OK"),
+                &extra,
+                Some(Bytes::from(offer.to_sdp_string())),
+            );
             return;
         }
-        let neg = parse_sdp(&req.body)
-            .and_then(|offer| sdp::negotiate_answer(&offer, &local));
+        let neg = parse_sdp(&req.body).and_then(|offer| sdp::negotiate_answer(&offer, &local));
         match neg {
             Ok(neg) => {
-                info!(direction = neg.direction.as_str(), "re-INVITE: media updated");
+                info!(
+                    direction = neg.direction.as_str(),
+                    "re-INVITE: media updated"
+                );
                 if let Some(s) = self.session.as_mut() {
                     s.set_direction(neg.direction);
                     s.set_remote(neg.remote_addr, neg.remote_rtcp_addr);
@@ -689,24 +875,37 @@ impl Call {
                 let body = Bytes::from(neg.answer.to_sdp_string());
                 self.negotiated = Some(neg);
                 let extra = [(HeaderName::Contact, format!("<{}>", self.local_contact))];
-                self.respond(now, id, &req, 200, "OK", &extra, Some(body));
+                self.respond(now, id, &req, (200, "OK"), &extra, Some(body));
             }
             Err(e) => {
                 info!(error = %e, "re-INVITE offer refused; call continues");
-                self.respond(now, id, &req, 488, "Not Acceptable Here", &[], None);
+                self.respond(now, id, &req, (488, "Not Acceptable Here"), &[], None);
             }
         }
     }
 
-    fn on_cancel(&mut self, now: Instant, cancel: ServerTxId, invite: Option<ServerTxId>, request: Request) {
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        cancel: ServerTxId,
+        invite: Option<ServerTxId>,
+        request: Request,
+    ) {
         match invite {
-            None => self.respond(now, cancel, &request, 481, "Call/Transaction Does Not Exist", &[], None),
+            None => self.respond(
+                now,
+                cancel,
+                &request,
+                (481, "Call/Transaction Does Not Exist"),
+                &[],
+                None,
+            ),
             Some(inv) => {
-                self.respond(now, cancel, &request, 200, "OK", &[], None);
+                self.respond(now, cancel, &request, (200, "OK"), &[], None);
                 if self.phase == Phase::Ringing {
                     if let Some((id, req)) = self.invite.clone() {
                         if id == inv {
-                            self.respond(now, id, &req, 487, "Request Terminated", &[], None);
+                            self.respond(now, id, &req, (487, "Request Terminated"), &[], None);
                             info!("caller cancelled before answer");
                             self.finish(now, EndReason::Cancelled);
                         }
@@ -756,8 +955,8 @@ impl Call {
                 info!("no RTP from the peer: ending the call");
                 self.hang_up(now, EndReason::RtpTimeout);
             }
-            #[allow(unreachable_patterns)]
-            _ => {}
+            MediaEvent::PeerAddressChanged(addr) => debug!(%addr, "RTP peer address latched"),
+            MediaEvent::RemoteBye => debug!("peer sent RTCP BYE"),
         }
     }
 
@@ -781,7 +980,7 @@ impl Call {
                         EndReason::Shutdown => (503, "Service Unavailable"),
                         _ => (480, "Temporarily Unavailable"),
                     };
-                    self.respond(now, id, &req, status, text, &[], None);
+                    self.respond(now, id, &req, (status, text), &[], None);
                 }
                 self.finish(now, reason);
             }
@@ -793,10 +992,7 @@ impl Call {
 
     fn send_bye(&mut self, now: Instant, reason: EndReason) {
         self.end_reason = Some(reason);
-        if let Some(s) = self.session.as_mut() {
-            s.stop_playback();
-        }
-        self.session_stop();
+        self.session_stop(now);
         let Some(dialog) = self.dialog.as_mut() else {
             self.finish(now, reason);
             return;
@@ -815,7 +1011,8 @@ impl Call {
             params: Vec::new(),
         };
         let mut bye = dialog.create_request(Method::Bye, via, &self.local_contact);
-        bye.headers.push(HeaderName::UserAgent, self.ctx.config.user_agent.clone());
+        bye.headers
+            .push(HeaderName::UserAgent, self.ctx.config.user_agent.clone());
         let to = self.bye_destination(&bye);
         match self.layer.send_request(now, bye, to) {
             Ok(id) => {
@@ -847,11 +1044,15 @@ impl Call {
         }
     }
 
-    fn session_stop(&mut self) {
+    /// Ends media: a last RTCP report with BYE goes out, nothing more is sent.
+    fn session_stop(&mut self, now: Instant) {
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        s.close(now);
+        self.flush_media();
         self.report_rtp(true);
-        if let Some(s) = self.session.as_mut() {
-            s.set_direction(Direction::Inactive);
-        }
+        self.session = None;
     }
 
     fn finish(&mut self, now: Instant, reason: EndReason) {
@@ -859,12 +1060,23 @@ impl Call {
             return;
         }
         self.end_reason.get_or_insert(reason);
-        self.session_stop();
-        self.report_rtp(true);
-        self.session = None;
+        self.session_stop(now);
         self.release_media();
+        self.release_active();
         self.phase = Phase::Ended;
         self.ended_at = Some(now);
+    }
+
+    /// Stops counting the call as active (once; at hang-up, not after lingering).
+    fn release_active(&mut self) {
+        if self.counted_active && !self.active_released {
+            self.active_released = true;
+            metrics::gauge!(m::CALLS_ACTIVE).decrement(1.0);
+            metrics::gauge!(m::SIP_DIALOGS).decrement(1.0);
+            self.counters
+                .dialogs
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Closes the RTP sockets and gives the port pair back to the endpoint's pool.
@@ -889,10 +1101,14 @@ fn parse_sdp(body: &[u8]) -> Result<SessionDescription, sdp::SdpError> {
 fn count_sent(msg: &SipMessage) {
     match msg {
         SipMessage::Request(r) => {
-            metrics::counter!(m::SIP_REQUESTS_SENT, "method" => r.method.as_str().to_string()).increment(1);
+            metrics::counter!(m::SIP_REQUESTS_SENT, "method" => r.method.as_str().to_string())
+                .increment(1);
         }
         SipMessage::Response(r) => {
-            let method = r.cseq().map(|c| c.method.as_str().to_string()).unwrap_or_default();
+            let method = r
+                .cseq()
+                .map(|c| c.method.as_str().to_string())
+                .unwrap_or_default();
             metrics::counter!(m::SIP_RESPONSES_SENT, "status" => r.status.to_string(), "method" => method).increment(1);
         }
     }
@@ -901,15 +1117,19 @@ fn count_sent(msg: &SipMessage) {
 /// The digit of a SIP INFO carrying `application/dtmf-relay` (`Signal=5`) or
 /// `application/dtmf` (`5`).
 pub fn dtmf_from_info(req: &Request) -> Option<char> {
-    let ct = req.headers.get(&HeaderName::ContentType)?.split(';').next()?.trim().to_ascii_lowercase();
+    let ct = req
+        .headers
+        .get(&HeaderName::ContentType)?
+        .split(';')
+        .next()?
+        .trim()
+        .to_ascii_lowercase();
     let body = std::str::from_utf8(&req.body).ok()?;
     let raw = match ct.as_str() {
-        "application/dtmf-relay" => body
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once('=')?;
-                k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
-            })?,
+        "application/dtmf-relay" => body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?,
         "application/dtmf" => body.trim(),
         _ => return None,
     };
@@ -938,7 +1158,14 @@ mod tests {
         headers.push(HeaderName::ContentType, ct);
         Request {
             method: Method::Info,
-            uri: Uri { scheme: "sip".into(), user: Some("100".into()), host: "127.0.0.1".into(), port: None, params: vec![], headers: None },
+            uri: Uri {
+                scheme: "sip".into(),
+                user: Some("100".into()),
+                host: "127.0.0.1".into(),
+                port: None,
+                params: vec![],
+                headers: None,
+            },
             headers,
             body: Bytes::from(body.to_string()),
         }
@@ -946,8 +1173,17 @@ mod tests {
 
     #[test]
     fn dtmf_relay_and_plain_dtmf_info_bodies() {
-        assert_eq!(dtmf_from_info(&info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n")), Some('5'));
-        assert_eq!(dtmf_from_info(&info("application/dtmf-relay", "Signal= #\r\n")), Some('#'));
+        assert_eq!(
+            dtmf_from_info(&info(
+                "application/dtmf-relay",
+                "Signal=5\r\nDuration=160\r\n"
+            )),
+            Some('5')
+        );
+        assert_eq!(
+            dtmf_from_info(&info("application/dtmf-relay", "Signal= #\r\n")),
+            Some('#')
+        );
         assert_eq!(dtmf_from_info(&info("application/dtmf", "11")), Some('#'));
         assert_eq!(dtmf_from_info(&info("application/dtmf", "a")), Some('A'));
         assert_eq!(dtmf_from_info(&info("application/dtmf", "x")), None);

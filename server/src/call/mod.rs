@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum CallMsg {
     /// A SIP message with this call's Call-ID.
-    Sip(Inbound),
+    Sip(Box<Inbound>),
     /// The server is shutting down: end the call (BYE) and exit.
     Shutdown,
 }
@@ -54,7 +54,9 @@ pub struct CallContext {
 
 impl std::fmt::Debug for CallContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallContext").field("config", &self.config.source).finish_non_exhaustive()
+        f.debug_struct("CallContext")
+            .field("config", &self.config.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,8 +120,8 @@ pub enum CallReport {
 pub struct CallEnded {
     /// The call's Call-ID.
     pub call_id: String,
-    /// Whether the call was answered (counted as active until now).
-    pub was_active: bool,
+    /// The caller's From tag (with the Call-ID, the call's key).
+    pub tag: String,
     /// What the store keeps of it.
     pub record: crate::store::CallRecord,
 }

@@ -53,7 +53,8 @@ mod tests {
         let a = p.allocate().unwrap();
         p.release(a);
         assert_eq!(p.allocate(), Some(20002));
-        assert_eq!(p.allocate(), Some(20000));
+        assert_eq!(p.allocate(), Some(20004), "20004 + 1 = 20005 still fits");
+        assert_eq!(p.allocate(), Some(20000), "the released port comes last");
         assert_eq!(p.available(), 0);
     }
 }

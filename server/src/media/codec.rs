@@ -139,10 +139,11 @@ static ALAW_TABLE: [i16; 256] = build_table(true);
 #[inline]
 pub fn ulaw_encode(s: i16) -> u8 {
     let s = s as i32;
-    let sign: u8 = if s < 0 { 0x80 } else { 0 };
+    let neg = s >> 31; // -1 for negative samples, else 0
+    let sign = (neg as u8) & 0x80;
     let mag = s.abs().min(ULAW_CLIP) + ULAW_BIAS; // 132..=32767
                                                   // Highest set bit is 7..=14 -> segment 0..=7.
-    let exp = (31 - mag.leading_zeros() as i32) - 7;
+    let exp = 24 - mag.leading_zeros() as i32;
     let mant = ((mag >> (exp + 3)) & 0x0F) as u8;
     !(sign | ((exp as u8) << 4) | mant)
 }
@@ -157,14 +158,13 @@ pub fn ulaw_decode(c: u8) -> i16 {
 #[inline]
 pub fn alaw_encode(s: i16) -> u8 {
     let s = s as i32;
-    // Negative values use one's complement so the decision levels stay symmetric.
-    let (mask, mag) = if s >= 0 {
-        (0xD5u8, s >> 3)
-    } else {
-        (0x55u8, (-s - 1) >> 3)
-    }; // mag: 0..=4095
-    let seg = (31 - (mag | 0x10).leading_zeros() as i32) - 4; // 0..=7
-    let shift = if seg == 0 { 1 } else { seg };
+    let neg = s >> 31; // -1 for negative samples, else 0
+                       // Negative values use one's complement (-s - 1) so the decision levels are symmetric;
+                       // a set sign bit (after the 0x55 inversion) means positive.
+    let mask = 0xD5u8 ^ ((neg as u8) & 0x80);
+    let mag = (s ^ neg) >> 3; // 0..=4095
+    let seg = 27 - (mag | 0x10).leading_zeros() as i32; // 0..=7
+    let shift = seg + i32::from(seg == 0);
     let mant = ((mag >> shift) & 0x0F) as u8;
     (((seg as u8) << 4) | mant) ^ mask
 }

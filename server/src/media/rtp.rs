@@ -197,12 +197,14 @@ pub struct SenderInfo {
 }
 
 /// Builds a compound RTCP packet: an SR (when `sender` is given) or an RR, with at most
-/// one report block, followed by an SDES with our CNAME (RFC 3550 §6.1).
+/// one report block, followed by an SDES with our CNAME (RFC 3550 §6.1), and a BYE for
+/// `ssrc` when `bye` is set (RFC 3550 §6.6).
 pub fn build_report(
     ssrc: u32,
     sender: Option<SenderInfo>,
     block: Option<ReportBlock>,
     cname: &str,
+    bye: bool,
 ) -> Result<Bytes, RtpError> {
     let reports: Vec<ReceptionReport> = block
         .map(|b| ReceptionReport {
@@ -241,7 +243,13 @@ pub fn build_report(
             }],
         }],
     };
-    let packets: [Box<dyn rtc_rtcp::packet::Packet>; 2] = [first, Box::new(sdes)];
+    let mut packets: Vec<Box<dyn rtc_rtcp::packet::Packet>> = vec![first, Box::new(sdes)];
+    if bye {
+        packets.push(Box::new(rtc_rtcp::goodbye::Goodbye {
+            sources: vec![ssrc],
+            reason: Bytes::new(),
+        }));
+    }
     rtc_rtcp::packet::marshal(&packets)
         .map(|b| b.freeze())
         .map_err(|e| RtpError::Rtcp(e.to_string()))
@@ -402,16 +410,18 @@ mod tests {
             last_sr: 0x3344_5566,
             delay_since_last_sr: 65536,
         };
-        let sr = build_report(7, Some(si), Some(blk), "caruso@test").unwrap();
+        let sr = build_report(7, Some(si), Some(blk), "caruso@test", false).unwrap();
         assert!(is_rtcp(&sr));
         assert_eq!(sr[1], 200);
         let info = parse_rtcp(&sr).unwrap();
         assert_eq!(info.sender_report, Some((7, si)));
         assert_eq!(info.blocks, [blk]);
-        let rr = build_report(7, None, None, "x").unwrap();
+        let rr = build_report(7, None, None, "x", false).unwrap();
         assert_eq!(rr[1], 201);
         let info = parse_rtcp(&rr).unwrap();
-        assert!(info.sender_report.is_none() && info.blocks.is_empty());
+        assert!(info.sender_report.is_none() && info.blocks.is_empty() && info.bye.is_empty());
+        let bye = build_report(7, None, None, "x", true).unwrap();
+        assert_eq!(parse_rtcp(&bye).unwrap().bye, [7]);
         assert!(parse_rtcp(&[0x80, 200, 0, 50]).is_err());
     }
 

@@ -587,10 +587,13 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// `o=` session version (the caller bumps it for each new offer/answer).
     pub session_version: u64,
+    /// Offer / accept RTP and RTCP on one port (RFC 5761). Off by default: then RTCP
+    /// uses port + 1 and an offered `a=rtcp-mux` is declined by leaving it out.
+    pub rtcp_mux: bool,
 }
 
 impl LocalMedia {
-    /// PCMU then PCMA, telephone-event on, session id/version 1.
+    /// PCMU then PCMA, telephone-event on, session id/version 1, no rtcp-mux.
     pub fn new(addr: IpAddr, port: u16) -> Self {
         LocalMedia {
             addr,
@@ -599,6 +602,7 @@ impl LocalMedia {
             telephone_event: true,
             session_id: 1,
             session_version: 1,
+            rtcp_mux: false,
         }
     }
 }
@@ -754,15 +758,16 @@ pub fn negotiate_answer(
             ptime.as_millis() as u32,
             direction,
         );
-        a.rtcp_mux = m.rtcp_mux;
+        let mux = local.rtcp_mux && m.rtcp_mux;
+        a.rtcp_mux = mux;
         answer.media.push(a);
         chosen = Some(Negotiated {
             answer: answer.clone(),
             codec,
             payload_type: pt,
             remote_addr,
-            remote_rtcp_addr: rtcp_addr(offer, m, remote_addr, m.rtcp_mux),
-            rtcp_mux: m.rtcp_mux,
+            remote_rtcp_addr: rtcp_addr(offer, m, remote_addr, mux),
+            rtcp_mux: mux,
             telephone_event_pt: te,
             direction,
             ptime,
@@ -788,8 +793,9 @@ pub fn create_offer(local: &LocalMedia, direction: Direction) -> SessionDescript
         .map(|c| (*c, c.payload_type()))
         .collect();
     let te = local.telephone_event.then_some(DEFAULT_TELEPHONE_EVENT_PT);
-    sd.media
-        .push(audio_section(local, &codecs, te, 20, direction));
+    let mut m = audio_section(local, &codecs, te, 20, direction);
+    m.rtcp_mux = local.rtcp_mux;
+    sd.media.push(m);
     sd
 }
 
@@ -1038,6 +1044,26 @@ m=video 51372 RTP/AVP 31\r\n";
                 .direction,
             Direction::Inactive
         );
+    }
+
+    #[test]
+    fn rtcp_mux_only_when_enabled_locally() {
+        let offer = parse(
+            "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\n",
+        )
+        .unwrap();
+        let n = negotiate_answer(&offer, &local()).unwrap();
+        assert!(!n.rtcp_mux && !n.answer.media[0].rtcp_mux);
+        assert_eq!(n.remote_rtcp_addr, "1.2.3.4:4001".parse().unwrap());
+        let mut l = local();
+        l.rtcp_mux = true;
+        let n = negotiate_answer(&offer, &l).unwrap();
+        assert!(n.rtcp_mux);
+        assert!(n.answer.to_sdp_string().contains("a=rtcp-mux\r\n"));
+        assert_eq!(n.remote_rtcp_addr, "1.2.3.4:4000".parse().unwrap());
+        assert!(create_offer(&l, Direction::SendRecv).media[0].rtcp_mux);
+        assert!(!create_offer(&local(), Direction::SendRecv).media[0].rtcp_mux);
     }
 
     #[test]

@@ -459,6 +459,7 @@ pub struct RtpSession {
     next_rtcp: Instant,
     sent_at_last_report: u64,
     last_now: Instant,
+    closed: bool,
     buf: BytesMut,
     transmits: VecDeque<MediaTransmit>,
     events: VecDeque<MediaEvent>,
@@ -509,6 +510,7 @@ impl RtpSession {
             next_rtcp: now + cfg.rtcp_interval,
             sent_at_last_report: 0,
             last_now: now,
+            closed: false,
             buf: BytesMut::with_capacity(4096),
             transmits: VecDeque::with_capacity(16),
             events: VecDeque::with_capacity(4),
@@ -777,8 +779,11 @@ impl RtpSession {
         } else {
             self.talking = false;
         }
+        if self.closed {
+            return;
+        }
         if now >= self.next_rtcp {
-            self.send_rtcp(now);
+            self.send_rtcp(now, false);
             self.next_rtcp += self.cfg.rtcp_interval;
             if self.next_rtcp <= now {
                 self.next_rtcp = now + self.cfg.rtcp_interval;
@@ -854,7 +859,7 @@ impl RtpSession {
         });
     }
 
-    fn send_rtcp(&mut self, now: Instant) {
+    fn send_rtcp(&mut self, now: Instant, bye: bool) {
         let sender = (self.stats.packets_sent > self.sent_at_last_report).then(|| SenderInfo {
             ntp_time: ntp_timestamp(self.wall_clock(now)),
             rtp_time: self.rtp_time_at(now),
@@ -867,7 +872,7 @@ impl RtpSession {
             .as_mut()
             .filter(|s| s.valid())
             .map(|s| s.report_block(now));
-        if let Ok(data) = build_report(self.cfg.ssrc, sender, block, &self.cfg.cname) {
+        if let Ok(data) = build_report(self.cfg.ssrc, sender, block, &self.cfg.cname, bye) {
             self.stats.rtcp_sent += 1;
             self.transmits.push_back(MediaTransmit {
                 to: self.remote_rtcp,
@@ -875,6 +880,16 @@ impl RtpSession {
                 data,
             });
         }
+    }
+
+    /// Ends the session: stops media and playback and queues a final RTCP report with a
+    /// BYE (RFC 3550 §6.6). Afterwards only incoming packets are still counted.
+    pub fn close(&mut self, now: Instant) {
+        self.last_now = now;
+        self.stop_playback();
+        self.cfg.direction = Direction::Inactive;
+        self.closed = true;
+        self.send_rtcp(now, true);
     }
 
     /// The next datagram to send.
@@ -889,6 +904,9 @@ impl RtpSession {
 
     /// When `handle_timeout` should be called next (may be in the past: call it now).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
         let mut t = self.next_rtcp;
         if self.sending() {
             let tick = if self.resync_pending {
@@ -1405,7 +1423,7 @@ mod tests {
             last_sr: lsr,
             delay_since_last_sr: 65536 * 40 / 1000,
         };
-        let rr = build_report(77, None, Some(blk), "peer").unwrap();
+        let rr = build_report(77, None, Some(blk), "peer", false).unwrap();
         s.handle_packet(t0 + Duration::from_millis(5100), peer(), &rr);
         let st = s.stats();
         assert_eq!(st.rtcp_received, 1);
@@ -1426,6 +1444,24 @@ mod tests {
         assert_eq!(tx.len(), 1);
         assert_eq!(tx[0].1.to, peer());
         assert_eq!(tx[0].1.data[1], 201);
+    }
+
+    #[test]
+    fn close_sends_rtcp_bye_and_stops() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(cfg(), t0);
+        let _ = run_until(&mut s, t0 + Duration::from_secs(1));
+        s.close(t0 + Duration::from_secs(1));
+        let tx = drain(&mut s);
+        assert_eq!(tx.len(), 1);
+        assert_eq!(tx[0].kind, MediaKind::Rtcp);
+        let info = parse_rtcp(&tx[0].data).unwrap();
+        assert_eq!(info.bye, [0xCAFE]);
+        assert_eq!(info.sender_report.map(|(_, si)| si.packet_count), Some(50));
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(t0 + Duration::from_secs(100));
+        assert!(drain(&mut s).is_empty());
+        assert!(events(&mut s).is_empty(), "no inactivity after close");
     }
 
     #[test]
@@ -1462,6 +1498,103 @@ mod tests {
         let mut s = RtpSession::new(c, t0);
         let tx = run_until(&mut s, t0 + Duration::from_secs(1));
         assert!(tx.is_empty(), "recvonly: no media");
+    }
+
+    /// Simulation (conventions, layer 2): two sessions joined by an in-memory link with
+    /// 30 ms one-way delay that drops every 7th RTP packet of A; the clock jumps to the
+    /// earliest deadline. B counts exactly the dropped packets as lost, A learns the loss
+    /// and a 60 ms round trip from B's RTCP, and A's prompt finishes on time.
+    #[test]
+    fn two_sessions_over_a_lossy_link() {
+        let t0 = Instant::now();
+        let a_addr: SocketAddr = "10.0.0.1:20000".parse().unwrap();
+        let b_addr: SocketAddr = "10.0.0.2:30000".parse().unwrap();
+        let mk = |remote, ssrc| {
+            let mut c = SessionConfig::new(
+                Codec::Pcma,
+                remote,
+                ssrc,
+                7,
+                9,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            );
+            c.rtcp_mux = true;
+            c.rtcp_interval = Duration::from_secs(1);
+            c
+        };
+        let mut a = RtpSession::new(mk(b_addr, 0xA), t0);
+        let mut b = RtpSession::new(mk(a_addr, 0xB), t0);
+        a.play(t0, Prompt::from_samples(vec![3000i16; 8000]));
+        let delay = 30 * MS;
+        let end = t0 + Duration::from_millis(3010);
+        let mut link: Vec<(Instant, SocketAddr, SocketAddr, Bytes)> = Vec::new();
+        let (mut a_rtp_sent, mut dropped_idx) = (0u64, Vec::new());
+        let mut delivered_max_idx = 0u64;
+        let mut prompt_done_at = None;
+        loop {
+            let next_link = link.iter().map(|l| l.0).min();
+            let t = [a.poll_timeout(), b.poll_timeout(), next_link]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+            if t > end {
+                break;
+            }
+            let (due, rest): (Vec<_>, Vec<_>) = link.into_iter().partition(|l| l.0 <= t);
+            link = rest;
+            for (_, from, to, data) in due {
+                if to == b_addr {
+                    if let Ok(p) = parse(&data) {
+                        delivered_max_idx =
+                            delivered_max_idx.max(u64::from(p.sequence_number.wrapping_sub(7)));
+                    }
+                    b.handle_packet(t, from, &data);
+                } else {
+                    a.handle_packet(t, from, &data);
+                }
+            }
+            a.handle_timeout(t);
+            b.handle_timeout(t);
+            while let Some(x) = a.poll_transmit() {
+                if x.kind == MediaKind::Rtp {
+                    let idx = a_rtp_sent;
+                    a_rtp_sent += 1;
+                    if idx % 7 == 3 {
+                        dropped_idx.push(idx);
+                        continue;
+                    }
+                }
+                link.push((t + delay, a_addr, x.to, x.data));
+            }
+            while let Some(x) = b.poll_transmit() {
+                link.push((t + delay, b_addr, x.to, x.data));
+            }
+            while let Some(e) = a.poll_event() {
+                if e == MediaEvent::PromptFinished {
+                    prompt_done_at = Some(t);
+                }
+            }
+        }
+        assert_eq!(
+            prompt_done_at,
+            Some(t0 + Duration::from_secs(1)),
+            "50th packet at 1 s"
+        );
+        assert_eq!(a_rtp_sent, 150);
+        let lost = dropped_idx
+            .iter()
+            .filter(|i| **i < delivered_max_idx)
+            .count() as u64;
+        assert_eq!(b.stats().packets_lost, lost);
+        assert!(lost >= 20);
+        assert_eq!(b.stats().packets_late, 0);
+        assert_eq!(b.stats().jitter, 0, "constant delay: no jitter");
+        assert!(a.stats().remote_packets_lost.is_some_and(|l| l > 0));
+        let rtt = a.stats().rtt.expect("RTT from B's report blocks");
+        assert!(rtt >= 59 * MS && rtt <= 61 * MS, "{rtt:?}");
+        // Nobody latched elsewhere: addresses were right from the start.
+        assert_eq!((a.remote(), b.remote()), (b_addr, a_addr));
     }
 
     proptest::proptest! {

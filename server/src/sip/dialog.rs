@@ -230,6 +230,25 @@ impl Dialog {
         self.state = DialogState::Terminated;
     }
 
+    /// A response from the UAS side of this dialog to `req` (the INVITE or an in-dialog
+    /// request): `Response::for_request` with our tag in To; for a 101-299 to an INVITE
+    /// (dialog-creating or target-refreshing) also the request's Record-Route (§12.1.1)
+    /// and `contact` as Contact.
+    pub fn create_response(
+        &self,
+        req: &Request,
+        status: u16,
+        reason: &str,
+        contact: &Uri,
+    ) -> Response {
+        let mut r = Response::for_request(req, status, reason, Some(&self.id.local_tag));
+        if req.method == Method::Invite && (101..=299).contains(&status) {
+            copy_record_route(req, &mut r);
+            r.headers.push(HeaderName::Contact, format!("<{contact}>"));
+        }
+        r
+    }
+
     /// Whether a request belongs to this dialog: Call-ID, To tag = local tag, From tag =
     /// remote tag (§12.2.2).
     pub fn matches(&self, req: &Request) -> bool {
@@ -701,6 +720,30 @@ mod tests {
                 "<sip:p3.example.com;lr>"
             ]
         );
+    }
+
+    #[test]
+    fn uas_response_carries_tag_record_route_and_contact() {
+        let inv = invite();
+        let d = Dialog::new_uas(&inv, "u1", &contact()).unwrap();
+        let ok = d.create_response(&inv, 200, "OK", &contact());
+        assert_eq!(ok.to_header().unwrap().tag(), Some("u1"));
+        assert_eq!(ok.headers.get_all(&HeaderName::RecordRoute).count(), 2);
+        assert_eq!(
+            ok.headers.get(&HeaderName::Contact),
+            Some("<sip:100@127.0.0.1:5060>")
+        );
+        // A UAC built from that 2xx sees the same route set, reversed.
+        let uac = Dialog::new_uac(&inv, &ok).unwrap();
+        let hosts: Vec<_> = uac.route_set.iter().map(|r| r.uri.host.as_str()).collect();
+        assert_eq!(
+            hosts,
+            ["p3.example.com", "p2.example.com", "p1.example.com"]
+        );
+        assert_eq!(uac.remote_target, contact());
+        let busy = d.create_response(&inv, 486, "Busy Here", &contact());
+        assert!(busy.headers.get(&HeaderName::Contact).is_none());
+        assert_eq!(busy.headers.get_all(&HeaderName::RecordRoute).count(), 0);
     }
 
     #[test]

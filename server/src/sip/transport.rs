@@ -14,7 +14,9 @@
 
 use crate::config::AllowList;
 use crate::metrics as m;
-use crate::sip::message::{parse_datagram, Framer, ParseError, SipMessage, TransportKind};
+use crate::sip::message::{
+    error_response, parse_datagram, Framer, HeaderName, ParseError, SipMessage, TransportKind,
+};
 use crate::sip::transaction::Peer;
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -65,7 +67,12 @@ pub enum Link {
 
 impl Link {
     /// Sends wire bytes to `to`, if the allow-list permits.
-    pub async fn send(&self, allow: &AllowList, to: SocketAddr, data: Bytes) -> Result<(), TransportError> {
+    pub async fn send(
+        &self,
+        allow: &AllowList,
+        to: SocketAddr,
+        data: Bytes,
+    ) -> Result<(), TransportError> {
         if !allow.permits(to.ip()) {
             metrics::counter!(m::DESTINATION_DENIED, "kind" => "sip").increment(1);
             warn!(dest = %to, "not sending SIP: destination outside network.allow");
@@ -118,11 +125,13 @@ pub async fn start_udp(
     settings: TransportSettings,
     to_endpoint: mpsc::Sender<Inbound>,
 ) -> Result<Arc<UdpSocket>, TransportError> {
-    let sock = UdpSocket::bind(addr).await.map_err(|source| TransportError::Bind {
-        transport: "UDP",
-        addr,
-        source,
-    })?;
+    let sock = UdpSocket::bind(addr)
+        .await
+        .map_err(|source| TransportError::Bind {
+            transport: "UDP",
+            addr,
+            source,
+        })?;
     let sock = Arc::new(sock);
     info!(%addr, "SIP UDP listening");
     let s = sock.clone();
@@ -130,7 +139,11 @@ pub async fn start_udp(
     Ok(sock)
 }
 
-async fn udp_loop(sock: Arc<UdpSocket>, settings: TransportSettings, to_endpoint: mpsc::Sender<Inbound>) {
+async fn udp_loop(
+    sock: Arc<UdpSocket>,
+    settings: TransportSettings,
+    to_endpoint: mpsc::Sender<Inbound>,
+) {
     // One datagram larger than the limit is truncated by the OS read; we detect it below.
     let mut buf = vec![0u8; settings.max_message_size + 1];
     loop {
@@ -143,7 +156,10 @@ async fn udp_loop(sock: Arc<UdpSocket>, settings: TransportSettings, to_endpoint
             }
         };
         let data = &buf[..n];
-        if data.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0)) {
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+        {
             continue; // keep-alive
         }
         let peer = Peer {
@@ -171,7 +187,9 @@ async fn udp_loop(sock: Arc<UdpSocket>, settings: TransportSettings, to_endpoint
                 metrics::counter!(m::SIP_PARSE_ERRORS, "transport" => "udp").increment(1);
                 debug!(%from, error = %err, "malformed SIP datagram");
                 if let Some(resp) = reject_malformed(data, &err, &settings.server_header) {
-                    let _ = Link::Udp(sock.clone()).send(&settings.allow, from, resp.into()).await;
+                    let _ = Link::Udp(sock.clone())
+                        .send(&settings.allow, from, resp.into())
+                        .await;
                 }
             }
         }
@@ -184,18 +202,25 @@ pub async fn start_tcp(
     settings: TransportSettings,
     to_endpoint: mpsc::Sender<Inbound>,
 ) -> Result<(), TransportError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| TransportError::Bind {
-        transport: "TCP",
-        addr,
-        source,
-    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| TransportError::Bind {
+            transport: "TCP",
+            addr,
+            source,
+        })?;
     info!(%addr, "SIP TCP listening");
     tokio::spawn(async move {
         loop {
             match listener.accept().await {
                 Ok((stream, from)) => {
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(tcp_connection(stream, from, settings.clone(), to_endpoint.clone()));
+                    tokio::spawn(tcp_connection(
+                        stream,
+                        from,
+                        settings.clone(),
+                        to_endpoint.clone(),
+                    ));
                 }
                 Err(e) => {
                     warn!(error = %e, "TCP accept failed");
@@ -210,7 +235,12 @@ pub async fn start_tcp(
 /// How long a TCP connection may stay silent before it is closed.
 const TCP_IDLE: Duration = Duration::from_secs(300);
 
-async fn tcp_connection(stream: TcpStream, from: SocketAddr, settings: TransportSettings, to_endpoint: mpsc::Sender<Inbound>) {
+async fn tcp_connection(
+    stream: TcpStream,
+    from: SocketAddr,
+    settings: TransportSettings,
+    to_endpoint: mpsc::Sender<Inbound>,
+) {
     debug!(%from, "TCP connection accepted");
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(256);
@@ -257,7 +287,9 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, settings: Transport
                     metrics::counter!(m::SIP_PARSE_ERRORS, "transport" => "tcp").increment(1);
                     warn!(%from, error = %err, "malformed SIP on TCP: answering if possible, closing connection");
                     if let Some(resp) = reject_malformed(&buf[..n], &err, &settings.server_header) {
-                        let _ = Link::Tcp(tx.clone()).send(&settings.allow, from, resp.into()).await;
+                        let _ = Link::Tcp(tx.clone())
+                            .send(&settings.allow, from, resp.into())
+                            .await;
                     }
                     break 'conn;
                 }
@@ -274,63 +306,33 @@ async fn tcp_connection(stream: TcpStream, from: SocketAddr, settings: Transport
     debug!(%from, "TCP connection closed");
 }
 
-/// Builds the answer to a request that failed to parse: `505` for a wrong SIP version,
-/// `400` otherwise, with the parse error as reason phrase and the Via, From, To, Call-ID
-/// and CSeq lines copied as received. `None` for responses (dropped) and for input that
-/// does not look like a request at all.
+/// The answer to a request that failed to parse ([`error_response`]: `505` for a wrong
+/// SIP version, `400` with the parse error as reason phrase, headers copied leniently),
+/// with our `Server` header, as wire bytes. `None` for responses and ACKs (never
+/// answered) and for bytes without a readable Via.
 pub fn reject_malformed(raw: &[u8], err: &ParseError, server: &str) -> Option<Vec<u8>> {
-    let head_end = find_subslice(raw, b"\r\n\r\n").unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(&raw[..head_end]);
-    let mut lines = head.split("\r\n").flat_map(|l| l.split('\n'));
-    let start = lines.next()?.trim();
-    if start.starts_with("SIP/") || start.is_empty() {
-        return None; // a response, or nothing: drop
+    let first_word = raw
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| !b.is_ascii_whitespace())
+        .copied()
+        .collect::<Vec<u8>>();
+    if first_word.eq_ignore_ascii_case(b"ACK") {
+        return None;
     }
-    let mut parts = start.split_whitespace();
-    let method = parts.next()?;
-    if method.eq_ignore_ascii_case("ACK") {
-        return None; // never answer an ACK
-    }
-    let (status, reason) = match err {
-        ParseError::Version(_) => (505, "Version Not Supported".to_string()),
-        other => (400, format!("Bad Request: {other}")),
-    };
-    // Reason-phrase must not contain CR/LF; keep it short.
-    let reason: String = reason.chars().filter(|c| !c.is_control()).take(200).collect();
-    let mut out = format!("SIP/2.0 {status} {reason}\r\n");
-    let mut have_via = false;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let canon = match name.trim().to_ascii_lowercase().as_str() {
-            "via" | "v" => "Via",
-            "from" | "f" => "From",
-            "to" | "t" => "To",
-            "call-id" | "i" => "Call-ID",
-            "cseq" => "CSeq",
-            _ => continue,
-        };
-        let value = value.trim();
-        if value.chars().any(|c| c.is_control() && c != '\t') {
-            continue;
-        }
-        have_via |= canon == "Via";
-        out.push_str(canon);
-        out.push_str(": ");
-        out.push_str(value);
-        out.push_str("\r\n");
-    }
-    if !have_via {
-        return None; // nowhere a conforming client would match it
-    }
-    out.push_str("Server: ");
-    out.push_str(server);
-    out.push_str("\r\nContent-Length: 0\r\n\r\n");
-    metrics::counter!(m::SIP_RESPONSES_SENT, "status" => status.to_string(), "method" => "malformed").increment(1);
-    Some(out.into_bytes())
-}
-
-fn find_subslice(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let mut resp = error_response(raw, err, Some(&tag))?;
+    // The reason phrase comes from error text that may quote the peer's bytes: one line,
+    // printable, bounded (no response splitting).
+    resp.reason = resp
+        .reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    resp.headers.push(HeaderName::Server, server);
+    metrics::counter!(m::SIP_RESPONSES_SENT, "status" => resp.status.to_string(), "method" => "malformed").increment(1);
+    Some(resp.to_bytes())
 }
 
 #[cfg(test)]
@@ -340,18 +342,26 @@ mod tests {
     #[test]
     fn malformed_request_gets_400_with_reason_and_copied_headers() {
         let raw = b"INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n";
-        let err = ParseError::ContentLength { declared: 99, actual: 0 };
+        let err = ParseError::ContentLength {
+            declared: 99,
+            actual: 0,
+        };
         let out = String::from_utf8(reject_malformed(raw, &err, "caruso").unwrap()).unwrap();
-        assert!(out.starts_with("SIP/2.0 400 Bad Request: Content-Length 99 but 0 body bytes\r\n"), "{out}");
+        assert!(
+            out.starts_with("SIP/2.0 400 Content-Length 99 but 0 body bytes\r\n"),
+            "{out}"
+        );
         assert!(out.contains("Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"));
         assert!(out.contains("Call-ID: x\r\n"));
         assert!(out.contains("CSeq: 1 INVITE\r\n"));
+        assert!(out.contains("Server: caruso\r\n"));
         assert!(out.ends_with("Content-Length: 0\r\n\r\n"));
     }
 
     #[test]
     fn wrong_version_gets_505() {
-        let raw = b"OPTIONS sip:t@x SIP/7.0\r\nVia: SIP/7.0/UDP h;branch=z9hG4bK2\r\nCall-ID: y\r\n\r\n";
+        let raw =
+            b"OPTIONS sip:t@x SIP/7.0\r\nVia: SIP/7.0/UDP h;branch=z9hG4bK2\r\nCall-ID: y\r\n\r\n";
         let out = reject_malformed(raw, &ParseError::Version("SIP/7.0".into()), "c").unwrap();
         assert!(String::from_utf8(out).unwrap().starts_with("SIP/2.0 505 "));
     }

@@ -39,6 +39,9 @@ pub enum StoreError {
     },
 }
 
+/// A key and its value, as returned by scans.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
 /// Ordered key-value storage in named trees; implemented by [`SledStore`] and
 /// [`MemoryStore`] (tests), replaceable (e.g. by redb) without touching callers.
 pub trait Store: Send + Sync + 'static {
@@ -47,7 +50,7 @@ pub trait Store: Send + Sync + 'static {
     /// Reads `key` from `tree`.
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of `tree` whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError>;
+    fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -101,10 +104,13 @@ impl Store for SledStore {
             .map(|v| v.to_vec()))
     }
 
-    fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         self.tree("scan", tree)?
             .scan_prefix(prefix)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(|e| io("scan", tree, e)))
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| io("scan", tree, e))
+            })
             .collect()
     }
 
@@ -113,10 +119,13 @@ impl Store for SledStore {
     }
 }
 
+/// A (tree, key) pair: the key of [`MemoryStore`]'s map.
+type TreeKey = (String, Vec<u8>);
+
 /// An in-memory [`Store`] for tests.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    trees: std::sync::Mutex<std::collections::BTreeMap<(String, Vec<u8>), Vec<u8>>>,
+    trees: std::sync::Mutex<std::collections::BTreeMap<TreeKey, Vec<u8>>>,
 }
 
 impl Store for MemoryStore {
@@ -129,7 +138,7 @@ impl Store for MemoryStore {
         let t = self.trees.lock().unwrap_or_else(|p| p.into_inner());
         Ok(t.get(&(tree.to_string(), key.to_vec())).cloned())
     }
-    fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let t = self.trees.lock().unwrap_or_else(|p| p.into_inner());
         Ok(t.iter()
             .filter(|((tr, k), _)| tr == tree && k.starts_with(prefix))
@@ -236,7 +245,10 @@ mod tests {
         }
         let s = SledStore::open(&dir).unwrap();
         let all = CallRecord::load_all(&s).unwrap();
-        assert_eq!(all.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            all.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(all[1], record("b", 2_000_000));
         drop(s);
         let _ = std::fs::remove_dir_all(&dir);
@@ -257,6 +269,9 @@ mod tests {
     fn corrupt_values_are_reported_not_panicked() {
         let s = MemoryStore::default();
         s.put(CALLS_TREE, b"k", b"\xff\xfe").unwrap();
-        assert!(matches!(CallRecord::load_all(&s), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            CallRecord::load_all(&s),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

@@ -8,8 +8,9 @@
 //! sliced, not copied, when the caller hands over a [`Bytes`].
 
 use super::{
-    is_lws, is_token_char, parse_decimal, snippet, trim_lws, CSeq, Header, HeaderName, Headers,
-    Method, NameAddr, ParseError, Request, Response, SipMessage, Uri, Via,
+    is_lws, is_token_char, name_addr_parts, parse_decimal, snippet, trim_lws, via_parts, CSeq,
+    Header, HeaderName, Headers, Method, NameAddr, ParseError, Request, Response, SipMessage,
+    SplitTop, Uri,
 };
 use bytes::Bytes;
 
@@ -171,11 +172,10 @@ fn parse_header_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Header
     Ok(Headers(headers))
 }
 
-/// Gives the `BadHeader` error of a sub-parser the name of the header it came from.
-fn rename(err: ParseError, name: &'static str) -> ParseError {
-    match err {
-        ParseError::BadHeader { reason, .. } => ParseError::BadHeader { name, reason },
-        other => other,
+fn bad_header(name: &'static str, reason: &str) -> ParseError {
+    ParseError::BadHeader {
+        name,
+        reason: reason.to_string(),
     }
 }
 
@@ -233,7 +233,9 @@ pub(super) fn check_headers(
             }
             HeaderName::Contact if is_request => {
                 if h.value != "*" {
-                    NameAddr::parse_list(&h.value).map_err(|e| rename(e, "Contact"))?;
+                    for part in SplitTop::new(&h.value, b',', true) {
+                        name_addr_parts(part).map_err(|r| bad_header("Contact", r))?;
+                    }
                 }
                 continue;
             }
@@ -255,9 +257,9 @@ pub(super) fn check_headers(
             reason: "not a word[@word]".to_string(),
         });
     }
-    Via::parse(via)?;
-    NameAddr::parse(to).map_err(|e| rename(e, "To"))?;
-    NameAddr::parse(from).map_err(|e| rename(e, "From"))?;
+    via_parts(via).map_err(|r| bad_header("Via", r))?;
+    name_addr_parts(to).map_err(|r| bad_header("To", r))?;
+    name_addr_parts(from).map_err(|r| bad_header("From", r))?;
     CSeq::parse(cseq)?;
     Ok(content_length)
 }

@@ -234,9 +234,12 @@ pub(super) fn split_hostport(
     Ok((host, Some(port)))
 }
 
-/// Parses `;name[=value]` URI parameters (already split off, without the leading `;`).
-pub(super) fn parse_uri_params(s: &str) -> Result<Vec<(String, Option<String>)>, &'static str> {
-    let mut params = Vec::new();
+/// Walks `;`-separated URI parameters (the text after the first `;`), validating each
+/// and handing it to `f`.
+fn for_each_uri_param<'a>(
+    s: &'a str,
+    mut f: impl FnMut(&'a str, Option<&'a str>),
+) -> Result<(), &'static str> {
     for p in s.split(';') {
         let (name, value) = match p.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -252,12 +255,51 @@ pub(super) fn parse_uri_params(s: &str) -> Result<Vec<(String, Option<String>)>,
             }
             check_escaped(v, is_param_char)?;
         }
-        params.push((name.to_string(), value.map(str::to_string)));
+        f(name, value);
     }
-    Ok(params)
+    Ok(())
 }
 
-pub(super) fn parse_uri(s: &str) -> Result<Uri, &'static str> {
+/// A URI split into validated, borrowed parts: checking a header needs no allocation,
+/// [`UriParts::to_uri`] makes the owned [`Uri`].
+pub(super) struct UriParts<'a> {
+    scheme: &'a str,
+    opaque: bool,
+    user: Option<&'a str>,
+    host: &'a str,
+    port: Option<u16>,
+    params: Option<&'a str>,
+    headers: Option<&'a str>,
+}
+
+impl UriParts<'_> {
+    pub(super) fn to_uri(&self) -> Uri {
+        let mut params = Vec::new();
+        if let Some(p) = self.params {
+            // Validated already: cannot fail.
+            let _ = for_each_uri_param(p, |n, v| {
+                params.push((n.to_string(), v.map(str::to_string)));
+            });
+        }
+        let scheme = if self.opaque {
+            self.scheme.to_ascii_lowercase()
+        } else if self.scheme.len() == 3 {
+            "sip".to_string()
+        } else {
+            "sips".to_string()
+        };
+        Uri {
+            scheme,
+            user: self.user.map(str::to_string),
+            host: self.host.to_string(),
+            port: self.port,
+            params,
+            headers: self.headers.map(str::to_string),
+        }
+    }
+}
+
+pub(super) fn uri_parts(s: &str) -> Result<UriParts<'_>, &'static str> {
     let colon = s.find(':').ok_or("no scheme")?;
     let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
     let sb = scheme.as_bytes();
@@ -269,18 +311,18 @@ pub(super) fn parse_uri(s: &str) -> Result<Uri, &'static str> {
     {
         return Err("invalid scheme");
     }
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "sip" && scheme != "sips" {
+    if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
         if rest.is_empty() {
             return Err("empty opaque URI");
         }
         check_escaped(rest, is_opaque_uri_char)?;
-        return Ok(Uri {
+        return Ok(UriParts {
             scheme,
+            opaque: true,
             user: None,
-            host: rest.to_string(),
+            host: rest,
             port: None,
-            params: Vec::new(),
+            params: None,
             headers: None,
         });
     }
@@ -292,7 +334,7 @@ pub(super) fn parse_uri(s: &str) -> Result<Uri, &'static str> {
                 return Err("empty user");
             }
             check_escaped(u, is_userinfo_char)?;
-            (Some(u.to_string()), &rest[at + 1..])
+            (Some(u), &rest[at + 1..])
         }
         None => (None, rest),
     };
@@ -302,34 +344,44 @@ pub(super) fn parse_uri(s: &str) -> Result<Uri, &'static str> {
                 return Err("empty URI headers");
             }
             check_escaped(q, is_uri_header_char)?;
-            (h, Some(q.to_string()))
+            (h, Some(q))
         }
         None => (hostpart, None),
     };
     let (hostport, params) = match hostpart.split_once(';') {
-        Some((h, p)) => (h, parse_uri_params(p)?),
-        None => (hostpart, Vec::new()),
+        Some((h, p)) => {
+            for_each_uri_param(p, |_, _| {})?;
+            (h, Some(p))
+        }
+        None => (hostpart, None),
     };
     let (host, port) = split_hostport(hostport, false)?;
-    Ok(Uri {
+    Ok(UriParts {
         scheme,
+        opaque: false,
         user,
-        host: host.to_string(),
+        host,
         port,
         params,
         headers,
     })
 }
 
-/// Parses `*( SEMI generic-param )` header parameters; `s` starts at the first `;` (or is
-/// empty). Values are kept as written (a quoted string keeps its quotes).
-pub(super) fn parse_header_params(s: &str) -> Result<Vec<(String, Option<String>)>, &'static str> {
+pub(super) fn parse_uri(s: &str) -> Result<Uri, &'static str> {
+    uri_parts(s).map(|p| p.to_uri())
+}
+
+/// Walks `*( SEMI generic-param )` header parameters; `s` starts at the first `;` (or is
+/// empty). Values are handed over as written (a quoted string keeps its quotes).
+fn for_each_header_param<'a>(
+    s: &'a str,
+    mut f: impl FnMut(&'a str, Option<&'a str>) -> Result<(), &'static str>,
+) -> Result<(), &'static str> {
     let s = trim_lws(s);
     if s.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let s = s.strip_prefix(';').ok_or("junk before parameters")?;
-    let mut params = Vec::new();
     let mut count = 0;
     for p in SplitTop::new(s, b';', false) {
         count += 1;
@@ -343,12 +395,22 @@ pub(super) fn parse_header_params(s: &str) -> Result<Vec<(String, Option<String>
         if let Some(v) = value {
             check_gen_value(v)?;
         }
-        params.push((name.to_string(), value.map(str::to_string)));
+        f(name, value)?;
     }
     if count == 0 {
         return Err("empty parameter");
     }
-    Ok(params)
+    Ok(())
+}
+
+fn collect_header_params(s: &str) -> Vec<(String, Option<String>)> {
+    let mut params = Vec::new();
+    // Validated already: cannot fail.
+    let _ = for_each_header_param(s, |n, v| {
+        params.push((n.to_string(), v.map(str::to_string)));
+        Ok(())
+    });
+    params
 }
 
 /// `gen-value = token / host / quoted-string`.
@@ -384,44 +446,70 @@ pub(super) fn quoted_string_end(s: &str) -> Option<usize> {
     None
 }
 
-pub(super) fn parse_name_addr(s: &str) -> Result<NameAddr, &'static str> {
+/// A name-addr / addr-spec split into validated, borrowed parts.
+pub(super) struct NameAddrParts<'a> {
+    /// Display name as written: the inside of the quotes (escapes kept) or the tokens.
+    display: Option<&'a str>,
+    quoted: bool,
+    uri: UriParts<'a>,
+    params: &'a str,
+}
+
+impl NameAddrParts<'_> {
+    pub(super) fn to_name_addr(&self) -> NameAddr {
+        let display = self.display.map(|d| {
+            if !self.quoted {
+                return d.to_string();
+            }
+            let mut out = String::with_capacity(d.len());
+            let mut chars = d.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    // quoted-pair: the escaped character stands for itself.
+                    out.extend(chars.next());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        });
+        NameAddr {
+            display,
+            uri: self.uri.to_uri(),
+            params: collect_header_params(self.params),
+        }
+    }
+}
+
+pub(super) fn name_addr_parts(s: &str) -> Result<NameAddrParts<'_>, &'static str> {
     let s = trim_lws(s);
     if s.is_empty() {
         return Err("empty value");
     }
-    let (display, after_display) = if s.starts_with('"') {
+    let (display, quoted, after_display) = if s.starts_with('"') {
         let end = quoted_string_end(s).ok_or("unterminated display name")?;
-        let inner = &s[1..end - 1];
-        let mut d = String::with_capacity(inner.len());
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                // quoted-pair: the escaped character stands for itself.
-                d.extend(chars.next());
-            } else {
-                d.push(c);
-            }
-        }
         let rest = trim_lws(&s[end..]);
         if !rest.starts_with('<') {
             return Err("display name not followed by <addr-spec>");
         }
-        (Some(d), rest)
+        (Some(&s[1..end - 1]), true, rest)
     } else if let Some(lt) = s.find('<') {
         let d = trim_lws(&s[..lt]);
         if !d.bytes().all(|b| is_token_char(b) || is_lws(b)) {
             return Err("display name is neither tokens nor a quoted string");
         }
-        ((!d.is_empty()).then(|| d.to_string()), &s[lt..])
+        ((!d.is_empty()).then_some(d), false, &s[lt..])
     } else {
-        (None, s)
+        (None, false, s)
     };
     if let Some(inner) = after_display.strip_prefix('<') {
         let gt = inner.find('>').ok_or("missing >")?;
-        let uri = Uri::parse(&inner[..gt]).map_err(|_| "invalid URI in <...>")?;
-        let params = parse_header_params(&inner[gt + 1..])?;
-        return Ok(NameAddr {
+        let uri = uri_parts(&inner[..gt]).map_err(|_| "invalid URI in <...>")?;
+        let params = &inner[gt + 1..];
+        for_each_header_param(params, |_, _| Ok(()))?;
+        return Ok(NameAddrParts {
             display,
+            quoted,
             uri,
             params,
         });
@@ -435,13 +523,19 @@ pub(super) fn parse_name_addr(s: &str) -> Result<NameAddr, &'static str> {
     if uri_text.contains(['?', ',']) {
         return Err("addr-spec with ? or , must be in <...>");
     }
-    let uri = Uri::parse(uri_text).map_err(|_| "invalid URI")?;
-    let params = parse_header_params(&after_display[end..])?;
-    Ok(NameAddr {
+    let uri = uri_parts(uri_text).map_err(|_| "invalid URI")?;
+    let params = &after_display[end..];
+    for_each_header_param(params, |_, _| Ok(()))?;
+    Ok(NameAddrParts {
         display,
+        quoted,
         uri,
         params,
     })
+}
+
+pub(super) fn parse_name_addr(s: &str) -> Result<NameAddr, &'static str> {
+    name_addr_parts(s).map(|p| p.to_name_addr())
 }
 
 /// Strips `prefix` (case-insensitive) then LWS.
@@ -451,7 +545,64 @@ pub(super) fn strip_token<'a>(s: &'a str, token: &str) -> Option<&'a str> {
         .then(|| trim_lws(&s[token.len()..]))
 }
 
-pub(super) fn parse_via(s: &str) -> Result<Via, &'static str> {
+/// The `received` parameter: an IP address, IPv6 with or without brackets.
+fn parse_received(v: &str) -> Result<IpAddr, &'static str> {
+    let v = v
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(v);
+    match v.parse::<IpAddr>() {
+        Ok(ip) => Ok(ip),
+        Err(_) => Ok(IpAddr::V6(
+            parse_ipv6(v).ok_or("received is not an IP address")?,
+        )),
+    }
+}
+
+fn parse_rport(v: &str) -> Result<u16, &'static str> {
+    parse_decimal(v)
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or("rport is not a port")
+}
+
+/// The first Via value split into validated, borrowed parts.
+pub(super) struct ViaParts<'a> {
+    transport: TransportKind,
+    host: &'a str,
+    port: Option<u16>,
+    params: &'a str,
+}
+
+impl ViaParts<'_> {
+    pub(super) fn to_via(&self) -> Via {
+        let mut via = Via {
+            transport: self.transport,
+            host: self.host.to_string(),
+            port: self.port,
+            branch: None,
+            received: None,
+            rport: None,
+            params: Vec::new(),
+        };
+        // Validated already: the conversions below cannot fail.
+        let _ = for_each_header_param(self.params, |name, value| {
+            if name.eq_ignore_ascii_case("branch") {
+                via.branch = value.map(str::to_string);
+            } else if name.eq_ignore_ascii_case("received") {
+                via.received = value.and_then(|v| parse_received(v).ok());
+            } else if name.eq_ignore_ascii_case("rport") {
+                via.rport = Some(value.and_then(|v| parse_rport(v).ok()));
+            } else {
+                via.params
+                    .push((name.to_string(), value.map(str::to_string)));
+            }
+            Ok(())
+        });
+        via
+    }
+}
+
+pub(super) fn via_parts(s: &str) -> Result<ViaParts<'_>, &'static str> {
     let first = SplitTop::new(s, b',', false).next().ok_or("empty value")?;
     let rest = strip_token(first, "SIP").ok_or("protocol is not SIP")?;
     let rest = rest.strip_prefix('/').ok_or("missing / after SIP")?;
@@ -473,48 +624,33 @@ pub(super) fn parse_via(s: &str) -> Result<Via, &'static str> {
     if sent_by_start.len() == after.len() {
         return Err("no LWS before sent-by");
     }
-    let (sent_by, params_text) = match sent_by_start.find(';') {
+    let (sent_by, params) = match sent_by_start.find(';') {
         Some(i) => sent_by_start.split_at(i),
         None => (sent_by_start, ""),
     };
     let (host, port) = split_hostport(trim_lws(sent_by), true)?;
-    let mut via = Via {
-        transport,
-        host: host.to_string(),
-        port,
-        branch: None,
-        received: None,
-        rport: None,
-        params: Vec::new(),
-    };
-    for (name, value) in parse_header_params(params_text)? {
+    for_each_header_param(params, |name, value| {
         if name.eq_ignore_ascii_case("branch") {
-            via.branch = Some(value.ok_or("branch without value")?);
+            value.ok_or("branch without value")?;
         } else if name.eq_ignore_ascii_case("received") {
-            let v = value.ok_or("received without value")?;
-            let v = v
-                .strip_prefix('[')
-                .and_then(|x| x.strip_suffix(']'))
-                .unwrap_or(&v);
-            let ip = match v.parse::<IpAddr>() {
-                Ok(ip) => ip,
-                Err(_) => IpAddr::V6(parse_ipv6(v).ok_or("received is not an IP address")?),
-            };
-            via.received = Some(ip);
+            parse_received(value.ok_or("received without value")?)?;
         } else if name.eq_ignore_ascii_case("rport") {
-            via.rport = Some(match value {
-                None => None,
-                Some(v) => Some(
-                    parse_decimal(&v)
-                        .and_then(|p| u16::try_from(p).ok())
-                        .ok_or("rport is not a port")?,
-                ),
-            });
-        } else {
-            via.params.push((name, value));
+            if let Some(v) = value {
+                parse_rport(v)?;
+            }
         }
-    }
-    Ok(via)
+        Ok(())
+    })?;
+    Ok(ViaParts {
+        transport,
+        host,
+        port,
+        params,
+    })
+}
+
+pub(super) fn parse_via(s: &str) -> Result<Via, &'static str> {
+    via_parts(s).map(|p| p.to_via())
 }
 
 /// Rough size of the serialised header block and body, for one allocation.

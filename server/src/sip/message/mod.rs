@@ -336,8 +336,7 @@ impl HeaderName {
                 return n;
             }
         }
-        for known in KNOWN_HEADERS {
-            let spelled = known.as_str();
+        for (spelled, known) in KNOWN_HEADERS {
             if spelled.len() == name.len() && spelled.eq_ignore_ascii_case(name) {
                 return known.clone();
             }
@@ -366,39 +365,40 @@ impl std::hash::Hash for HeaderName {
     }
 }
 
-/// Every named variant, for the case-insensitive lookup in [`HeaderName::from_wire`].
-const KNOWN_HEADERS: &[HeaderName] = &[
-    HeaderName::Via,
-    HeaderName::From,
-    HeaderName::To,
-    HeaderName::CallId,
-    HeaderName::CSeq,
-    HeaderName::MaxForwards,
-    HeaderName::Contact,
-    HeaderName::ContentType,
-    HeaderName::ContentLength,
-    HeaderName::ContentEncoding,
-    HeaderName::ContentDisposition,
-    HeaderName::Route,
-    HeaderName::RecordRoute,
-    HeaderName::Require,
-    HeaderName::ProxyRequire,
-    HeaderName::Supported,
-    HeaderName::Unsupported,
-    HeaderName::Allow,
-    HeaderName::Accept,
-    HeaderName::AcceptEncoding,
-    HeaderName::AcceptLanguage,
-    HeaderName::Expires,
-    HeaderName::UserAgent,
-    HeaderName::Server,
-    HeaderName::Authorization,
-    HeaderName::WwwAuthenticate,
-    HeaderName::ProxyAuthorization,
-    HeaderName::ProxyAuthenticate,
-    HeaderName::Event,
-    HeaderName::Subject,
-    HeaderName::ReferTo,
+/// Every named variant with its spelling, for the case-insensitive lookup in
+/// [`HeaderName::from_wire`] (length compared first, so most entries cost one compare).
+const KNOWN_HEADERS: &[(&str, HeaderName)] = &[
+    ("Via", HeaderName::Via),
+    ("From", HeaderName::From),
+    ("To", HeaderName::To),
+    ("Call-ID", HeaderName::CallId),
+    ("CSeq", HeaderName::CSeq),
+    ("Max-Forwards", HeaderName::MaxForwards),
+    ("Contact", HeaderName::Contact),
+    ("Content-Type", HeaderName::ContentType),
+    ("Content-Length", HeaderName::ContentLength),
+    ("Content-Encoding", HeaderName::ContentEncoding),
+    ("Content-Disposition", HeaderName::ContentDisposition),
+    ("Route", HeaderName::Route),
+    ("Record-Route", HeaderName::RecordRoute),
+    ("Require", HeaderName::Require),
+    ("Proxy-Require", HeaderName::ProxyRequire),
+    ("Supported", HeaderName::Supported),
+    ("Unsupported", HeaderName::Unsupported),
+    ("Allow", HeaderName::Allow),
+    ("Accept", HeaderName::Accept),
+    ("Accept-Encoding", HeaderName::AcceptEncoding),
+    ("Accept-Language", HeaderName::AcceptLanguage),
+    ("Expires", HeaderName::Expires),
+    ("User-Agent", HeaderName::UserAgent),
+    ("Server", HeaderName::Server),
+    ("Authorization", HeaderName::Authorization),
+    ("WWW-Authenticate", HeaderName::WwwAuthenticate),
+    ("Proxy-Authorization", HeaderName::ProxyAuthorization),
+    ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
+    ("Event", HeaderName::Event),
+    ("Subject", HeaderName::Subject),
+    ("Refer-To", HeaderName::ReferTo),
 ];
 
 /// One header field; `value` is the text after the colon, trimmed, unfolded.

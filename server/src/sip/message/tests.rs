@@ -732,3 +732,12 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn every_known_header_spelling_maps_back_to_its_variant() {
+    for (spelled, name) in KNOWN_HEADERS {
+        assert_eq!(name.as_str(), *spelled);
+        assert_eq!(&HeaderName::from_wire(spelled), name);
+        assert_eq!(&HeaderName::from_wire(&spelled.to_ascii_lowercase()), name);
+    }
+}

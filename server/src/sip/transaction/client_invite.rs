@@ -78,6 +78,11 @@ impl ClientInvite {
         &self.request
     }
 
+    /// The ACK sent for a non-2xx final, if any.
+    pub fn ack(&self) -> Option<&Request> {
+        self.ack.as_ref()
+    }
+
     /// How many times the INVITE was re-sent (Timer A) or the ACK re-sent.
     pub fn retransmissions(&self) -> u64 {
         self.retransmissions
@@ -211,13 +216,6 @@ pub(crate) fn build_ack(invite: &Request, response: &Response) -> Request {
         uri: invite.uri.clone(),
         headers,
         body: bytes::Bytes::new(),
-    }
-}
-
-impl ClientInvite {
-    /// The ACK sent for a non-2xx final, if any.
-    pub fn ack(&self) -> Option<&Request> {
-        self.ack.as_ref()
     }
 }
 

@@ -306,6 +306,30 @@ pub fn response_destination(via: &Via, from: Peer) -> Peer {
     }
 }
 
+/// The peer a request to `uri` goes to when its host is an IP literal (RFC 3263 without
+/// DNS): port from the URI, else 5060 (5061 for `sips:`); transport from `;transport=`,
+/// else TLS for `sips:`, else UDP. `None` for a host name (the caller resolves it) or an
+/// unknown transport.
+pub fn peer_for_uri(uri: &crate::sip::message::Uri) -> Option<Peer> {
+    let ip = host_ip(&uri.host)?;
+    let sips = uri.scheme.eq_ignore_ascii_case("sips");
+    let transport = match uri.param("transport").flatten() {
+        None if sips => TransportKind::Tls,
+        None => TransportKind::Udp,
+        Some(t) if t.eq_ignore_ascii_case("udp") && !sips => TransportKind::Udp,
+        Some(t) if t.eq_ignore_ascii_case("tcp") && !sips => TransportKind::Tcp,
+        Some(t) if t.eq_ignore_ascii_case("tls") || t.eq_ignore_ascii_case("tcp") => {
+            TransportKind::Tls
+        }
+        Some(_) => return None,
+    };
+    let port = uri.port.unwrap_or(default_port(transport));
+    Some(Peer {
+        addr: SocketAddr::new(ip, port),
+        transport,
+    })
+}
+
 /// §18.2.1 / RFC 3581: adds `received` when sent-by is not the source address (always
 /// when `rport` was requested) and fills an empty `rport` with the source port. Rewrites
 /// the request's top Via when it changes; returns the (possibly updated) top Via.

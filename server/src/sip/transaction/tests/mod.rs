@@ -553,3 +553,32 @@ fn transport_error_ends_the_transaction() {
     // The branch is free again.
     assert!(l.send_request(now, invite("z9hG4bKt1"), tcp_peer()).is_ok());
 }
+
+#[test]
+fn peer_for_uri_reads_ip_port_and_transport() {
+    use crate::sip::message::Uri;
+    let p = |s: &str| peer_for_uri(&Uri::parse(s).unwrap());
+    assert_eq!(
+        p("sip:alice@192.0.2.1:5070"),
+        Some(Peer {
+            addr: "192.0.2.1:5070".parse().unwrap(),
+            transport: TransportKind::Udp
+        })
+    );
+    assert_eq!(
+        p("sip:alice@192.0.2.1;transport=TCP"),
+        Some(Peer {
+            addr: "192.0.2.1:5060".parse().unwrap(),
+            transport: TransportKind::Tcp
+        })
+    );
+    assert_eq!(
+        p("sips:alice@[2001:db8::1]"),
+        Some(Peer {
+            addr: "[2001:db8::1]:5061".parse().unwrap(),
+            transport: TransportKind::Tls
+        })
+    );
+    assert_eq!(p("sip:alice@pbx.example.com"), None);
+    assert_eq!(p("sip:alice@192.0.2.1;transport=sctp"), None);
+}

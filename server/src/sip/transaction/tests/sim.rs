@@ -4,10 +4,11 @@
 //! jumps to the earliest deadline of either side or of the link. Each call runs
 //! INVITE -> 100/180 -> (1 s) 200 -> ACK -> (2 s) BYE -> 200, and must complete. Every
 //! packet crosses the link as wire bytes (`to_bytes` then `parse_datagram`), so the
-//! codec and the cores are exercised together.
+//! codec and the cores are exercised together. A second scenario cancels each call after
+//! the first provisional: CANCEL -> 200, INVITE -> 487 -> ACK (by the transaction).
 
 use super::super::*;
-use crate::sip::dialog::{copy_record_route, create_ack_for_2xx, new_tag, Dialog, DialogState};
+use crate::sip::dialog::{create_ack_for_2xx, new_tag, Dialog, DialogState};
 use crate::sip::message::{parse_datagram, Headers, Uri};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -125,6 +126,10 @@ impl Link {
 
 struct UacCore {
     transport: TransportKind,
+    cancel: bool,
+    cancel_tx: Option<ClientTxId>,
+    cancel_ok: bool,
+    got_487: bool,
     layer: TransactionLayer,
     invite: Request,
     invite_tx: ClientTxId,
@@ -139,7 +144,7 @@ struct UacCore {
 }
 
 impl UacCore {
-    fn start(now: Instant, seed: u64, transport: TransportKind) -> Self {
+    fn start(now: Instant, seed: u64, transport: TransportKind, cancel: bool) -> Self {
         let mut layer = TransactionLayer::new(TimerConfig::default());
         let mut h = Headers::default();
         h.push(
@@ -166,6 +171,10 @@ impl UacCore {
             .expect("INVITE accepted");
         Self {
             transport,
+            cancel,
+            cancel_tx: None,
+            cancel_ok: false,
+            got_487: false,
             layer,
             invite,
             invite_tx,
@@ -198,6 +207,21 @@ impl UacCore {
                     }
                     _ => {}
                 }
+                if resp.status < 200 && self.cancel && self.cancel_tx.is_none() {
+                    // §9.1: CANCEL once a provisional response has arrived.
+                    let cancel = create_cancel(&self.invite);
+                    let to = peer(UAS, self.transport);
+                    self.cancel_tx =
+                        Some(self.layer.send_request(now, cancel, to).expect("CANCEL"));
+                }
+                if resp.status == 487 {
+                    assert!(self.cancel, "487 without CANCEL");
+                    self.got_487 = true;
+                    self.ended = true;
+                    if let Some(d) = self.dialog.as_ref() {
+                        assert_eq!(d.state, DialogState::Terminated);
+                    }
+                }
                 if (200..=299).contains(&resp.status) {
                     let d = self.dialog.as_ref().expect("2xx created the dialog");
                     // A late 2xx retransmission may arrive after our BYE ended the dialog
@@ -225,6 +249,10 @@ impl UacCore {
                     }
                     self.ended = true;
                 }
+            }
+            Incoming::Response(id, resp) if Some(id) == self.cancel_tx => {
+                assert_eq!(resp.status, 200, "CANCEL answered");
+                self.cancel_ok = true;
             }
             Incoming::Response(_, resp) => panic!("UAC: unexpected response {}", resp.status),
             Incoming::NewRequest(..) | Incoming::Cancel { .. } | Incoming::Ack(_) => {
@@ -273,11 +301,13 @@ struct UasCore {
     answer_at: Option<Instant>,
     saw_confirmed: bool,
     acked: bool,
+    answer_after: Duration,
+    cancelled: bool,
     ended: bool,
 }
 
 impl UasCore {
-    fn new(seed: u64) -> Self {
+    fn new(seed: u64, answer_after: Duration) -> Self {
         Self {
             layer: TransactionLayer::new(TimerConfig::default()),
             tag: new_tag(seed.wrapping_mul(31).wrapping_add(7)),
@@ -286,18 +316,15 @@ impl UasCore {
             answer_at: None,
             saw_confirmed: false,
             acked: false,
+            answer_after,
+            cancelled: false,
             ended: false,
         }
     }
 
     fn response(&self, req: &Request, status: u16, reason: &str) -> Response {
-        let mut r = Response::for_request(req, status, reason, Some(&self.tag));
-        if req.method == Method::Invite {
-            copy_record_route(req, &mut r);
-            r.headers
-                .push(HeaderName::Contact, format!("<{}>", contact("100", UAS)));
-        }
-        r
+        let d = self.dialog.as_ref().expect("dialog before any response");
+        d.create_response(req, status, reason, &contact("100", UAS))
     }
 
     fn handle(&mut self, now: Instant, incoming: Incoming) {
@@ -311,7 +338,7 @@ impl UasCore {
                     Some(Dialog::new_uas(&req, &self.tag, &contact("100", UAS)).expect("dialog"));
                 let ringing = self.response(&req, 180, "Ringing");
                 self.layer.send_response(now, id, ringing).expect("180");
-                self.answer_at = Some(now + Duration::from_secs(1));
+                self.answer_at = Some(now + self.answer_after);
                 self.invite = Some((id, req));
             }
             Incoming::NewRequest(id, req) if req.method == Method::Bye => {
@@ -333,7 +360,27 @@ impl UasCore {
                 }
             }
             Incoming::NewRequest(_, req) => panic!("UAS: unexpected {}", req.method),
-            Incoming::Cancel { .. } => panic!("UAS: unexpected CANCEL"),
+            Incoming::Cancel {
+                cancel,
+                invite,
+                request,
+            } => {
+                let status = if invite.is_some() { 200 } else { 481 };
+                let resp = Response::for_request(&request, status, "OK", Some(&self.tag));
+                self.layer
+                    .send_response(now, cancel, resp)
+                    .expect("CANCEL answer");
+                if let Some(id) = invite {
+                    let inv = self.layer.server_request(id).expect("live INVITE").clone();
+                    let terminated = self.response(&inv, 487, "Request Terminated");
+                    match self.layer.send_response(now, id, terminated) {
+                        Ok(()) | Err(Error::FinalAlreadySent { .. }) => {}
+                        Err(e) => panic!("UAS: 487 refused: {e}"),
+                    }
+                    self.answer_at = None;
+                    self.cancelled = true;
+                }
+            }
             Incoming::Response(..) | Incoming::StrayResponse(_) => {
                 panic!("UAS: unexpected response")
             }
@@ -377,6 +424,10 @@ struct Outcome {
 }
 
 fn run_call(seed: u64, loss: f64, transport: TransportKind) -> Outcome {
+    run(seed, loss, transport, false)
+}
+
+fn run(seed: u64, loss: f64, transport: TransportKind, cancel: bool) -> Outcome {
     let start = Instant::now();
     let mut now = start;
     let mut link = Link {
@@ -388,8 +439,10 @@ fn run_call(seed: u64, loss: f64, transport: TransportKind) -> Outcome {
         sent: 0,
         dropped: 0,
     };
-    let mut uac = UacCore::start(now, seed, transport);
-    let mut uas = UasCore::new(seed);
+    let mut uac = UacCore::start(now, seed, transport, cancel);
+    // When cancelling, the UAS would answer only after 20 s: the CANCEL comes first.
+    let answer_after = Duration::from_secs(if cancel { 20 } else { 1 });
+    let mut uas = UasCore::new(seed, answer_after);
     loop {
         while let Some(t) = uac.layer.poll_transmit() {
             link.send(now, Side::Uac, t);
@@ -426,6 +479,23 @@ fn run_call(seed: u64, loss: f64, transport: TransportKind) -> Outcome {
         }
     }
     assert!(
+        uac.layer.is_empty() && uas.layer.is_empty(),
+        "seed {seed}: transactions left"
+    );
+    let outcome = Outcome {
+        retransmissions: uac.layer.retransmissions() + uas.layer.retransmissions(),
+        acks_resent: uac.acks_sent.saturating_sub(1),
+        sent: link.sent,
+        dropped: link.dropped,
+    };
+    if cancel {
+        assert!(uas.cancelled, "seed {seed}: UAS never saw the CANCEL");
+        assert!(uac.cancel_ok, "seed {seed}: CANCEL never answered");
+        assert!(uac.got_487, "seed {seed}: INVITE never answered 487");
+        assert!(!uac.saw_confirmed && !uas.saw_confirmed);
+        return outcome;
+    }
+    assert!(
         uac.saw_confirmed,
         "seed {seed}: UAC never saw the dialog confirmed"
     );
@@ -436,16 +506,7 @@ fn run_call(seed: u64, loss: f64, transport: TransportKind) -> Outcome {
     );
     assert!(uas.acked, "seed {seed}: UAS never got the ACK");
     assert!(uas.ended, "seed {seed}: UAS never saw the BYE");
-    assert!(
-        uac.layer.is_empty() && uas.layer.is_empty(),
-        "seed {seed}: transactions left"
-    );
-    Outcome {
-        retransmissions: uac.layer.retransmissions() + uas.layer.retransmissions(),
-        acks_resent: uac.acks_sent.saturating_sub(1),
-        sent: link.sent,
-        dropped: link.dropped,
-    }
+    outcome
 }
 
 #[test]
@@ -477,4 +538,17 @@ fn lossless_link_needs_no_retransmission() {
             assert_eq!(o.dropped, 0);
         }
     }
+}
+
+#[test]
+fn cancelled_calls_end_with_487_over_a_lossy_link() {
+    let mut retrans = 0;
+    for seed in 0..100 {
+        retrans += run(5000 + seed, 0.2, TransportKind::Udp, true).retransmissions;
+    }
+    for seed in 0..5 {
+        let o = run(9000 + seed, 0.0, TransportKind::Tcp, true);
+        assert_eq!(o.retransmissions, 0);
+    }
+    assert!(retrans > 0);
 }
