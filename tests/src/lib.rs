@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -275,6 +275,8 @@ pub struct ServerConfig {
     pub ports: Ports,
     /// The numbers it answers.
     pub numbers: Vec<NumberConfig>,
+    /// `rtp.inactivity_timeout_s`, when set.
+    pub rtp_inactivity_s: Option<u64>,
     /// Extra TOML appended verbatim.
     pub extra: String,
 }
@@ -285,8 +287,15 @@ impl ServerConfig {
         Self {
             ports,
             numbers: Vec::new(),
+            rtp_inactivity_s: None,
             extra: String::new(),
         }
+    }
+
+    /// Sets the RTP inactivity timeout (seconds).
+    pub fn rtp_inactivity(mut self, secs: u64) -> Self {
+        self.rtp_inactivity_s = Some(secs);
+        self
     }
 
     /// Adds a number with a generated prompt of `prompt_secs` and an answer delay.
@@ -316,6 +325,13 @@ impl ServerConfig {
             grpc = p.grpc(),
             metrics = p.metrics(),
         );
+        if let Some(t) = self.rtp_inactivity_s {
+            // Goes into the [rtp] table: insert before the next table.
+            s = s.replace(
+                "\n\n[api]",
+                &format!("\ninactivity_timeout_s = {t}\n\n[api]"),
+            );
+        }
         for n in &self.numbers {
             let prompt = dir.join(format!("prompt-{}.wav", n.number));
             s.push_str(&format!(
@@ -1041,8 +1057,18 @@ pub struct RtpSink {
 }
 
 impl RtpSink {
-    /// Binds `127.0.0.1:port` and starts recording (for at most `limit`).
+    /// Binds `127.0.0.1:port` and starts recording (for at most `limit`), answering each
+    /// packet with one of its own.
     pub fn bind(port: u16, limit: Duration) -> Self {
+        Self::start(port, limit, true)
+    }
+
+    /// Like [`RtpSink::bind`] but never sends anything (a peer whose media is dead).
+    pub fn bind_silent(port: u16, limit: Duration) -> Self {
+        Self::start(port, limit, false)
+    }
+
+    fn start(port: u16, limit: Duration, reply: bool) -> Self {
         let sock = UdpSocket::bind((LOOPBACK, port)).expect("bind RTP sink");
         sock.set_read_timeout(Some(Duration::from_millis(20)))
             .expect("timeout");
@@ -1070,7 +1096,9 @@ impl RtpSink {
                 out[4..8].copy_from_slice(&ts.to_be_bytes());
                 seq = seq.wrapping_add(1);
                 ts = ts.wrapping_add(160);
-                let _ = sock.send_to(&out, from);
+                if reply {
+                    let _ = sock.send_to(&out, from);
+                }
             }
         });
         Self {
@@ -1142,23 +1170,6 @@ pub fn pacing(packets: &[RtpSeen]) -> Pacing {
         mean_ms: span.as_secs_f64() * 1000.0 / (count - 1) as f64,
         max_gap_ms: max_gap.as_secs_f64() * 1000.0,
     }
-}
-
-/// Reads lines of a child's output until one contains `needle` or the deadline passes.
-pub fn wait_for_line<R: Read>(r: R, needle: &str, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    let reader = BufReader::new(r);
-    for line in reader.lines() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        match line {
-            Ok(l) if l.contains(needle) => return true,
-            Ok(_) => {}
-            Err(_) => return false,
-        }
-    }
-    false
 }
 
 #[cfg(test)]
@@ -1253,5 +1264,9 @@ mod tests {
         assert!(toml.contains("port_min = 30020\nport_max = 30099"));
         assert!(toml.contains("prompt = \"/tmp/x/prompt-100.wav\""));
         assert!(toml.contains("answer_delay_ms = 2000"));
+        let toml = ServerConfig::new(ports)
+            .rtp_inactivity(3)
+            .to_toml(Path::new("/tmp/x"));
+        assert!(toml.contains("port_max = 30099\ninactivity_timeout_s = 3\n\n[api]"));
     }
 }
