@@ -427,6 +427,7 @@ impl Server {
 
     fn wait_ready(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
+        let mut probe = 0u32;
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -436,7 +437,10 @@ impl Server {
                     );
                 }
             }
-            let req = options_request(0, "ready-probe", "127.0.0.1:9");
+            // A fresh Call-ID and branch per probe: a repeated branch would be absorbed as
+            // a retransmission and answered to the first probe's (closed) port.
+            probe += 1;
+            let req = options_request(0, &format!("ready-probe-{probe}"), "127.0.0.1:9");
             if let Some(resp) = udp_exchange(self.sip_addr(), req.as_bytes(), 300) {
                 if resp.starts_with("SIP/2.0 ") {
                     return;

@@ -92,3 +92,57 @@ fn sigterm_stops_the_server_within_bound() {
         "caruso did not exit within 10 s of SIGTERM"
     );
 }
+
+fn status_field(out: &str, key: &str) -> Option<u64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(": "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn grpc_status_counts_active_calls() {
+    let ports = Ports::block(60);
+    let server = Server::start(ServerConfig::new(ports).number("100", 4.0, 0));
+    let sink = RtpSink::bind(ports.peer(14), Duration::from_secs(30));
+    let sipp = Sipp::new(&server, "uac_prompt_rtp.xml")
+        .key("rtp_port", sink.port())
+        .timeout(Duration::from_secs(25));
+    let call = std::thread::spawn(move || sipp.run());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sink.packets().len() < 25 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call never got media"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The stats snapshot is refreshed periodically: allow it one refresh.
+    std::thread::sleep(Duration::from_millis(600));
+    let (ok, during, err) = agent(&server, "status");
+    assert!(ok, "{err}");
+    assert_eq!(status_field(&during, "active_calls"), Some(1), "{during}");
+    assert_eq!(status_field(&during, "sip_dialogs"), Some(1), "{during}");
+    // The INVITE server transaction lives on after the 2xx (RFC 6026 Accepted, 64*T1).
+    assert!(
+        status_field(&during, "sip_transactions").is_some_and(|n| n >= 1),
+        "a call in progress has live SIP transactions:\n{during}"
+    );
+    let res = call.join().expect("sipp thread");
+    assert!(res.all_succeeded(1), "{res}");
+    // Once the server's BYE is answered the call is over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let (ok, after, err) = agent(&server, "status");
+        assert!(ok, "{err}");
+        if status_field(&after, "active_calls") == Some(0)
+            && status_field(&after, "sip_dialogs") == Some(0)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GetStatus still counts the call 3 s after it ended:\n{after}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
