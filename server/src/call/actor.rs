@@ -153,6 +153,7 @@ struct Call {
     ended_at: Option<Instant>,
     counted_active: bool,
     active_released: bool,
+    call_released: bool,
     reported_tx: usize,
     reported_rtp: RtpCounters,
     branch_counter: u64,
@@ -220,6 +221,7 @@ impl Call {
             ended_at: None,
             counted_active: false,
             active_released: false,
+            call_released: false,
             reported_tx: 0,
             reported_rtp: RtpCounters::default(),
             branch_counter: rand::random::<u64>(),
@@ -1084,6 +1086,12 @@ impl Call {
 
     /// Stops counting the call as active (once; at hang-up, not after lingering).
     fn release_active(&mut self) {
+        if !self.call_released {
+            self.call_released = true;
+            self.counters
+                .calls
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if self.counted_active && !self.active_released {
             self.active_released = true;
             metrics::gauge!(m::CALLS_ACTIVE).decrement(1.0);

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn};
 /// Live figures the API reads (lock-free).
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Call actors alive.
+    /// Calls in progress (started and not yet ended; lingering actors do not count).
     pub calls: AtomicU64,
     /// Answered calls (confirmed or answered dialogs).
     pub dialogs: AtomicU64,
@@ -172,9 +172,6 @@ impl Endpoint {
 
     fn on_call_ended(&mut self, ended: CallEnded) {
         self.calls.remove(&ended.call_id, &ended.local_tag);
-        self.counters
-            .calls
-            .store(self.calls.len() as u64, Ordering::Relaxed);
         if let Some(store) = &self.store {
             // sled's insert appends to its in-memory log: it does not block; its background
             // flush makes it durable within 500 ms (no promise is made to the caller here).
@@ -288,16 +285,9 @@ impl Endpoint {
         let media = self.bind_media();
         let rtp_port = media.as_ref().map(|m| m.port);
         let (tx, rx) = mpsc::channel(64);
-        self.calls.insert(
-            call_id.clone(),
-            key.from_tag.unwrap_or_default(),
-            local_tag.clone(),
-            key.branch.unwrap_or_default(),
-            CallHandle { tx },
-        );
-        self.counters
-            .calls
-            .store(self.calls.len() as u64, Ordering::Relaxed);
+        self.calls
+            .insert(call_id.clone(), &key, local_tag.clone(), CallHandle { tx });
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
         debug!(port = ?rtp_port, calls = self.calls.len(), "starting call");
         let ctx = self.ctx.clone();
         let done = self.ended_tx.clone();
@@ -431,18 +421,24 @@ pub struct MatchKey {
     pub to_tag: Option<String>,
     /// Top Via branch.
     pub branch: Option<String>,
+    /// Top Via sent-by (`host:port`), part of a transaction's identity (§17.2.3).
+    pub sent_by: Option<String>,
 }
 
 impl MatchKey {
     /// Reads the key of a request or response (absent or unparsable parts are `None`).
     pub fn of(m: &impl HeaderAccess) -> MatchKey {
+        let via = m.top_via().ok();
         MatchKey {
             from_tag: m
                 .from_header()
                 .ok()
                 .and_then(|n| n.tag().map(str::to_string)),
             to_tag: m.to_header().ok().and_then(|n| n.tag().map(str::to_string)),
-            branch: m.top_via().ok().and_then(|v| v.branch),
+            sent_by: via
+                .as_ref()
+                .map(|v| format!("{}:{}", v.host.to_ascii_lowercase(), v.port.unwrap_or(0))),
+            branch: via.and_then(|v| v.branch),
         }
     }
 }
@@ -453,6 +449,7 @@ struct Entry {
     remote_tag: String,
     local_tag: String,
     invite_branch: String,
+    invite_sent_by: String,
     handle: CallHandle,
 }
 
@@ -461,8 +458,8 @@ struct Entry {
 /// A message belongs to a call when its Call-ID matches and
 /// - it carries our local tag: in To (the caller's in-dialog requests, the ACK) or in From
 ///   (responses to our requests, such as the 200 to our BYE); or
-/// - it has no To tag, the caller's From tag and the initial INVITE's branch (a
-///   retransmitted INVITE, the CANCEL).
+/// - it has no To tag, the caller's From tag and the initial INVITE's branch and sent-by
+///   (a retransmitted INVITE, the CANCEL: RFC 3261 §17.2.3).
 ///
 /// So a caller that reuses a Call-ID and From tag for a new INVITE (new branch, RFC 5118's
 /// examples do) starts a new call, and two callers sharing a Call-ID stay apart.
@@ -473,19 +470,19 @@ pub struct CallTable {
 }
 
 impl CallTable {
-    /// Adds a call: the caller's tag, our tag, and the branch of its INVITE.
+    /// Adds a call: its INVITE's key (caller's tag, branch, sent-by) and our tag.
     pub fn insert(
         &mut self,
         call_id: String,
-        remote_tag: String,
+        invite: &MatchKey,
         local_tag: String,
-        invite_branch: String,
         handle: CallHandle,
     ) {
         self.by_call_id.entry(call_id).or_default().push(Entry {
-            remote_tag,
+            remote_tag: invite.from_tag.clone().unwrap_or_default(),
             local_tag,
-            invite_branch,
+            invite_branch: invite.branch.clone().unwrap_or_default(),
+            invite_sent_by: invite.sent_by.clone().unwrap_or_default(),
             handle,
         });
         self.len += 1;
@@ -502,7 +499,8 @@ impl CallTable {
                     || ours(&key.from_tag, e)
                     || (key.to_tag.is_none()
                         && key.from_tag.as_deref().unwrap_or("") == e.remote_tag
-                        && key.branch.as_deref() == Some(e.invite_branch.as_str()))
+                        && key.branch.as_deref() == Some(e.invite_branch.as_str())
+                        && key.sent_by.as_deref() == Some(e.invite_sent_by.as_str()))
             })
             .map(|e| &e.handle)
     }
@@ -550,6 +548,7 @@ mod tests {
             from_tag: from.map(Into::into),
             to_tag: to.map(Into::into),
             branch: branch.map(Into::into),
+            sent_by: Some("127.0.0.1:5070".into()),
         }
     }
 
@@ -564,9 +563,8 @@ mod tests {
         let (b, _rb) = handle();
         t.insert(
             "cid".into(),
-            "caller".into(),
+            &key(Some("caller"), None, Some("z9hG4bK1")),
             "ours-a".into(),
-            "z9hG4bK1".into(),
             a.clone(),
         );
         // INVITE retransmission and CANCEL: no To tag, caller's tag, same branch
@@ -594,11 +592,14 @@ mod tests {
         assert!(t
             .find("cid", &key(Some("caller"), None, Some("z9hG4bK2")))
             .is_none());
+        // the same branch from another sent-by is another transaction (RFC 5118 reuses branches)
+        let mut other_host = key(Some("caller"), None, Some("z9hG4bK1"));
+        other_host.sent_by = Some("[2001:db8::9:1]:0".into());
+        assert!(t.find("cid", &other_host).is_none());
         t.insert(
             "cid".into(),
-            "caller".into(),
+            &key(Some("caller"), None, Some("z9hG4bK2")),
             "ours-b".into(),
-            "z9hG4bK2".into(),
             b.clone(),
         );
         assert!(is(
