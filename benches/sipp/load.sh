@@ -15,6 +15,7 @@ CALLS=${2:-3000}
 HOLD=${3:-3000}
 
 command -v sipp >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq sip-tester >/dev/null; }
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 cargo build --release -q -p caruso
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/caruso
 
@@ -35,6 +36,23 @@ python3 - "$WORK/long.wav" <<'PY'
 import math, struct, sys, wave
 w = wave.open(sys.argv[1], "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(8000)
 w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(8000 * 60)))
+PY
+# What SIPp streams to the server: 10 s of A-law (WAV format tag 6), looped per call.
+python3 - "$WORK/alaw.wav" <<'PY'
+import math, struct, sys
+def alaw(s):
+    # G.711 A-law of a 16-bit sample (independent of the server's codec).
+    sign = 0x80 if s >= 0 else 0x00
+    if s < 0: s = -s - 1
+    s = min(s >> 3, 0xFFF)
+    if s < 32: code = s >> 1
+    else:
+        seg = s.bit_length() - 5
+        code = (seg << 4) | ((s >> seg) & 0x0F)
+    return (code | sign) ^ 0x55
+data = bytes(alaw(int(6000 * math.sin(2 * math.pi * 300 * i / 8000))) for i in range(8000 * 10))
+hdr = b"RIFF" + struct.pack("<I", 38 + len(data)) + b"WAVEfmt " + struct.pack("<IHHIIHHH", 18, 6, 1, 8000, 8000, 1, 8, 0)
+open(sys.argv[1], "wb").write(hdr + b"data" + struct.pack("<I", len(data)) + data)
 PY
 cat > "$WORK/load.toml" <<TOML
 [server]
@@ -71,14 +89,16 @@ MON=$!
 
 ulimit -n 65536 || true
 set +e
-ip netns exec "$NS" sipp -sf benches/sipp/uac_media_load.xml -s 100 127.0.0.1:5060 \
+(cd "$WORK" && /usr/bin/time -f "%U %S" -o "$WORK/sipp.time" ip netns exec "$NS" sipp -sf "$ROOT/benches/sipp/uac_media_load.xml" -s 100 127.0.0.1:5060 \
   -i 127.0.0.1 -p 5070 -mi 127.0.0.1 -mp 7000 -r "$RATE" -m "$CALLS" -l $((RATE * (HOLD / 1000 + 3) + 100)) \
   -d "$HOLD" -max_socket 60000 -nostdin -timeout $((CALLS / RATE + HOLD / 1000 + 60))s -timeout_error \
   -trace_stat -stf "$WORK/stat.csv" -fd 1 -trace_err -error_file "$WORK/errors.log" \
-  > "$WORK/sipp.out" 2>&1
+  > "$WORK/sipp.out" 2>&1)
 SIPP_RC=$?
 set -e
+SIPP_CPU=$(tail -1 "$WORK/sipp.time" 2>/dev/null | awk '{print $1 + $2}')
 W1=$(date +%s.%N); T1=$(cpu_ticks)
+UDP_ERRS=$(ip netns exec "$NS" awk '/^Udp:/ {n++; if (n==1) {for (i=1;i<=NF;i++) h[i]=$i} else {for (i=1;i<=NF;i++) if (h[i]=="RcvbufErrors"||h[i]=="SndbufErrors"||h[i]=="InErrors") printf "%s=%s ", h[i], $i}}' /proc/net/snmp)
 kill "$MON" 2>/dev/null || true
 PEAK=$(cat "$WORK/peak" 2>/dev/null || echo 0)
 HZ=$(getconf CLK_TCK)
@@ -89,15 +109,17 @@ FAIL=$(echo "$LAST" | cut -d';' -f"$(col FailedCall\(C\))")
 METRICS=$(ip netns exec "$NS" python3 -c 'import urllib.request;print(urllib.request.urlopen("http://127.0.0.1:9090/metrics").read().decode())' 2>/dev/null || true)
 metric() { echo "$METRICS" | awk -v n="$1" '$1==n {print $2}' | head -1; }
 python3 - "$RATE" "$CALLS" "$HOLD" "$OK" "$FAIL" "$T0" "$T1" "$HZ" "$W0" "$W1" "$IDLE_RSS" "$PEAK" \
-  "$(metric caruso_rtp_packets_sent_total)" "$(metric caruso_rtp_packets_received_total)" "$(metric caruso_rtp_packets_late_total)" "$SIPP_RC" <<'PY'
+  "$(metric caruso_rtp_packets_sent_total)" "$(metric caruso_rtp_packets_received_total)" "$(metric caruso_rtp_packets_late_total)" "$SIPP_RC" \
+  "$(metric caruso_rtp_packets_skipped_total)" "$SIPP_CPU" <<'PY'
 import sys
-rate, calls, hold, ok, fail, t0, t1, hz, w0, w1, idle, peak, sent, recv, late, rc = sys.argv[1:]
+rate, calls, hold, ok, fail, t0, t1, hz, w0, w1, idle, peak, sent, recv, late, rc, skipped, sipp_cpu = sys.argv[1:]
 ok, fail = int(ok or 0), int(fail or 0)
 cpu = (int(t1) - int(t0)) / int(hz) / (float(w1) - float(w0)) * 100
 tot = max(ok + fail, 1)
 print(f"| {rate} calls/s x {calls}, {int(hold)//1000} s each (~{int(rate)*int(hold)//1000} concurrent) "
       f"| {ok} ok, {fail} failed ({100*fail/tot:.2f}%) | server CPU {cpu:.0f}% of one core "
       f"| RSS idle {int(idle)/1024:.1f} MB, peak {int(peak)/1024:.1f} MB "
-      f"| RTP sent {sent or '?'}, received {recv or '?'}, late {late or '0'} | sipp exit {rc} |")
+      f"| RTP sent {sent or '?'}, received {recv or '?'}, late {late or '0'}, skipped {skipped or '0'} "
+      f"| SIPp CPU {float(sipp_cpu)/(float(w1)-float(w0))*100:.0f}% | sipp exit {rc} |")
 PY
-echo "(details: $WORK)"
+echo "(kernel UDP counters in the namespace: $UDP_ERRS; details: $WORK)"

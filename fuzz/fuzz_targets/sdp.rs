@@ -1,15 +1,33 @@
-//! SDP parser (`caruso::media::sdp::parse(&str)`), written on the media branch.
+//! SDP parser (`caruso::media::sdp::parse(&str)`) and the helpers the call logic runs on
+//! an offer.
 //!
-//! STUB until `media::sdp::parse` is merged into this branch: the call is behind the
-//! comment below; uncomment it then (the signature on the media branch is
-//! `pub fn parse(text: &str) -> Result<SessionDescription, SdpError>`).
+//! Invariant beyond "never panics": a description that parsed is written back with its
+//! `Display` and parses again (caruso answers with SDP built from what it received).
 #![no_main]
 
+use caruso::media::sdp;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = text;
-        // let _ = caruso::media::sdp::parse(text);
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(desc) = sdp::parse(text) else {
+        return;
+    };
+    for m in &desc.media {
+        let _ = m.payload_types().count();
+        let _ = m.telephone_event_pt();
+        for pt in m.payload_types() {
+            let _ = m.rtpmap(pt);
+            let _ = m.codec_of(pt);
+        }
+        let _ = desc.effective_direction(m);
+        let _ = desc.connection_of(m);
     }
+    let written = desc.to_string();
+    assert!(
+        sdp::parse(&written).is_ok(),
+        "re-serialised SDP does not parse:\n{written}"
+    );
 });

@@ -32,8 +32,10 @@ pub const RTP_PACKETS_SENT: &str = "caruso_rtp_packets_sent_total";
 pub const RTP_PACKETS_RECEIVED: &str = "caruso_rtp_packets_received_total";
 /// RTP packets lost (sequence gaps seen by the receiver).
 pub const RTP_PACKETS_LOST: &str = "caruso_rtp_packets_lost_total";
-/// RTP packets sent late (the pacing tick ran behind schedule).
+/// RTP packets sent more than one ptime after their due time (the pacing tick ran late).
 pub const RTP_PACKETS_LATE: &str = "caruso_rtp_packets_late_total";
+/// RTP packets not sent at all because the pacing tick ran too late to catch up.
+pub const RTP_PACKETS_SKIPPED: &str = "caruso_rtp_packets_skipped_total";
 /// DTMF digits received, label `source`.
 pub const DTMF_DIGITS: &str = "caruso_dtmf_digits_total";
 
@@ -89,6 +91,13 @@ fn describe() {
         RTP_PACKETS_LOST,
         "RTP packets lost (receiver sequence gaps)"
     );
-    describe_counter!(RTP_PACKETS_LATE, "RTP packets sent behind schedule");
+    describe_counter!(
+        RTP_PACKETS_LATE,
+        "RTP packets sent more than one ptime behind schedule"
+    );
+    describe_counter!(
+        RTP_PACKETS_SKIPPED,
+        "RTP packets skipped: pacing tick too late to catch up"
+    );
     describe_counter!(DTMF_DIGITS, "DTMF digits received");
 }

@@ -162,6 +162,7 @@ struct RtpCounters {
     received: u64,
     lost: u64,
     late: u64,
+    skipped: u64,
 }
 
 /// How long an ended call keeps its transactions for retransmissions, at most.
@@ -408,7 +409,8 @@ impl Call {
             sent: st.packets_sent,
             received: st.packets_received,
             lost: st.packets_lost,
-            late: st.packets_late,
+            late: st.send_late,
+            skipped: st.send_skipped,
         };
         // Report in batches: a counter update per packet would cost more than the packet.
         if !force
@@ -424,6 +426,7 @@ impl Call {
             .increment(cur.received.saturating_sub(r.received));
         metrics::counter!(m::RTP_PACKETS_LOST).increment(cur.lost.saturating_sub(r.lost));
         metrics::counter!(m::RTP_PACKETS_LATE).increment(cur.late.saturating_sub(r.late));
+        metrics::counter!(m::RTP_PACKETS_SKIPPED).increment(cur.skipped.saturating_sub(r.skipped));
         self.reported_rtp = cur;
     }
 

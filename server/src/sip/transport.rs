@@ -125,18 +125,33 @@ pub async fn start_udp(
     settings: TransportSettings,
     to_endpoint: mpsc::Sender<Inbound>,
 ) -> Result<Arc<UdpSocket>, TransportError> {
-    let sock = UdpSocket::bind(addr)
-        .await
-        .map_err(|source| TransportError::Bind {
-            transport: "UDP",
-            addr,
-            source,
-        })?;
+    let sock = bind_udp(addr).map_err(|source| TransportError::Bind {
+        transport: "UDP",
+        addr,
+        source,
+    })?;
     let sock = Arc::new(sock);
     info!(%addr, "SIP UDP listening");
     let s = sock.clone();
     tokio::spawn(async move { udp_loop(s, settings, to_endpoint).await });
     Ok(sock)
+}
+
+/// Receive buffer asked for on the SIP UDP socket: bursts of requests must wait in the
+/// kernel, not be dropped, while the runtime is busy (the kernel caps it at
+/// `net.core.rmem_max`).
+const SIP_UDP_RCVBUF: usize = 4 * 1024 * 1024;
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = sock.set_recv_buffer_size(SIP_UDP_RCVBUF) {
+        warn!(error = %e, "cannot enlarge the SIP UDP receive buffer");
+    }
+    let _ = sock.set_send_buffer_size(SIP_UDP_RCVBUF);
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    UdpSocket::from_std(sock.into())
 }
 
 async fn udp_loop(

@@ -380,7 +380,8 @@ pub(super) fn check_request_line(
 /// from the raw bytes as far as they can be read; `to_tag` is added to a To without one.
 ///
 /// Returns `None` when no answer is possible or wanted: the bytes are a response (a
-/// malformed response is dropped), or no Via can be found to send the answer to.
+/// malformed response is dropped) or an ACK (never answered), or no Via can be found
+/// to send the answer to.
 pub fn error_response(data: &[u8], err: &ParseError, to_tag: Option<&str>) -> Option<Response> {
     let rest = &data[leading_crlf(data)..];
     let head_len = find_head_end(rest).map_or(rest.len(), |(h, _)| h);
@@ -396,6 +397,10 @@ pub fn error_response(data: &[u8], err: &ParseError, to_tag: Option<&str>) -> Op
         .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
         || start.is_empty()
     {
+        return None;
+    }
+    // An ACK is never answered (RFC 3261 §17: it has no response of its own).
+    if start.split(' ').next() == Some("ACK") {
         return None;
     }
     // Tolerant pass: unfold, skip what cannot be read.

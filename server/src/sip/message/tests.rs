@@ -538,6 +538,13 @@ fn error_response_copies_routing_headers_and_tags_to() {
     let bad_resp = b"SIP/2.0 999 Nope\r\nVia: SIP/2.0/UDP h\r\n\r\n";
     let err = parse_datagram(bad_resp).unwrap_err();
     assert_eq!(error_response(bad_resp, &err, None), None);
+    // A malformed ACK is dropped, never answered.
+    let bad_ack = INVITE
+        .replace("INVITE sip", "ACK sip")
+        .replace("CSeq: 314159 INVITE", "CSeq: 314159 ACK")
+        .replace("From: Alice", "From: Alice,");
+    let err = parse_datagram(bad_ack.as_bytes()).unwrap_err();
+    assert_eq!(error_response(bad_ack.as_bytes(), &err, None), None);
     // No Via: nowhere to send an answer.
     let no_via = b"OPTIONS sip:a@b SIP/2.0\r\nTo: sip:a@b\r\n\r\n";
     let err = parse_datagram(no_via).unwrap_err();

@@ -17,8 +17,8 @@
 //! | badbranch | 3.2.1 | Ok | `400`, or match RFC 2543-style (branch is only the magic cookie) |
 //! | insuf | 3.3.1 | Err(MissingHeader) | `400` |
 //! | unkscm, novelsc | 3.3.2-3 | Ok | `416 Unsupported URI Scheme` |
-//! | unksm2 | 3.3.4 | Ok | REGISTER with a non-SIP To: registrar `400`/`416`, parser must not fail |
-//! | bext01 | 3.3.5 | Ok | `420 Bad Extension` with `Unsupported: nothingSupportedHere` (UAS ignores Proxy-Require) |
+//! | unksm2 | 3.3.4 | Ok | REGISTER with `isbn:` To, `http:` From, `name:` Contact: the registrar refuses it (`416`/`400`); the parser must accept it |
+//! | bext01 | 3.3.5 | Ok | `420 Bad Extension` with `Unsupported: nothingSupportsThis, nothingSupportsThisEither` (a UAS ignores Proxy-Require) |
 //! | invut | 3.3.6 | Ok | `415 Unsupported Media Type` with `Accept: application/sdp` |
 //! | regaut01 | 3.3.7 | Ok | registrar: `401` challenge (unknown auth scheme) |
 //! | multi01, mcl01 | 3.3.8-9 | Err | `400` |
