@@ -119,7 +119,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             let s = ServerStats {
                 active_calls: c.calls.load(Ordering::Relaxed),
                 dialogs: c.dialogs.load(Ordering::Relaxed),
-                transactions: 0,
+                transactions: c.transactions.load(Ordering::Relaxed),
             };
             if stats_tx.send(s).is_err() {
                 break;

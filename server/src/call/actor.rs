@@ -75,8 +75,8 @@ pub struct CallSetup {
     pub ctx: Arc<CallContext>,
     /// The INVITE's Call-ID.
     pub call_id: String,
-    /// The caller's From tag.
-    pub tag: String,
+    /// Our tag (To of our responses, From of our requests), chosen by the endpoint.
+    pub local_tag: String,
     /// The INVITE as received.
     pub first: Inbound,
     /// RTP/RTCP sockets, if a port pair was free.
@@ -93,7 +93,7 @@ pub async fn run(setup: CallSetup, rx: mpsc::Receiver<CallMsg>) {
     let CallSetup {
         ctx,
         call_id,
-        tag,
+        local_tag,
         first,
         media,
         done,
@@ -101,14 +101,22 @@ pub async fn run(setup: CallSetup, rx: mpsc::Receiver<CallMsg>) {
     } = setup;
     let span = info_span!("call", call_id = %call_id);
     async move {
-        let mut call = Call::new(ctx, call_id.clone(), &first, media, counters, done.clone());
+        let mut call = Call::new(
+            ctx,
+            call_id.clone(),
+            local_tag.clone(),
+            &first,
+            media,
+            counters,
+            done.clone(),
+        );
         call.on_inbound(now(), first);
         call.run(rx).await;
         let record = call.record();
         call.release_media();
         let _ = done.send(CallReport::Ended(CallEnded {
             call_id,
-            tag,
+            local_tag,
             record,
         }));
     }
@@ -174,13 +182,13 @@ impl Call {
     fn new(
         ctx: Arc<CallContext>,
         call_id: String,
+        local_tag: String,
         first: &Inbound,
         media: Option<MediaSockets>,
         counters: Arc<Counters>,
         done: mpsc::UnboundedSender<CallReport>,
     ) -> Self {
         let layer = TransactionLayer::new(ctx.timers);
-        let local_tag = format!("{:016x}", rand::random::<u64>());
         Call {
             local_contact: Uri {
                 scheme: "sip".into(),
@@ -393,11 +401,15 @@ impl Call {
     }
 
     fn set_tx_gauge(&mut self, n: usize) {
-        let delta = n as f64 - self.reported_tx as f64;
-        if delta != 0.0 {
-            metrics::gauge!(m::SIP_TRANSACTIONS).increment(delta);
+        if n != self.reported_tx {
+            metrics::gauge!(m::SIP_TRANSACTIONS).increment(n as f64 - self.reported_tx as f64);
+            // Two's-complement wrap: adding (n - old) mod 2^64 subtracts when n < old.
+            self.counters.transactions.fetch_add(
+                (n as u64).wrapping_sub(self.reported_tx as u64),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.reported_tx = n;
         }
-        self.reported_tx = n;
     }
 
     fn report_rtp(&mut self, force: bool) {

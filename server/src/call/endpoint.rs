@@ -33,6 +33,8 @@ pub struct Counters {
     pub calls: AtomicU64,
     /// Answered calls (confirmed or answered dialogs).
     pub dialogs: AtomicU64,
+    /// Live SIP transactions (in calls and in the endpoint).
+    pub transactions: AtomicU64,
 }
 
 /// The endpoint task's state.
@@ -48,6 +50,7 @@ pub struct Endpoint {
     counters: Arc<Counters>,
     store: Option<Arc<dyn Store>>,
     shutting_down: bool,
+    reported_tx: u64,
 }
 
 impl Endpoint {
@@ -73,6 +76,7 @@ impl Endpoint {
             counters,
             store,
             shutting_down: false,
+            reported_tx: 0,
         }
     }
 
@@ -153,6 +157,13 @@ impl Endpoint {
             }
         }
         while self.layer.poll_event().is_some() {}
+        let n = self.layer.len() as u64;
+        if n != self.reported_tx {
+            self.counters
+                .transactions
+                .fetch_add(n.wrapping_sub(self.reported_tx), Ordering::Relaxed);
+            self.reported_tx = n;
+        }
         if self.layer.is_empty() && self.tcp_links.len() > 64 {
             self.tcp_links
                 .retain(|_, l| matches!(l, Link::Tcp(tx) if !tx.is_closed()));
@@ -160,7 +171,7 @@ impl Endpoint {
     }
 
     fn on_call_ended(&mut self, ended: CallEnded) {
-        self.calls.remove(&ended.call_id, &ended.tag);
+        self.calls.remove(&ended.call_id, &ended.local_tag);
         self.counters
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
@@ -182,14 +193,11 @@ impl Endpoint {
             debug!("message without Call-ID dropped");
             return;
         };
-        let (from_tag, to_tag) = match &inbound.message {
-            SipMessage::Request(r) => tags(r),
-            SipMessage::Response(r) => tags(r),
+        let key = match &inbound.message {
+            SipMessage::Request(r) => MatchKey::of(r),
+            SipMessage::Response(r) => MatchKey::of(r),
         };
-        if let Some(handle) = self
-            .calls
-            .find(call_id, from_tag.as_deref(), to_tag.as_deref())
-        {
+        if let Some(handle) = self.calls.find(call_id, &key) {
             if !handle.try_send(CallMsg::Sip(Box::new(inbound))) {
                 metrics::counter!(m::SIP_DROPPED_OVERLOAD).increment(1);
                 debug!("call mailbox full: message dropped");
@@ -200,7 +208,7 @@ impl Endpoint {
             if r.method == Method::Invite && r.to_header().map(|t| t.tag().is_none()).unwrap_or(false));
         if new_invite && !self.shutting_down {
             let call_id = call_id.to_string();
-            self.start_call(call_id, from_tag.unwrap_or_default(), inbound);
+            self.start_call(call_id, key, inbound);
             return;
         }
         match &inbound.message {
@@ -275,12 +283,18 @@ impl Endpoint {
         self.respond(id, &req, a.status, a.reason, &a.headers);
     }
 
-    fn start_call(&mut self, call_id: String, tag: String, first: Inbound) {
+    fn start_call(&mut self, call_id: String, key: MatchKey, first: Inbound) {
+        let local_tag = format!("{:016x}", rand::random::<u64>());
         let media = self.bind_media();
         let rtp_port = media.as_ref().map(|m| m.port);
         let (tx, rx) = mpsc::channel(64);
-        self.calls
-            .insert(call_id.clone(), tag.clone(), CallHandle { tx });
+        self.calls.insert(
+            call_id.clone(),
+            key.from_tag.unwrap_or_default(),
+            local_tag.clone(),
+            key.branch.unwrap_or_default(),
+            CallHandle { tx },
+        );
         self.counters
             .calls
             .store(self.calls.len() as u64, Ordering::Relaxed);
@@ -292,7 +306,7 @@ impl Endpoint {
             let setup = CallSetup {
                 ctx,
                 call_id,
-                tag,
+                local_tag,
                 first,
                 media,
                 done,
@@ -408,58 +422,95 @@ pub fn unsupported_requirements(req: &Request) -> Vec<String> {
         .collect()
 }
 
-/// The From and To tags of a message (absent or unparsable: `None`).
-fn tags(m: &impl HeaderAccess) -> (Option<String>, Option<String>) {
-    let from = m
-        .from_header()
-        .ok()
-        .and_then(|n| n.tag().map(str::to_string));
-    let to = m.to_header().ok().and_then(|n| n.tag().map(str::to_string));
-    (from, to)
+/// What the call table matches a message by: its Call-ID, tags and top Via branch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MatchKey {
+    /// From tag.
+    pub from_tag: Option<String>,
+    /// To tag.
+    pub to_tag: Option<String>,
+    /// Top Via branch.
+    pub branch: Option<String>,
 }
 
-/// Running calls by Call-ID and the tag of the party that sent the initial INVITE.
+impl MatchKey {
+    /// Reads the key of a request or response (absent or unparsable parts are `None`).
+    pub fn of(m: &impl HeaderAccess) -> MatchKey {
+        MatchKey {
+            from_tag: m
+                .from_header()
+                .ok()
+                .and_then(|n| n.tag().map(str::to_string)),
+            to_tag: m.to_header().ok().and_then(|n| n.tag().map(str::to_string)),
+            branch: m.top_via().ok().and_then(|v| v.branch),
+        }
+    }
+}
+
+/// One running call as the table knows it.
+#[derive(Debug)]
+struct Entry {
+    remote_tag: String,
+    local_tag: String,
+    invite_branch: String,
+    handle: CallHandle,
+}
+
+/// Running calls, matched the way RFC 3261 identifies dialogs and transactions.
 ///
-/// A dialog is Call-ID plus both tags (RFC 3261 §12); before our tag exists (CANCEL, a
-/// retransmitted INVITE) Call-ID plus the caller's tag identifies the call. The caller's
-/// requests carry that tag in From, responses to our requests carry it in To, so a
-/// message matches when either of its tags is the call's. Two callers that reuse a
-/// Call-ID with different tags (RFC 5118's examples do) get two calls.
+/// A message belongs to a call when its Call-ID matches and
+/// - it carries our local tag: in To (the caller's in-dialog requests, the ACK) or in From
+///   (responses to our requests, such as the 200 to our BYE); or
+/// - it has no To tag, the caller's From tag and the initial INVITE's branch (a
+///   retransmitted INVITE, the CANCEL).
+///
+/// So a caller that reuses a Call-ID and From tag for a new INVITE (new branch, RFC 5118's
+/// examples do) starts a new call, and two callers sharing a Call-ID stay apart.
 #[derive(Debug, Default)]
 pub struct CallTable {
-    by_call_id: HashMap<String, Vec<(String, CallHandle)>>,
+    by_call_id: HashMap<String, Vec<Entry>>,
     len: usize,
 }
 
 impl CallTable {
-    /// Adds a call.
-    pub fn insert(&mut self, call_id: String, tag: String, handle: CallHandle) {
-        self.by_call_id
-            .entry(call_id)
-            .or_default()
-            .push((tag, handle));
+    /// Adds a call: the caller's tag, our tag, and the branch of its INVITE.
+    pub fn insert(
+        &mut self,
+        call_id: String,
+        remote_tag: String,
+        local_tag: String,
+        invite_branch: String,
+        handle: CallHandle,
+    ) {
+        self.by_call_id.entry(call_id).or_default().push(Entry {
+            remote_tag,
+            local_tag,
+            invite_branch,
+            handle,
+        });
         self.len += 1;
     }
 
-    /// The call a message with these tags belongs to.
-    pub fn find(
-        &self,
-        call_id: &str,
-        from_tag: Option<&str>,
-        to_tag: Option<&str>,
-    ) -> Option<&CallHandle> {
+    /// The call a message belongs to.
+    pub fn find(&self, call_id: &str, key: &MatchKey) -> Option<&CallHandle> {
         let calls = self.by_call_id.get(call_id)?;
-        let from = from_tag.unwrap_or("");
+        let ours = |tag: &Option<String>, e: &Entry| tag.as_deref() == Some(e.local_tag.as_str());
         calls
             .iter()
-            .find(|(t, _)| t == from || to_tag == Some(t.as_str()))
-            .map(|(_, h)| h)
+            .find(|e| {
+                ours(&key.to_tag, e)
+                    || ours(&key.from_tag, e)
+                    || (key.to_tag.is_none()
+                        && key.from_tag.as_deref().unwrap_or("") == e.remote_tag
+                        && key.branch.as_deref() == Some(e.invite_branch.as_str()))
+            })
+            .map(|e| &e.handle)
     }
 
-    /// Removes a call.
-    pub fn remove(&mut self, call_id: &str, tag: &str) {
+    /// Removes the call with our tag `local_tag`.
+    pub fn remove(&mut self, call_id: &str, local_tag: &str) {
         if let Some(calls) = self.by_call_id.get_mut(call_id) {
-            if let Some(pos) = calls.iter().position(|(t, _)| t == tag) {
+            if let Some(pos) = calls.iter().position(|e| e.local_tag == local_tag) {
                 calls.swap_remove(pos);
                 self.len -= 1;
             }
@@ -471,7 +522,7 @@ impl CallTable {
 
     /// Every running call.
     pub fn handles(&self) -> impl Iterator<Item = &CallHandle> {
-        self.by_call_id.values().flatten().map(|(_, h)| h)
+        self.by_call_id.values().flatten().map(|e| &e.handle)
     }
 
     /// Number of running calls.
@@ -494,31 +545,87 @@ mod tests {
         (CallHandle { tx }, rx)
     }
 
+    fn key(from: Option<&str>, to: Option<&str>, branch: Option<&str>) -> MatchKey {
+        MatchKey {
+            from_tag: from.map(Into::into),
+            to_tag: to.map(Into::into),
+            branch: branch.map(Into::into),
+        }
+    }
+
+    fn is(h: Option<&CallHandle>, want: &CallHandle) -> bool {
+        h.is_some_and(|h| h.tx.same_channel(&want.tx))
+    }
+
     #[test]
-    fn calls_are_found_by_either_tag_and_shared_call_ids_stay_apart() {
+    fn messages_find_their_call_like_rfc3261_matching() {
         let mut t = CallTable::default();
         let (a, _ra) = handle();
         let (b, _rb) = handle();
-        t.insert("cid".into(), "caller-a".into(), a.clone());
-        t.insert("cid".into(), "caller-b".into(), b);
+        t.insert(
+            "cid".into(),
+            "caller".into(),
+            "ours-a".into(),
+            "z9hG4bK1".into(),
+            a.clone(),
+        );
+        // INVITE retransmission and CANCEL: no To tag, caller's tag, same branch
+        assert!(is(
+            t.find("cid", &key(Some("caller"), None, Some("z9hG4bK1"))),
+            &a
+        ));
+        // ACK / BYE from the caller: our tag in To
+        assert!(is(
+            t.find(
+                "cid",
+                &key(Some("caller"), Some("ours-a"), Some("z9hG4bK9"))
+            ),
+            &a
+        ));
+        // the 200 to our BYE: our tag in From
+        assert!(is(
+            t.find(
+                "cid",
+                &key(Some("ours-a"), Some("caller"), Some("z9hG4bKx"))
+            ),
+            &a
+        ));
+        // same Call-ID and From tag, new branch, no To tag: a new INVITE, not this call
+        assert!(t
+            .find("cid", &key(Some("caller"), None, Some("z9hG4bK2")))
+            .is_none());
+        t.insert(
+            "cid".into(),
+            "caller".into(),
+            "ours-b".into(),
+            "z9hG4bK2".into(),
+            b.clone(),
+        );
+        assert!(is(
+            t.find("cid", &key(Some("caller"), None, Some("z9hG4bK2"))),
+            &b
+        ));
+        assert!(is(
+            t.find("cid", &key(Some("caller"), Some("ours-b"), None)),
+            &b
+        ));
+        assert!(is(
+            t.find("cid", &key(Some("caller"), Some("ours-a"), None)),
+            &a
+        ));
+        // a stranger's in-dialog request
+        assert!(t
+            .find("cid", &key(Some("x"), Some("nobody"), None))
+            .is_none());
+        assert!(t
+            .find("other", &key(Some("caller"), None, Some("z9hG4bK1")))
+            .is_none());
         assert_eq!(t.len(), 2);
-        // caller A's CANCEL (no To tag) and in-dialog BYE (our tag in To)
+        t.remove("cid", "ours-a");
         assert!(t
-            .find("cid", Some("caller-a"), None)
-            .is_some_and(|h| h.tx.same_channel(&a.tx)));
-        assert!(t
-            .find("cid", Some("caller-a"), Some("ours"))
-            .is_some_and(|h| h.tx.same_channel(&a.tx)));
-        // the response to our BYE: From is our tag, To is the caller's
-        assert!(t
-            .find("cid", Some("ours"), Some("caller-a"))
-            .is_some_and(|h| h.tx.same_channel(&a.tx)));
-        assert!(t.find("cid", Some("stranger"), None).is_none());
-        assert!(t.find("other", Some("caller-a"), None).is_none());
-        t.remove("cid", "caller-a");
-        assert_eq!(t.len(), 1);
-        assert!(t.find("cid", Some("caller-a"), None).is_none());
-        t.remove("cid", "caller-b");
+            .find("cid", &key(Some("caller"), Some("ours-a"), None))
+            .is_none());
+        t.remove("cid", "ours-b");
         assert!(t.is_empty());
         assert!(t.by_call_id.is_empty());
     }

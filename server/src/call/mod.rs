@@ -120,8 +120,8 @@ pub enum CallReport {
 pub struct CallEnded {
     /// The call's Call-ID.
     pub call_id: String,
-    /// The caller's From tag (with the Call-ID, the call's key).
-    pub tag: String,
+    /// Our To tag for this call (with the Call-ID, its key in the call table).
+    pub local_tag: String,
     /// What the store keeps of it.
     pub record: crate::store::CallRecord,
 }
