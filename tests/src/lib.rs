@@ -552,6 +552,30 @@ pub fn udp_exchange(to: SocketAddr, data: &[u8], wait_ms: u64) -> Option<String>
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
+/// Sends a request from one ephemeral socket (again every 500 ms, as a UDP client
+/// transaction would) and returns the first final (>= 200) answer within `wait_ms`.
+pub fn udp_request_final(to: SocketAddr, data: &[u8], wait_ms: u64) -> Option<String> {
+    let sock = UdpSocket::bind((LOOPBACK, 0)).ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    let mut next_send = Instant::now();
+    let mut buf = vec![0u8; 65_535];
+    while Instant::now() < deadline {
+        if Instant::now() >= next_send {
+            sock.send_to(data, to).ok()?;
+            next_send += Duration::from_millis(500);
+        }
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if status_code(&text).is_some_and(|c| c >= 200) {
+                return Some(text);
+            }
+        }
+    }
+    None
+}
+
 /// Status code of a SIP response's status line.
 pub fn status_code(response: &str) -> Option<u16> {
     let line = response.lines().next()?;

@@ -212,3 +212,68 @@ fn sigterm_ends_active_calls_with_bye() {
     let status = status.expect("caruso must exit within 10 s of SIGTERM");
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+#[test]
+fn dtmf_digit_is_received_once() {
+    let server = Server::start(ServerConfig::new(Ports::block(60)).number("100", 8.0, 0));
+    let res = Sipp::new(&server, "uac_dtmf.xml")
+        .timeout(Duration::from_secs(20))
+        .run();
+    assert!(res.all_succeeded(1), "{res}");
+    let m = server.metrics();
+    let digits = metric_sum(&m, "caruso_dtmf_digits_total", &[]);
+    assert_eq!(
+        digits,
+        Some(1.0),
+        "one RFC 4733 event (with its redundant end packets) is one digit\n{m}"
+    );
+}
+
+#[test]
+fn rtcp_reports_and_bye_reach_the_peer() {
+    let ports = Ports::block(60);
+    let server = Server::start(ServerConfig::new(ports).number("100", 7.0, 0));
+    let sink = RtpSink::bind(ports.peer(14), Duration::from_secs(30));
+    // RTCP goes to the RTP port + 1 (no rtcp-mux offered).
+    let rtcp = UdpSocket::bind((LOOPBACK, ports.peer(15))).expect("bind RTCP");
+    rtcp.set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let collector = std::thread::spawn(move || {
+        let mut types: Vec<Vec<u8>> = Vec::new();
+        let mut buf = [0u8; 2048];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+            if let Ok((n, _)) = rtcp.recv_from(&mut buf) {
+                // Packet types of a compound packet (RFC 3550 §6.1).
+                let mut pts = Vec::new();
+                let mut off = 0;
+                while off + 4 <= n {
+                    pts.push(buf[off + 1]);
+                    let words = usize::from(u16::from_be_bytes([buf[off + 2], buf[off + 3]]));
+                    off += 4 * (words + 1);
+                }
+                types.push(pts);
+            }
+        }
+        types
+    });
+    let res = Sipp::new(&server, "uac_prompt_rtp.xml")
+        .key("rtp_port", sink.port())
+        .timeout(Duration::from_secs(25))
+        .run();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let types = collector.join().expect("collector");
+    drop(sink);
+    assert!(res.all_succeeded(1), "{res}");
+    assert!(
+        types.iter().any(|c| c.first() == Some(&200)),
+        "a sender report (PT 200) during a 7 s prompt: got {types:?}"
+    );
+    assert!(
+        types.iter().flatten().any(|&pt| pt == 203),
+        "an RTCP BYE (PT 203) when the call ends: got {types:?}"
+    );
+}
