@@ -15,7 +15,8 @@
 use crate::config::AllowList;
 use crate::metrics as m;
 use crate::sip::message::{
-    error_response, parse_datagram, Framer, HeaderName, ParseError, SipMessage, TransportKind,
+    error_response, parse_datagram, parse_frame, Framer, HeaderName, ParseError, SipMessage,
+    TransportKind,
 };
 use crate::sip::transaction::Peer;
 use bytes::Bytes;
@@ -271,9 +272,8 @@ async fn tcp_connection(
         addr: from,
         transport: TransportKind::Tcp,
     };
-    let mut framer = Framer::new();
+    let mut framer = Framer::with_max_size(settings.max_message_size);
     let mut buf = vec![0u8; 16 * 1024];
-    let mut buffered = 0usize;
     'conn: loop {
         let n = match tokio::time::timeout(TCP_IDLE, rd.read(&mut buf)).await {
             Ok(Ok(0)) | Err(_) => break,
@@ -283,12 +283,27 @@ async fn tcp_connection(
                 break;
             }
         };
-        buffered += n;
         framer.push(&buf[..n]);
-        while let Some(res) = framer.next_message() {
-            match res {
+        while let Some(frame) = framer.next_frame() {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(err) => {
+                    // The stream cannot be framed any more: answer the offending message
+                    // (from its own bytes) and close.
+                    metrics::counter!(m::SIP_PARSE_ERRORS, "transport" => "tcp").increment(1);
+                    warn!(%from, error = %err, "unframeable SIP on TCP: closing the connection");
+                    if let Some(resp) =
+                        reject_malformed(framer.unframed(), &err, &settings.server_header)
+                    {
+                        let _ = Link::Tcp(tx.clone())
+                            .send(&settings.allow, from, resp.into())
+                            .await;
+                    }
+                    break 'conn;
+                }
+            };
+            match parse_frame(&frame) {
                 Ok(message) => {
-                    buffered = 0;
                     let inbound = Inbound {
                         message,
                         from: peer,
@@ -299,20 +314,16 @@ async fn tcp_connection(
                     }
                 }
                 Err(err) => {
+                    // One well-framed but malformed message: answer it, keep the connection.
                     metrics::counter!(m::SIP_PARSE_ERRORS, "transport" => "tcp").increment(1);
-                    warn!(%from, error = %err, "malformed SIP on TCP: answering if possible, closing connection");
-                    if let Some(resp) = reject_malformed(&buf[..n], &err, &settings.server_header) {
+                    debug!(%from, error = %err, "malformed SIP message on TCP");
+                    if let Some(resp) = reject_malformed(&frame, &err, &settings.server_header) {
                         let _ = Link::Tcp(tx.clone())
                             .send(&settings.allow, from, resp.into())
                             .await;
                     }
-                    break 'conn;
                 }
             }
-        }
-        if buffered > settings.max_message_size {
-            warn!(%from, bytes = buffered, "TCP message larger than sip.max_message_size: closing connection");
-            break;
         }
     }
     drop(tx);

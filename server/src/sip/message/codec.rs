@@ -488,6 +488,8 @@ pub struct Framer {
     /// Where the search for the end of the header block resumes.
     head_scanned: usize,
     broken: Option<ParseError>,
+    /// What was buffered when framing failed.
+    unframed: Vec<u8>,
 }
 
 impl Default for Framer {
@@ -509,12 +511,19 @@ impl Framer {
             need: 0,
             head_scanned: 0,
             broken: None,
+            unframed: Vec::new(),
         }
     }
     /// Appends bytes read from the stream.
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }
+    /// After a framing error: the bytes that could not be framed (the start of the
+    /// offending message), to build the `400` from with [`error_response`].
+    pub fn unframed(&self) -> &[u8] {
+        &self.unframed
+    }
+
     /// Whether a framing error made the stream unusable.
     pub fn is_broken(&self) -> bool {
         self.broken.is_some()
@@ -577,7 +586,7 @@ impl Framer {
             Ok(None) => None,
             Err(e) => {
                 self.broken = Some(e.clone());
-                self.buf.clear();
+                self.unframed = std::mem::take(&mut self.buf);
                 Some(Err(e))
             }
         }
