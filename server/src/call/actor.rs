@@ -990,7 +990,10 @@ impl Call {
     }
 
     fn on_timer(&mut self, now: Instant) {
-        self.layer.handle_timeout(now);
+        // Most wake-ups are the 20 ms media tick: touch the SIP timers only when one is due.
+        if self.layer.poll_timeout().is_some_and(|t| t <= now) {
+            self.layer.handle_timeout(now);
+        }
         if let Some(s) = self.session.as_mut() {
             s.handle_timeout(now);
         }
