@@ -632,26 +632,46 @@ pub fn split_stream(buf: &mut Vec<u8>) -> Vec<String> {
 /// Opens a TCP connection, writes `data`, and collects whole answers until `wait` has
 /// passed with no new data (or the peer closed).
 pub fn tcp_exchange(to: SocketAddr, data: &[u8], wait: Duration) -> std::io::Result<Vec<String>> {
+    tcp_exchange_until(to, data, wait, |_| false)
+}
+
+/// Like [`tcp_exchange`], but also stops 100 ms after `done` first holds for the
+/// answers collected so far.
+pub fn tcp_exchange_until(
+    to: SocketAddr,
+    data: &[u8],
+    wait: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> std::io::Result<Vec<String>> {
     let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(wait))?;
+    stream.set_read_timeout(Some(Duration::from_millis(20)))?;
     stream.write_all(data)?;
     let mut buf = Vec::new();
     let mut out = Vec::new();
     let mut chunk = [0u8; 16_384];
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last_data = Instant::now();
+    let mut done_at: Option<Instant> = None;
     while Instant::now() < deadline {
+        let now = Instant::now();
+        if now.duration_since(last_data) >= wait
+            || done_at.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(100))
+        {
+            break;
+        }
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
+                last_data = Instant::now();
                 buf.extend_from_slice(&chunk[..n]);
                 out.extend(split_stream(&mut buf));
+                if done_at.is_none() && done(&out) {
+                    done_at = Some(Instant::now());
+                }
             }
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                break
-            }
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => break,
         }
     }
