@@ -236,17 +236,26 @@ impl Call {
 
     async fn run(&mut self, mut rx: mpsc::Receiver<CallMsg>) {
         let mut rtcp_buf = vec![0u8; 1500];
+        // One timer for the whole call, re-armed only when the earliest deadline moves
+        // (an RTP packet arriving usually leaves the next 20 ms tick where it was).
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let sleep = tokio::time::sleep_until(far());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             self.drive(now()).await;
             if self.finished(now()) {
                 break;
             }
             let deadline = self.next_deadline();
-            let sleep = tokio::time::sleep_until(
-                deadline
-                    .map(tokio::time::Instant::from_std)
-                    .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600)),
-            );
+            if deadline != armed || deadline.is_none() && sleep.is_elapsed() {
+                sleep.as_mut().reset(
+                    deadline
+                        .map(tokio::time::Instant::from_std)
+                        .unwrap_or_else(far),
+                );
+                armed = deadline;
+            }
             enum Ev {
                 Msg(Option<CallMsg>),
                 Rtp(std::io::Result<(usize, SocketAddr)>),
@@ -260,7 +269,7 @@ impl Call {
                     msg = rx.recv() => Ev::Msg(msg),
                     r = async { match media { Some(ms) => ms.rtp.recv_from(buf).await, None => std::future::pending().await } } => Ev::Rtp(r),
                     r = async { match media { Some(ms) => ms.rtcp.recv_from(&mut rtcp_buf).await, None => std::future::pending().await } } => Ev::Rtcp(r),
-                    _ = sleep => Ev::Timer,
+                    _ = &mut sleep => Ev::Timer,
                 }
             };
             let t = now();
@@ -283,7 +292,10 @@ impl Call {
                     }
                 }
                 Ev::Rtp(Err(e)) | Ev::Rtcp(Err(e)) => debug!(error = %e, "media socket error"),
-                Ev::Timer => self.on_timer(t),
+                Ev::Timer => {
+                    armed = None; // fired: re-arm on the next pass whatever the deadline
+                    self.on_timer(t);
+                }
             }
         }
         self.report_rtp(true);
