@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # caruso: THE test command (README): bash tests/run-all.sh
 #
-# 1. installs what the tests need when missing (SIPp from Debian's sip-tester, iproute2);
+# 1. installs what the tests need when missing (SIPp from Debian's sip-tester, iproute2,
+#    tcpdump to count the packets that reach SIPp's own media socket);
 # 2. builds the whole workspace (all targets);
 # 3. runs the unit and integration tests of every crate except the e2e crate;
 # 4. runs the e2e crate (the real binary against SIPp, sockets and caruso-agent) inside
@@ -40,6 +41,7 @@ apt_install() {
 }
 command -v sipp >/dev/null 2>&1 || apt_install sip-tester
 command -v ip >/dev/null 2>&1 || apt_install iproute2
+command -v tcpdump >/dev/null 2>&1 || apt_install tcpdump
 [ -f /usr/share/sip-tester/g711a.pcap ] || apt_install sip-tester
 say "sipp: $(sipp -v 2>/dev/null | grep -m1 -o 'SIPp v[^ ]*' || echo '?')"
 

@@ -632,26 +632,46 @@ pub fn split_stream(buf: &mut Vec<u8>) -> Vec<String> {
 /// Opens a TCP connection, writes `data`, and collects whole answers until `wait` has
 /// passed with no new data (or the peer closed).
 pub fn tcp_exchange(to: SocketAddr, data: &[u8], wait: Duration) -> std::io::Result<Vec<String>> {
+    tcp_exchange_until(to, data, wait, |_| false)
+}
+
+/// Like [`tcp_exchange`], but also stops 100 ms after `done` first holds for the
+/// answers collected so far.
+pub fn tcp_exchange_until(
+    to: SocketAddr,
+    data: &[u8],
+    wait: Duration,
+    done: impl Fn(&[String]) -> bool,
+) -> std::io::Result<Vec<String>> {
     let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(wait))?;
+    stream.set_read_timeout(Some(Duration::from_millis(20)))?;
     stream.write_all(data)?;
     let mut buf = Vec::new();
     let mut out = Vec::new();
     let mut chunk = [0u8; 16_384];
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last_data = Instant::now();
+    let mut done_at: Option<Instant> = None;
     while Instant::now() < deadline {
+        let now = Instant::now();
+        if now.duration_since(last_data) >= wait
+            || done_at.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(100))
+        {
+            break;
+        }
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
+                last_data = Instant::now();
                 buf.extend_from_slice(&chunk[..n]);
                 out.extend(split_stream(&mut buf));
+                if done_at.is_none() && done(&out) {
+                    done_at = Some(Instant::now());
+                }
             }
             Err(e)
                 if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut =>
-            {
-                break
-            }
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(_) => break,
         }
     }
@@ -782,6 +802,11 @@ impl Sipp {
         self
     }
 
+    /// SIPp's media port (`-mp`, the `[media_port]` of the scenarios).
+    pub fn media_port(&self) -> u16 {
+        self.local_port + 2
+    }
+
     /// A scenario keyword `[name]` set to `value` (`-key`).
     pub fn key(mut self, name: &str, value: impl ToString) -> Self {
         self.keys.push((name.to_owned(), value.to_string()));
@@ -822,7 +847,7 @@ impl Sipp {
             .args(["-i", LOOPBACK])
             .args(["-mi", LOOPBACK])
             .args(["-p", &self.local_port.to_string()])
-            .args(["-mp", &(self.local_port + 2).to_string()])
+            .args(["-mp", &self.media_port().to_string()])
             .args(["-m", &self.calls.to_string()])
             .args(["-r", &self.rate.to_string()])
             .args([
@@ -1166,6 +1191,113 @@ impl Drop for RtpSink {
     }
 }
 
+/// A `tcpdump` on `lo` recording the arrival times of UDP packets to one port, for
+/// counting what a peer that we do not control (SIPp's media socket) receives.
+#[derive(Debug)]
+pub struct Capture {
+    child: Child,
+    out: Option<JoinHandle<String>>,
+}
+
+impl Capture {
+    /// Starts capturing UDP packets sent to `127.0.0.1:port`; returns once tcpdump
+    /// listens (deadline 10 s).
+    pub fn udp_to(port: u16) -> Self {
+        let mut child = Command::new("tcpdump")
+            .args(["-i", "lo", "-n", "-tt", "-l", "-q", "-Q", "in"])
+            .arg(format!("udp and dst host 127.0.0.1 and dst port {port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump not found: install it (tests/run-all.sh does)");
+        let out = drain(child.stdout.take());
+        let mut err = child.stderr.take().expect("stderr");
+        // tcpdump prints "listening on lo ..." on stderr once the filter is in place.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while Instant::now() < deadline {
+            match err.read(&mut byte) {
+                Ok(1) => {
+                    seen.push(byte[0]);
+                    if byte[0] == b'\n' {
+                        if String::from_utf8_lossy(&seen).contains("listening on") {
+                            break;
+                        }
+                        seen.clear();
+                    }
+                }
+                _ => break,
+            }
+        }
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = err.read_to_end(&mut sink);
+        });
+        Capture {
+            child,
+            out: Some(out),
+        }
+    }
+
+    /// Stops tcpdump (SIGINT, so it flushes) and returns the arrival times in seconds.
+    pub fn finish(mut self) -> Vec<f64> {
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let text = self
+            .out
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        parse_tcpdump_times(&text)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Arrival times (seconds) from `tcpdump -tt` lines.
+pub fn parse_tcpdump_times(text: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|l| l.contains(" UDP"))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// [`Pacing`] of arrival times in seconds.
+pub fn pacing_of_times(times: &[f64]) -> Pacing {
+    let count = times.len();
+    if count < 2 {
+        return Pacing {
+            count,
+            mean_ms: 0.0,
+            max_gap_ms: 0.0,
+        };
+    }
+    let max_gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0f64, f64::max);
+    Pacing {
+        count,
+        mean_ms: (times[count - 1] - times[0]) * 1000.0 / (count - 1) as f64,
+        max_gap_ms: max_gap * 1000.0,
+    }
+}
+
 /// Pacing of a packet stream: count, mean and largest gap between arrivals.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Pacing {
@@ -1267,6 +1399,17 @@ mod tests {
         assert_eq!(pc.count, 3);
         assert!((pc.mean_ms - 25.0).abs() < 0.01);
         assert!((pc.max_gap_ms - 30.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn tcpdump_lines() {
+        let t = "1795364050.250000 IP 127.0.0.1.20022 > 127.0.0.1.20005: UDP, length 172\n\
+                 1795364050.270000 IP 127.0.0.1.20022 > 127.0.0.1.20005: UDP, length 172\n\
+                 junk\n";
+        let times = parse_tcpdump_times(t);
+        assert_eq!(times.len(), 2);
+        let p = pacing_of_times(&times);
+        assert!((p.mean_ms - 20.0).abs() < 0.01, "{p:?}");
     }
 
     #[test]

@@ -160,19 +160,30 @@ fn cancel_before_answer_gets_487_tcp() {
 fn call_with_sipp_pcap_audio() {
     let ports = Ports::block(60);
     let server = Server::start(ServerConfig::new(ports).number("100", 8.0, 0));
-    let res = Sipp::new(&server, "uac_pcap_audio.xml")
-        .timeout(Duration::from_secs(20))
-        .run();
+    let sipp = Sipp::new(&server, "uac_pcap_audio.xml").timeout(Duration::from_secs(20));
+    // Count what arrives at SIPp's own media socket while SIPp plays its pcap.
+    let capture = Capture::udp_to(sipp.media_port());
+    let res = sipp.run();
+    let times = capture.finish();
     assert!(res.all_succeeded(1), "{res}");
     let m = server.metrics();
     let received = metric_sum(&m, "caruso_rtp_packets_received_total", &[]).unwrap_or(0.0);
-    let sent = metric_sum(&m, "caruso_rtp_packets_sent_total", &[]).unwrap_or(0.0);
     assert!(
         received >= 50.0,
         "the server must count SIPp's pcap audio (got {received} packets)\n{m}"
     );
+    // The caller hangs up 3 s after the ACK: about 150 packets of prompt reach SIPp.
+    let p = pacing_of_times(&times);
+    eprintln!("pcap call, at SIPp's media port: {p:?}");
     assert!(
-        sent >= 50.0,
-        "the server must have played its prompt (sent {sent})\n{m}"
+        p.count >= 120,
+        "SIPp's media port got only {} packets",
+        p.count
     );
+    assert!(
+        (p.mean_ms - 20.0).abs() <= 1.0,
+        "mean spacing {:.2} ms",
+        p.mean_ms
+    );
+    assert!(p.max_gap_ms <= 60.0, "largest gap {:.1} ms", p.max_gap_ms);
 }

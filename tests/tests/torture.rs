@@ -589,9 +589,22 @@ fn torture_rfc4475_rfc5118_tcp() {
     let mut report = Vec::new();
     for r in &rows {
         let (bytes, text) = load(r.file);
-        let answers = tcp_exchange(server.sip_addr(), &bytes, Duration::from_millis(700))
-            .unwrap_or_else(|e| panic!("TCP to caruso for {}: {e}", r.file));
         let ident = Ident::of(&text);
+        let finals_needed = if r.file.ends_with("dblreq.dat") { 2 } else { 1 };
+        let answers = tcp_exchange_until(
+            server.sip_addr(),
+            &bytes,
+            Duration::from_millis(700),
+            |got| {
+                !matches!(r.tcp, Nothing | CodesOrNothing(_))
+                    && got
+                        .iter()
+                        .filter(|a| status_code(a).is_some_and(|c| c >= 200))
+                        .count()
+                        >= finals_needed
+            },
+        )
+        .unwrap_or_else(|e| panic!("TCP to caruso for {}: {e}", r.file));
         let finals: Vec<String> = answers
             .iter()
             .filter(|a| status_code(a).is_some_and(|c| c >= 200))
