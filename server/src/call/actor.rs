@@ -31,7 +31,6 @@ use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -42,13 +41,20 @@ pub const SUPPORTED: &str = "";
 /// Bodies we accept, for `Accept`.
 pub const ACCEPT: &str = "application/sdp";
 
-/// The RTP and RTCP sockets the endpoint bound for this call.
+/// How often a call reads its media sockets.
+const RX_POLL: Duration = Duration::from_millis(20);
+/// At most this many datagrams per socket and tick.
+const MAX_DATAGRAMS_PER_TICK: usize = 32;
+
+/// The RTP and RTCP sockets the endpoint bound for this call: non-blocking std sockets,
+/// read on the media tick and written with non-blocking sends, never registered with the
+/// runtime's I/O driver.
 #[derive(Debug)]
 pub struct MediaSockets {
     /// RTP (even port).
-    pub rtp: UdpSocket,
+    pub rtp: std::net::UdpSocket,
     /// RTCP (the next port).
-    pub rtcp: UdpSocket,
+    pub rtcp: std::net::UdpSocket,
     /// The RTP port.
     pub port: u16,
 }
@@ -160,6 +166,7 @@ struct Call {
     buf: Vec<u8>,
     counters: Arc<Counters>,
     done: mpsc::UnboundedSender<CallReport>,
+    rx_polled_at: Option<Instant>,
     started_ms: u64,
     answered_ms: Option<u64>,
     final_stats: RtpCounters,
@@ -228,6 +235,7 @@ impl Call {
             buf: vec![0u8; 2048],
             counters,
             done,
+            rx_polled_at: None,
             started_ms: super::unix_ms(),
             answered_ms: None,
             final_stats: RtpCounters::default(),
@@ -235,9 +243,7 @@ impl Call {
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<CallMsg>) {
-        let mut rtcp_buf = vec![0u8; 1500];
-        // One timer for the whole call, re-armed only when the earliest deadline moves
-        // (an RTP packet arriving usually leaves the next 20 ms tick where it was).
+        // One timer for the whole call, re-armed only when the earliest deadline moves.
         let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
         let sleep = tokio::time::sleep_until(far());
         tokio::pin!(sleep);
@@ -256,43 +262,20 @@ impl Call {
                 );
                 armed = deadline;
             }
-            enum Ev {
-                Msg(Option<CallMsg>),
-                Rtp(std::io::Result<(usize, SocketAddr)>),
-                Rtcp(std::io::Result<(usize, SocketAddr)>),
-                Timer,
-            }
-            let ev = {
-                let media = self.media.as_ref();
-                let buf = &mut self.buf;
-                tokio::select! {
-                    msg = rx.recv() => Ev::Msg(msg),
-                    r = async { match media { Some(ms) => ms.rtp.recv_from(buf).await, None => std::future::pending().await } } => Ev::Rtp(r),
-                    r = async { match media { Some(ms) => ms.rtcp.recv_from(&mut rtcp_buf).await, None => std::future::pending().await } } => Ev::Rtcp(r),
-                    _ = &mut sleep => Ev::Timer,
-                }
+            let ev = tokio::select! {
+                msg = rx.recv() => Some(msg),
+                _ = &mut sleep => None,
             };
             let t = now();
             match ev {
-                Ev::Msg(Some(CallMsg::Sip(inbound))) => self.on_inbound(t, *inbound),
-                Ev::Msg(Some(CallMsg::Shutdown)) | Ev::Msg(None) => {
+                Some(Some(CallMsg::Sip(inbound))) => self.on_inbound(t, *inbound),
+                Some(Some(CallMsg::Shutdown)) | Some(None) => {
                     if self.phase == Phase::Ended {
                         break; // only lingering for retransmissions: nothing to end
                     }
                     self.hang_up(t, EndReason::Shutdown);
                 }
-                Ev::Rtp(Ok((n, from))) => {
-                    if let Some(s) = self.session.as_mut() {
-                        s.handle_packet(t, from, &self.buf[..n]);
-                    }
-                }
-                Ev::Rtcp(Ok((n, from))) => {
-                    if let Some(s) = self.session.as_mut() {
-                        s.handle_rtcp(t, from, &rtcp_buf[..n]);
-                    }
-                }
-                Ev::Rtp(Err(e)) | Ev::Rtcp(Err(e)) => debug!(error = %e, "media socket error"),
-                Ev::Timer => {
+                None => {
                     armed = None; // fired: re-arm on the next pass whatever the deadline
                     self.on_timer(t);
                 }
@@ -347,6 +330,10 @@ impl Call {
             }
         };
         consider(self.session.as_ref().and_then(|s| s.poll_timeout()));
+        if self.session.is_some() {
+            // Read the media sockets at least once per tick, even while we send nothing.
+            consider(self.rx_polled_at.map(|t| t + RX_POLL));
+        }
         if self.phase == Phase::Ringing {
             consider(self.answer_at);
         }
@@ -408,7 +395,7 @@ impl Call {
             } else {
                 &ms.rtp
             };
-            if let Err(e) = sock.try_send_to(tx.data(), tx.to) {
+            if let Err(e) = sock.send_to(tx.data(), tx.to) {
                 debug!(error = %e, dest = %tx.to, "RTP send failed");
             }
         }
@@ -989,7 +976,38 @@ impl Call {
         }
     }
 
+    /// Reads every datagram waiting on the RTP and RTCP sockets (non-blocking) into the
+    /// session. Called on the media tick: the sockets are not registered with the
+    /// runtime's I/O driver, so thousands of calls cost it no readiness events; a packet
+    /// waits at most one tick (20 ms) in the kernel.
+    fn poll_media_sockets(&mut self, now: Instant) {
+        let Some(ms) = self.media.as_ref() else {
+            return;
+        };
+        self.rx_polled_at = Some(now);
+        for (sock, rtcp) in [(&ms.rtp, false), (&ms.rtcp, true)] {
+            // Bounded: a flood cannot keep the call from its own sending.
+            for _ in 0..MAX_DATAGRAMS_PER_TICK {
+                match sock.recv_from(&mut self.buf) {
+                    Ok((n, from)) => match self.session.as_mut() {
+                        Some(s) if rtcp => s.handle_rtcp(now, from, &self.buf[..n]),
+                        Some(s) => s.handle_packet(now, from, &self.buf[..n]),
+                        None => {} // before the answer or after the end: dropped
+                    },
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        debug!(error = %e, "media socket error");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
     fn on_timer(&mut self, now: Instant) {
+        if self.rx_polled_at.is_none_or(|t| now >= t + RX_POLL) {
+            self.poll_media_sockets(now);
+        }
         // Most wake-ups are the 20 ms media tick: touch the SIP timers only when one is due.
         if self.layer.poll_timeout().is_some_and(|t| t <= now) {
             self.layer.handle_timeout(now);

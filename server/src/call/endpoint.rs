@@ -316,7 +316,7 @@ impl Endpoint {
                 let rtcp = std::net::UdpSocket::bind((ip, port + 1))?;
                 rtp.set_nonblocking(true)?;
                 rtcp.set_nonblocking(true)?;
-                Ok((UdpSocket::from_std(rtp)?, UdpSocket::from_std(rtcp)?))
+                Ok((rtp, rtcp))
             });
             match pair {
                 Ok((rtp, rtcp)) => return Some(MediaSockets { rtp, rtcp, port }),
