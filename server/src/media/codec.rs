@@ -175,21 +175,34 @@ pub fn alaw_decode(c: u8) -> i16 {
     ALAW_TABLE[c as usize]
 }
 
+/// Every 16-bit sample's code, one table per law (64 KiB each, built once from
+/// [`ulaw_encode`] / [`alaw_encode`], so identical to them by construction): the media
+/// tick encodes a 160-sample frame with 160 lookups.
+type EncodeTable = Box<[u8; 65536]>;
+
+fn build_encode_table(encode: fn(i16) -> u8) -> EncodeTable {
+    let mut t = Box::new([0u8; 65536]);
+    for (i, code) in t.iter_mut().enumerate() {
+        *code = encode(i as u16 as i16);
+    }
+    t
+}
+
+static ULAW_ENCODE: std::sync::LazyLock<EncodeTable> =
+    std::sync::LazyLock::new(|| build_encode_table(ulaw_encode));
+static ALAW_ENCODE: std::sync::LazyLock<EncodeTable> =
+    std::sync::LazyLock::new(|| build_encode_table(alaw_encode));
+
 /// Encodes `pcm` into `out` with `codec`; returns the number of codes written
 /// (`min(pcm.len(), out.len())`).
 pub fn encode_into(codec: Codec, pcm: &[i16], out: &mut [u8]) -> usize {
     let n = pcm.len().min(out.len());
-    match codec {
-        Codec::Pcmu => {
-            for (o, s) in out[..n].iter_mut().zip(&pcm[..n]) {
-                *o = ulaw_encode(*s);
-            }
-        }
-        Codec::Pcma => {
-            for (o, s) in out[..n].iter_mut().zip(&pcm[..n]) {
-                *o = alaw_encode(*s);
-            }
-        }
+    let table: &[u8; 65536] = match codec {
+        Codec::Pcmu => &ULAW_ENCODE,
+        Codec::Pcma => &ALAW_ENCODE,
+    };
+    for (o, s) in out[..n].iter_mut().zip(&pcm[..n]) {
+        *o = table[usize::from(*s as u16)];
     }
     n
 }
@@ -218,6 +231,18 @@ pub const fn silence_code(codec: Codec) -> u8 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn table_encoder_matches_the_formula_for_every_sample() {
+        let all: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+        for codec in [Codec::Pcmu, Codec::Pcma] {
+            let mut out = vec![0u8; all.len()];
+            assert_eq!(encode_into(codec, &all, &mut out), all.len());
+            for (s, c) in all.iter().zip(&out) {
+                assert_eq!(*c, codec.encode(*s), "{codec:?} sample {s}");
+            }
+        }
+    }
     use super::*;
 
     /// G.711 Table 2a (µ-law), written from the standard: segment `s` (0..7) and
