@@ -1113,6 +1113,11 @@ impl Call {
         self.session_stop(now);
         self.release_media();
         self.release_active();
+        // Lingering only absorbs SIP retransmissions: drop what media needed.
+        self.buf = Vec::new();
+        self.local_media = None;
+        self.negotiated = None;
+        self.pending_offer = None;
         self.phase = Phase::Ended;
         self.ended_at = Some(now);
     }
