@@ -835,7 +835,18 @@ impl Response {
             Vec::with_capacity(wire_size_hint(&self.headers, &self.body) + 16 + self.reason.len());
         // Writing into a Vec cannot fail.
         let _ = write!(out, "SIP/2.0 {:03} ", self.status);
-        out.extend_from_slice(self.reason.as_bytes());
+        // A reason phrase is one line of text (RFC 3261 §25.1): a control character from
+        // error text must never split the response.
+        if self.reason.bytes().any(|b| b.is_ascii_control()) {
+            let clean: String = self
+                .reason
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            out.extend_from_slice(clean.as_bytes());
+        } else {
+            out.extend_from_slice(self.reason.as_bytes());
+        }
         out.extend_from_slice(b"\r\n");
         write_headers_and_body(&mut out, &self.headers, &self.body);
         out

@@ -748,3 +748,22 @@ fn every_known_header_spelling_maps_back_to_its_variant() {
         assert_eq!(&HeaderName::from_wire(&spelled.to_ascii_lowercase()), name);
     }
 }
+
+#[test]
+fn reason_phrase_with_line_breaks_cannot_split_the_response() {
+    let mut r = Response {
+        status: 400,
+        reason: "bad\r\nInjected: yes".into(),
+        headers: Headers::default(),
+        body: Bytes::new(),
+    };
+    r.headers.push(HeaderName::CallId, "x");
+    let wire = String::from_utf8(r.to_bytes()).unwrap();
+    assert!(
+        wire.starts_with("SIP/2.0 400 bad  Injected: yes\r\n"),
+        "{wire}"
+    );
+    assert!(!wire.contains("\r\nInjected"), "{wire}");
+    let second_line = wire.split("\r\n").nth(1);
+    assert_eq!(second_line, Some("Call-ID: x"), "{wire}");
+}
