@@ -45,6 +45,8 @@ pub const ACCEPT: &str = "application/sdp";
 const RX_POLL: Duration = Duration::from_millis(20);
 /// At most this many datagrams per socket and tick.
 const MAX_DATAGRAMS_PER_TICK: usize = 32;
+/// How often a call reads its RTCP socket.
+const RTCP_POLL: Duration = Duration::from_millis(200);
 
 /// The RTP and RTCP sockets the endpoint bound for this call: non-blocking std sockets,
 /// read on the media tick and written with non-blocking sends, never registered with the
@@ -167,6 +169,7 @@ struct Call {
     counters: Arc<Counters>,
     done: mpsc::UnboundedSender<CallReport>,
     rx_polled_at: Option<Instant>,
+    rtcp_polled_at: Option<Instant>,
     started_ms: u64,
     answered_ms: Option<u64>,
     final_stats: RtpCounters,
@@ -236,6 +239,7 @@ impl Call {
             counters,
             done,
             rx_polled_at: None,
+            rtcp_polled_at: None,
             started_ms: super::unix_ms(),
             answered_ms: None,
             final_stats: RtpCounters::default(),
@@ -978,14 +982,22 @@ impl Call {
 
     /// Reads every datagram waiting on the RTP and RTCP sockets (non-blocking) into the
     /// session. Called on the media tick: the sockets are not registered with the
-    /// runtime's I/O driver, so thousands of calls cost it no readiness events; a packet
-    /// waits at most one tick (20 ms) in the kernel.
+    /// runtime's I/O driver, so thousands of calls cost it no readiness events; an RTP
+    /// packet waits at most one tick (20 ms) in the kernel, an RTCP packet at most 200 ms.
     fn poll_media_sockets(&mut self, now: Instant) {
         let Some(ms) = self.media.as_ref() else {
             return;
         };
         self.rx_polled_at = Some(now);
+        // RTCP comes every few seconds: its socket is read less often.
+        let rtcp_due = self.rtcp_polled_at.is_none_or(|t| now >= t + RTCP_POLL);
+        if rtcp_due {
+            self.rtcp_polled_at = Some(now);
+        }
         for (sock, rtcp) in [(&ms.rtp, false), (&ms.rtcp, true)] {
+            if rtcp && !rtcp_due {
+                continue;
+            }
             // Bounded: a flood cannot keep the call from its own sending.
             for _ in 0..MAX_DATAGRAMS_PER_TICK {
                 match sock.recv_from(&mut self.buf) {
@@ -1005,7 +1017,10 @@ impl Call {
     }
 
     fn on_timer(&mut self, now: Instant) {
-        if self.rx_polled_at.is_none_or(|t| now >= t + RX_POLL) {
+        // Every wake-up reads the media sockets: while we send, that is the 20 ms tick
+        // itself, so reading costs no extra wake-up (the RX_POLL deadline only matters
+        // while we send nothing).
+        if self.session.is_some() {
             self.poll_media_sockets(now);
         }
         // Most wake-ups are the 20 ms media tick: touch the SIP timers only when one is due.
