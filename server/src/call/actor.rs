@@ -169,6 +169,8 @@ struct Call {
     counters: Arc<Counters>,
     done: mpsc::UnboundedSender<CallReport>,
     rx_polled_at: Option<Instant>,
+    rtp_sent_ok: u64,
+    warned_denied: bool,
     rtcp_polled_at: Option<Instant>,
     started_ms: u64,
     answered_ms: Option<u64>,
@@ -239,6 +241,8 @@ impl Call {
             counters,
             done,
             rx_polled_at: None,
+            rtp_sent_ok: 0,
+            warned_denied: false,
             rtcp_polled_at: None,
             started_ms: super::unix_ms(),
             answered_ms: None,
@@ -389,18 +393,33 @@ impl Call {
         let (Some(s), Some(ms)) = (self.session.as_mut(), self.media.as_ref()) else {
             return;
         };
+        let (mut sent, mut denied) = (0u64, 0u64);
+        let mut denied_dest = None;
         while let Some(tx) = s.poll_transmit() {
             if !self.ctx.allow.permits(tx.to.ip()) {
-                metrics::counter!(m::DESTINATION_DENIED, "kind" => "rtp").increment(1);
+                denied += 1;
+                denied_dest = Some(tx.to);
                 continue;
             }
-            let sock = if tx.kind == MediaKind::Rtcp {
-                &ms.rtcp
+            let (sock, rtp) = if tx.kind == MediaKind::Rtcp {
+                (&ms.rtcp, false)
             } else {
-                &ms.rtp
+                (&ms.rtp, true)
             };
-            if let Err(e) = sock.send_to(tx.data(), tx.to) {
-                debug!(error = %e, dest = %tx.to, "RTP send failed");
+            match sock.send_to(tx.data(), tx.to) {
+                Ok(_) => sent += u64::from(rtp),
+                Err(e) => debug!(error = %e, dest = %tx.to, "RTP send failed"),
+            }
+        }
+        // Only packets handed to the kernel count as sent.
+        self.rtp_sent_ok += sent;
+        if denied > 0 {
+            metrics::counter!(m::DESTINATION_DENIED, "kind" => "rtp").increment(denied);
+            if !self.warned_denied {
+                self.warned_denied = true;
+                if let Some(dest) = denied_dest {
+                    warn!(%dest, "not sending RTP: destination outside network.allow");
+                }
             }
         }
     }
@@ -423,7 +442,7 @@ impl Call {
         };
         let st = s.stats();
         let cur = RtpCounters {
-            sent: st.packets_sent,
+            sent: self.rtp_sent_ok,
             received: st.packets_received,
             lost: st.packets_lost,
             late: st.send_late,
