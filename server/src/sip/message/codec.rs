@@ -122,6 +122,10 @@ pub(super) fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> 
         if !(100..=699).contains(&status) {
             return Err(bad());
         }
+        // Reason-Phrase allows SP and HTAB but no other control character (§25.1).
+        if reason.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            return Err(bad());
+        }
         return Ok(StartLine::Response { status, reason });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version, single spaces, nothing after.

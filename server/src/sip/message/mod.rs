@@ -837,11 +837,15 @@ impl Response {
         let _ = write!(out, "SIP/2.0 {:03} ", self.status);
         // A reason phrase is one line of text (RFC 3261 §25.1): a control character from
         // error text must never split the response.
-        if self.reason.bytes().any(|b| b.is_ascii_control()) {
+        if self
+            .reason
+            .bytes()
+            .any(|b| b.is_ascii_control() && b != b'\t')
+        {
             let clean: String = self
                 .reason
                 .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
+                .map(|c| if c.is_control() && c != '\t' { ' ' } else { c })
                 .collect();
             out.extend_from_slice(clean.as_bytes());
         } else {

@@ -767,3 +767,14 @@ fn reason_phrase_with_line_breaks_cannot_split_the_response() {
     let second_line = wire.split("\r\n").nth(1);
     assert_eq!(second_line, Some("Call-ID: x"), "{wire}");
 }
+
+#[test]
+fn control_characters_in_a_reason_phrase_are_a_parse_error() {
+    let msg = b"SIP/2.0 200 OK\r:\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    assert!(matches!(parse_datagram(msg), Err(ParseError::StartLine(_))));
+    let tab = b"SIP/2.0 200 O\tK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    assert!(
+        parse_datagram(tab).is_ok(),
+        "HTAB is allowed in a reason phrase"
+    );
+}
