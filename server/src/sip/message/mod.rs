@@ -509,6 +509,17 @@ impl Uri {
     }
 }
 
+/// Writes `;name=value` / `;name` parameters in order (URI, name-addr and Via alike).
+fn write_params(f: &mut fmt::Formatter<'_>, params: &[(String, Option<String>)]) -> fmt::Result {
+    for (n, v) in params {
+        match v {
+            Some(v) => write!(f, ";{n}={v}")?,
+            None => write!(f, ";{n}")?,
+        }
+    }
+    Ok(())
+}
+
 impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:", self.scheme)?;
@@ -519,12 +530,7 @@ impl fmt::Display for Uri {
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
-        for (n, v) in &self.params {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
+        write_params(f, &self.params)?;
         if let Some(h) = &self.headers {
             write!(f, "?{h}")?;
         }
@@ -586,12 +592,7 @@ impl fmt::Display for NameAddr {
             f.write_str("\" ")?;
         }
         write!(f, "<{}>", self.uri)?;
-        for (n, v) in &self.params {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
+        write_params(f, &self.params)?;
         Ok(())
     }
 }
@@ -652,12 +653,7 @@ impl fmt::Display for Via {
             Some(None) => f.write_str(";rport")?,
             None => {}
         }
-        for (n, v) in &self.params {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
+        write_params(f, &self.params)?;
         Ok(())
     }
 }
