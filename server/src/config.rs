@@ -10,6 +10,7 @@
 //! config file, so `caruso --config /etc/caruso/caruso.toml` finds `prompts/welcome.wav`
 //! beside it.
 
+use crate::media::codec::Codec;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -196,15 +197,6 @@ pub struct SipConfig {
     pub unknown_number: UnknownNumber,
 }
 
-/// Audio codecs offered and accepted, in preference order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CodecName {
-    /// G.711 µ-law.
-    Pcmu,
-    /// G.711 A-law.
-    Pcma,
-}
-
 /// RTP settings.
 #[derive(Debug, Clone)]
 pub struct RtpConfig {
@@ -217,7 +209,7 @@ pub struct RtpConfig {
     /// A call with no RTP from the peer for this long is ended.
     pub inactivity_timeout: Duration,
     /// Codecs in preference order.
-    pub codecs: Vec<CodecName>,
+    pub codecs: Vec<Codec>,
 }
 
 /// A dialable number and what it does (until the IVR lands: play a prompt, hang up).
@@ -392,13 +384,13 @@ impl Config {
             ));
         }
         let codecs = match raw.rtp.codecs {
-            None => vec![CodecName::Pcmu, CodecName::Pcma],
+            None => vec![Codec::Pcmu, Codec::Pcma],
             Some(list) => {
                 let mut out = Vec::new();
                 for (i, c) in list.iter().enumerate() {
                     let codec = match c.to_ascii_uppercase().as_str() {
-                        "PCMU" => CodecName::Pcmu,
-                        "PCMA" => CodecName::Pcma,
+                        "PCMU" => Codec::Pcmu,
+                        "PCMA" => Codec::Pcma,
                         _ => {
                             return Err(cx.err(
                                 format!("rtp.codecs[{i}]"),
@@ -589,7 +581,7 @@ mod tests {
         assert_eq!(c.sip.t1, Duration::from_millis(500));
         assert_eq!(c.sip.t2, Duration::from_secs(4));
         assert_eq!(c.rtp.port_min, 20_000);
-        assert_eq!(c.rtp.codecs, vec![CodecName::Pcmu, CodecName::Pcma]);
+        assert_eq!(c.rtp.codecs, vec![Codec::Pcmu, Codec::Pcma]);
         assert!(c.allow.0.is_empty());
         assert!(c.number("100").is_none());
     }

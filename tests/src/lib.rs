@@ -277,6 +277,8 @@ pub struct ServerConfig {
     pub numbers: Vec<NumberConfig>,
     /// `rtp.inactivity_timeout_s`, when set.
     pub rtp_inactivity_s: Option<u64>,
+    /// Limit the RTP range to this many port pairs, when set.
+    pub rtp_pairs: Option<u16>,
     /// Extra TOML appended verbatim.
     pub extra: String,
 }
@@ -288,6 +290,7 @@ impl ServerConfig {
             ports,
             numbers: Vec::new(),
             rtp_inactivity_s: None,
+            rtp_pairs: None,
             extra: String::new(),
         }
     }
@@ -295,6 +298,12 @@ impl ServerConfig {
     /// Sets the RTP inactivity timeout (seconds).
     pub fn rtp_inactivity(mut self, secs: u64) -> Self {
         self.rtp_inactivity_s = Some(secs);
+        self
+    }
+
+    /// Limits the RTP port range to `n` pairs (RTP + RTCP).
+    pub fn rtp_port_pairs(mut self, n: u16) -> Self {
+        self.rtp_pairs = Some(n);
         self
     }
 
@@ -312,6 +321,7 @@ impl ServerConfig {
     pub fn to_toml(&self, dir: &Path) -> String {
         let p = &self.ports;
         let (lo, hi) = p.rtp_range();
+        let hi = self.rtp_pairs.map_or(hi, |n| (lo + 2 * n - 1).min(hi));
         let data = dir.join("data");
         let mut s = format!(
             "[server]\ndata_dir = \"{data}\"\nshutdown_grace_ms = 2000\n\n\

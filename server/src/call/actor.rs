@@ -14,8 +14,6 @@
 
 use super::endpoint::{Answer, Counters};
 use super::{CallContext, CallEnded, CallMsg, CallReport, EndReason};
-use crate::config::{host_string, CodecName};
-use crate::media::codec::Codec;
 use crate::media::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
 use crate::media::session::{MediaEvent, MediaKind, RtpSession, SessionConfig};
 use crate::metrics as m;
@@ -24,11 +22,11 @@ use crate::sip::message::{
     HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind, Uri, Via,
 };
 use crate::sip::transaction::{
-    new_branch, ClientTxId, Incoming, Peer, ServerTxId, TransactionEvent, TransactionLayer,
+    new_branch, peer_for_uri, ClientTxId, Incoming, Peer, ServerTxId, TransactionEvent,
+    TransactionLayer,
 };
 use crate::sip::transport::{Inbound, Link};
 use bytes::Bytes;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -658,17 +656,7 @@ impl Call {
             return;
         };
         let mut local = LocalMedia::new(self.ctx.config.rtp.ip, port);
-        local.codecs = self
-            .ctx
-            .config
-            .rtp
-            .codecs
-            .iter()
-            .map(|c| match c {
-                CodecName::Pcmu => Codec::Pcmu,
-                CodecName::Pcma => Codec::Pcma,
-            })
-            .collect();
+        local.codecs = self.ctx.config.rtp.codecs.clone();
         local.session_id = rand::random::<u32>() as u64;
         local.session_version = local.session_id;
 
@@ -1077,18 +1065,24 @@ impl Call {
     fn send_bye(&mut self, now: Instant, reason: EndReason) {
         self.end_reason = Some(reason);
         self.session_stop(now);
+        let port = self.local_port();
         let Some(dialog) = self.dialog.as_mut() else {
             self.finish(now, reason);
             return;
+        };
+        // Over TCP the caller's connection; over UDP the next hop (first route, else the
+        // remote target) when it is a literal UDP address, else the caller's source.
+        let to = match self.peer.transport {
+            TransportKind::Udp => peer_for_uri(dialog.next_hop())
+                .filter(|p| p.transport == TransportKind::Udp)
+                .unwrap_or(self.peer),
+            _ => self.peer,
         };
         self.branch_counter = self.branch_counter.wrapping_add(1);
         let via = Via {
             transport: self.link.kind(),
             host: self.ctx.config.sip.public_host.clone(),
-            port: Some(match self.link.kind() {
-                TransportKind::Udp => self.ctx.config.sip.udp.map_or(5060, |a| a.port()),
-                _ => self.ctx.config.sip.tcp.map_or(5060, |a| a.port()),
-            }),
+            port: Some(port),
             branch: Some(new_branch(self.branch_counter)),
             received: None,
             rport: Some(None),
@@ -1097,7 +1091,6 @@ impl Call {
         let mut bye = dialog.create_request(Method::Bye, via, &self.local_contact);
         bye.headers
             .push(HeaderName::UserAgent, self.ctx.config.user_agent.clone());
-        let to = self.bye_destination(&bye);
         match self.layer.send_request(now, bye, to) {
             Ok(id) => {
                 info!(reason = reason.as_str(), "sending BYE");
@@ -1108,23 +1101,6 @@ impl Call {
                 warn!(error = %e, "cannot send BYE");
                 self.finish(now, reason);
             }
-        }
-    }
-
-    /// Where our in-dialog request goes: over TCP the caller's connection; over UDP the
-    /// host:port of the remote target when it is an IP literal, else the caller's source.
-    fn bye_destination(&self, req: &Request) -> Peer {
-        if self.peer.transport != TransportKind::Udp {
-            return self.peer;
-        }
-        let target = &req.uri;
-        let host = target.host.trim_start_matches('[').trim_end_matches(']');
-        match host.parse::<IpAddr>() {
-            Ok(ip) => Peer {
-                addr: SocketAddr::new(ip, target.port.unwrap_or(5060)),
-                transport: TransportKind::Udp,
-            },
-            Err(_) => self.peer,
         }
     }
 
@@ -1236,11 +1212,6 @@ pub fn dtmf_from_info(req: &Request) -> Option<char> {
         _ => return None,
     };
     matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(c)
-}
-
-/// Formats the SIP host for `ip`.
-pub fn host_for(ip: IpAddr) -> String {
-    host_string(ip)
 }
 
 #[cfg(test)]
