@@ -7,8 +7,11 @@
 pub mod api;
 pub mod call;
 pub mod config;
+pub mod events;
+pub mod ivr;
 pub mod media;
 pub mod metrics;
 pub mod server;
 pub mod sip;
 pub mod store;
+pub mod voicemail;

@@ -1,0 +1,165 @@
+//! The server's internal event bus: every state change that the monitor, reports and
+//! registered services may want (mailboxes today; agents, queues and campaigns later).
+//!
+//! One `tokio::sync::broadcast` channel of [`BusEvent`]s numbered by a gap-free sequence.
+//! Publishing never waits: a subscriber that falls more than the channel's capacity
+//! behind gets `RecvError::Lagged` (and must re-sync), it never slows a call.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Events kept for slow subscribers before they lag.
+pub const BUS_CAPACITY: usize = 4096;
+
+/// A mailbox change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxChange {
+    /// A new message was stored.
+    New,
+    /// A message was listened to or moved to the saved folder.
+    Read,
+    /// A message was deleted.
+    Deleted,
+    /// The greeting or PIN changed (no message id).
+    Settings,
+}
+
+/// A mailbox event with the counts after it (for message-waiting indication).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxEvent {
+    /// Mailbox number.
+    pub mailbox: String,
+    /// What happened.
+    pub change: MailboxChange,
+    /// The message concerned, if any.
+    pub message_id: Option<String>,
+    /// Messages in the `new` folder afterwards.
+    pub new_count: u32,
+    /// Messages in the `saved` folder afterwards.
+    pub saved_count: u32,
+}
+
+/// Everything published on the bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A mailbox changed.
+    Mailbox(MailboxEvent),
+}
+
+/// An event with its place in the bus order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusEvent {
+    /// 1, 2, 3 ... without gaps, in publication order.
+    pub seq: u64,
+    /// Wall-clock time of publication, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// The bus: cheap to clone, shared by every publisher and subscriber.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    tx: broadcast::Sender<Arc<BusEvent>>,
+    /// Held while numbering and sending, so sequence order is send order.
+    seq: Mutex<u64>,
+    published: AtomicU64,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new(BUS_CAPACITY)
+    }
+}
+
+impl EventBus {
+    /// A bus keeping `capacity` events for slow subscribers.
+    pub fn new(capacity: usize) -> EventBus {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        EventBus {
+            inner: Arc::new(Inner {
+                tx,
+                seq: Mutex::new(0),
+                published: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Publishes an event; returns its sequence number. Never waits.
+    pub fn publish(&self, event: Event) -> u64 {
+        let mut seq = self.inner.seq.lock().unwrap_or_else(|p| p.into_inner());
+        *seq += 1;
+        let ev = Arc::new(BusEvent {
+            seq: *seq,
+            at_ms: crate::call::unix_ms(),
+            event,
+        });
+        // No subscriber is not an error.
+        let _ = self.inner.tx.send(ev);
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        *seq
+    }
+
+    /// A new subscriber, seeing events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
+        self.inner.tx.subscribe()
+    }
+
+    /// Events published so far.
+    pub fn published(&self) -> u64 {
+        self.inner.published.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(n: u32) -> Event {
+        Event::Mailbox(MailboxEvent {
+            mailbox: "200".into(),
+            change: MailboxChange::New,
+            message_id: Some(format!("m{n}")),
+            new_count: n,
+            saved_count: 0,
+        })
+    }
+
+    #[test]
+    fn subscribers_see_events_in_order_without_gaps() {
+        let bus = EventBus::new(16);
+        let mut a = bus.subscribe();
+        let mut b = bus.subscribe();
+        for n in 1..=5 {
+            assert_eq!(bus.publish(ev(n)), u64::from(n));
+        }
+        for rx in [&mut a, &mut b] {
+            for n in 1..=5u64 {
+                let got = rx.try_recv().expect("event");
+                assert_eq!(got.seq, n);
+            }
+            assert!(rx.try_recv().is_err());
+        }
+        assert_eq!(bus.published(), 5);
+    }
+
+    #[test]
+    fn a_slow_subscriber_lags_and_never_blocks_the_publisher() {
+        let bus = EventBus::new(4);
+        let mut slow = bus.subscribe();
+        for n in 1..=10 {
+            bus.publish(ev(n));
+        }
+        match slow.try_recv() {
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => assert_eq!(missed, 6),
+            other => panic!("expected a lag, got {other:?}"),
+        }
+        assert_eq!(slow.try_recv().expect("oldest kept").seq, 7);
+    }
+}
