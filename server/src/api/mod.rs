@@ -203,7 +203,7 @@ mod tests {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
-        let err = serve(addr, rx, std::future::pending())
+        let err = serve(addr, rx, None, std::future::pending())
             .await
             .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));
