@@ -241,6 +241,15 @@ impl Kind {
         }
     }
 
+    /// The input settings of a `menu` or `collect` node.
+    pub(crate) fn input(&self) -> Option<&Input> {
+        match self {
+            Kind::Menu(m) => Some(&m.input),
+            Kind::Collect(c) => Some(&c.input),
+            _ => None,
+        }
+    }
+
     /// Whether the node waits for the caller's digits.
     pub(crate) fn waits_for_input(&self) -> bool {
         matches!(self, Kind::Menu(_) | Kind::Collect(_))
