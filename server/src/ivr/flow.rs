@@ -198,6 +198,12 @@ pub(crate) struct Collect {
 pub(crate) struct Template(String);
 
 impl Template {
+    /// A template of plain text (tests build flows by hand).
+    #[cfg(test)]
+    pub(crate) fn literal(s: &str) -> Template {
+        Template(s.to_string())
+    }
+
     /// The text with every `${var}` replaced (unset variables are empty).
     pub(crate) fn render(&self, vars: &Variables) -> String {
         let mut out = String::new();
