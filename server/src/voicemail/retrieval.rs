@@ -1,0 +1,1 @@
+//! Voicemail retrieval by phone.
