@@ -164,7 +164,7 @@ impl Recorder {
 /// What `Start` does, decided in `new`.
 #[derive(Debug)]
 enum Plan {
-    Greet(MailboxConfig),
+    Greet,
     Full,
     Unknown,
 }
@@ -174,14 +174,13 @@ enum State {
     /// Before `Start`.
     Idle(Plan),
     /// The greeting plays (interruptible).
-    Greeting(MailboxConfig),
+    Greeting,
     /// The beep plays; recording starts when it is done.
-    Beep(MailboxConfig),
+    Beep,
     /// Recording.
-    Recording(MailboxConfig, Recorder),
+    Recording(Recorder),
     /// The review menu.
     Review {
-        cfg: MailboxConfig,
         audio: Prompt,
         deadline: Option<Instant>,
     },
@@ -201,6 +200,8 @@ pub struct Deposit {
     greeting: GreetingKind,
     caller_number: String,
     caller_name: String,
+    /// The mailbox's config (`None`: unknown mailbox).
+    cfg: Option<MailboxConfig>,
     state: State,
     actions: VecDeque<Action>,
 }
@@ -215,7 +216,8 @@ impl Deposit {
         caller_name: &str,
         _now: Instant,
     ) -> Deposit {
-        let plan = match access.mailbox(mailbox) {
+        let cfg = access.mailbox(mailbox);
+        let plan = match &cfg {
             None => Plan::Unknown,
             Some(cfg) => {
                 let count = |folder| match access.messages(mailbox, folder) {
@@ -228,7 +230,7 @@ impl Deposit {
                 if count(Folder::New) + count(Folder::Saved) >= cfg.max_messages {
                     Plan::Full
                 } else {
-                    Plan::Greet(cfg)
+                    Plan::Greet
                 }
             }
         };
@@ -238,6 +240,7 @@ impl Deposit {
             greeting,
             caller_number: caller_number.to_string(),
             caller_name: caller_name.to_string(),
+            cfg,
             state: State::Idle(plan),
             actions: VecDeque::new(),
         }
@@ -250,7 +253,7 @@ impl Deposit {
     /// The application is finished afterwards and emits nothing more.
     pub fn on_caller_hangup(&mut self) -> bool {
         let save = match &self.state {
-            State::Recording(cfg, rec) => rec.spoken() >= cfg.min_message,
+            State::Recording(rec) => rec.spoken() >= self.min_message(),
             State::Review { .. } => true,
             _ => false,
         };
@@ -289,7 +292,7 @@ impl Deposit {
                 info!(mailbox = %redact(&self.mailbox), "voicemail deposit: mailbox full");
                 self.close(now, &["vm-mailbox-full", "goodbye"]);
             }
-            Plan::Greet(cfg) => {
+            Plan::Greet => {
                 let recorded = self
                     .access
                     .greeting(&self.mailbox, self.greeting)
@@ -314,17 +317,24 @@ impl Deposit {
                     }
                 };
                 self.play(items, true);
-                self.state = State::Greeting(cfg);
+                self.state = State::Greeting;
             }
         }
     }
 
-    fn beep(&mut self, cfg: MailboxConfig) {
-        self.play(vec![Playable::named("beep")], false);
-        self.state = State::Beep(cfg);
+    fn min_message(&self) -> Duration {
+        self.cfg.as_ref().map(|c| c.min_message).unwrap_or_default()
     }
 
-    fn start_recording(&mut self, now: Instant, cfg: MailboxConfig) {
+    fn beep(&mut self) {
+        self.play(vec![Playable::named("beep")], false);
+        self.state = State::Beep;
+    }
+
+    fn start_recording(&mut self, now: Instant) {
+        let Some(cfg) = &self.cfg else {
+            return self.hangup();
+        };
         self.actions
             .push_back(Action::StartRecording(RecordingSpec {
                 kind: RecordingKind::Message {
@@ -334,18 +344,18 @@ impl Deposit {
                 },
                 max_len: cfg.max_message,
             }));
-        let rec = Recorder::new(&cfg, cfg.max_message, now);
-        self.state = State::Recording(cfg, rec);
+        let rec = Recorder::new(cfg, cfg.max_message, now);
+        self.state = State::Recording(rec);
     }
 
     fn stop_recording(&mut self, now: Instant, why: &str) {
-        let State::Recording(cfg, rec) = std::mem::replace(&mut self.state, State::Done) else {
+        let State::Recording(rec) = std::mem::replace(&mut self.state, State::Done) else {
             return;
         };
         self.actions.push_back(Action::StopRecording);
         let spoken = rec.spoken();
         debug!(mailbox = %redact(&self.mailbox), why, spoken_ms = spoken.as_millis() as u64, "voicemail deposit: recording stopped");
-        if spoken < cfg.min_message {
+        if spoken < self.min_message() {
             info!(mailbox = %redact(&self.mailbox), spoken_ms = spoken.as_millis() as u64, "voicemail deposit: message too short, discarded");
             self.actions.push_back(Action::DiscardRecording);
             self.close(now, &["vm-too-short", "goodbye"]);
@@ -354,7 +364,6 @@ impl Deposit {
         let audio = Prompt::from_samples(rec.into_samples());
         self.play(vec![Playable::named("vm-review")], true);
         self.state = State::Review {
-            cfg,
             audio,
             deadline: None,
         };
@@ -366,12 +375,7 @@ impl Deposit {
     }
 
     fn review_digit(&mut self, digit: char) {
-        let State::Review {
-            cfg,
-            audio,
-            deadline,
-        } = &mut self.state
-        else {
+        let State::Review { audio, deadline } = &mut self.state else {
             return;
         };
         *deadline = None;
@@ -382,9 +386,8 @@ impl Deposit {
                 self.play(items, true);
             }
             '3' => {
-                let cfg = cfg.clone();
                 self.actions.push_back(Action::DiscardRecording);
-                self.beep(cfg);
+                self.beep();
             }
             _ => self.play(
                 vec![Playable::named("invalid"), Playable::named("vm-review")],
@@ -402,11 +405,10 @@ impl CallApp for Deposit {
                 other => self.state = other,
             },
             AppInput::PlaybackDone => match std::mem::replace(&mut self.state, State::Done) {
-                State::Greeting(cfg) => self.beep(cfg),
-                State::Beep(cfg) => self.start_recording(now, cfg),
-                State::Review { cfg, audio, .. } => {
+                State::Greeting => self.beep(),
+                State::Beep => self.start_recording(now),
+                State::Review { audio, .. } => {
                     self.state = State::Review {
-                        cfg,
                         audio,
                         deadline: Some(now + REVIEW_TIMEOUT),
                     };
@@ -416,16 +418,13 @@ impl CallApp for Deposit {
             },
             AppInput::Digit(d) => match &self.state {
                 // The greeting is interruptible: the actor has stopped it.
-                State::Greeting(cfg) => {
-                    let cfg = cfg.clone();
-                    self.beep(cfg);
-                }
-                State::Recording(..) if d == '#' => self.stop_recording(now, "#"),
+                State::Greeting => self.beep(),
+                State::Recording(_) if d == '#' => self.stop_recording(now, "#"),
                 State::Review { .. } => self.review_digit(d),
                 _ => {}
             },
             AppInput::Audio(frame) => {
-                if let State::Recording(_, rec) = &mut self.state {
+                if let State::Recording(rec) = &mut self.state {
                     match rec.push(frame) {
                         Some(AutoStop::Silence) => self.stop_recording(now, "silence"),
                         Some(AutoStop::MaxLength) => self.stop_recording(now, "max length"),
@@ -454,7 +453,7 @@ impl CallApp for Deposit {
 
     fn handle_timeout(&mut self, now: Instant) {
         match &self.state {
-            State::Recording(_, rec) if now >= rec.deadline() => {
+            State::Recording(rec) if now >= rec.deadline() => {
                 self.stop_recording(now, "max length")
             }
             State::Review {
@@ -471,7 +470,7 @@ impl CallApp for Deposit {
 
     fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Recording(_, rec) => Some(rec.deadline()),
+            State::Recording(rec) => Some(rec.deadline()),
             State::Review { deadline, .. } => *deadline,
             State::Closing { deadline } => Some(*deadline),
             _ => None,
@@ -479,7 +478,7 @@ impl CallApp for Deposit {
     }
 
     fn wants_audio(&self) -> bool {
-        matches!(self.state, State::Recording(..))
+        matches!(self.state, State::Recording(_))
     }
 }
 
@@ -728,7 +727,7 @@ mod tests {
             (out, n)
         }
         /// Start, greeting done, beep done: recording.
-        fn to_recording(&mut self) {
+        fn until_recording(&mut self) {
             self.input(AppInput::Start);
             let a = self.input(AppInput::PlaybackDone);
             assert_eq!(played(&a), ["beep"]);
@@ -813,7 +812,7 @@ mod tests {
             FakeAccess::with(mailbox("200", "1")),
             GreetingKind::Unavailable,
         );
-        r.to_recording();
+        r.until_recording();
         r.feed(&speech(), 100);
         r.input(AppInput::Digit('#'));
         let a = r.input(AppInput::Digit('1'));
@@ -862,7 +861,7 @@ mod tests {
         cfg.silence = Duration::from_secs(2);
         cfg.min_message = Duration::from_millis(1500);
         let mut r = Run::new(FakeAccess::with(cfg), GreetingKind::Unavailable);
-        r.to_recording();
+        r.until_recording();
         let (a, fed) = r.feed(&speech(), 100); // 2 s of speech
         assert!(a.is_empty() && fed == 100);
         // Quiet frames between words do not stop it when shorter than `silence`.
@@ -884,7 +883,7 @@ mod tests {
         let mut cfg = mailbox("200", "1");
         cfg.silence = Duration::from_secs(3);
         let mut r = Run::new(FakeAccess::with(cfg), GreetingKind::Unavailable);
-        r.to_recording();
+        r.until_recording();
         let (a, fed) = r.feed(&quiet(), 1000);
         assert_eq!(fed, 150);
         assert!(matches!(a[0], Action::StopRecording));
@@ -899,7 +898,7 @@ mod tests {
         let mut cfg = mailbox("200", "1");
         cfg.max_message = Duration::from_secs(4);
         let mut r = Run::new(FakeAccess::with(cfg.clone()), GreetingKind::Unavailable);
-        r.to_recording();
+        r.until_recording();
         let (a, fed) = r.feed(&speech(), 1000);
         assert_eq!(fed, 200, "4 s of 20 ms frames");
         assert!(matches!(a[0], Action::StopRecording));
@@ -909,7 +908,7 @@ mod tests {
 
         // No audio arrives at all (the clock alone ends it): too short, discarded.
         let mut r = Run::new(FakeAccess::with(cfg), GreetingKind::Unavailable);
-        r.to_recording();
+        r.until_recording();
         assert!(r.advance(Duration::from_millis(3999)).is_empty());
         let a = r.advance(Duration::from_millis(1));
         assert!(matches!(a[0], Action::StopRecording), "{a:?}");
@@ -923,7 +922,7 @@ mod tests {
             FakeAccess::with(mailbox("200", "1")),
             GreetingKind::Unavailable,
         );
-        r.to_recording();
+        r.until_recording();
         r.feed(&speech(), 100);
         r.input(AppInput::Digit('#'));
         let a = r.input(AppInput::Digit('3'));
@@ -953,7 +952,7 @@ mod tests {
             FakeAccess::with(mailbox("200", "1")),
             GreetingKind::Unavailable,
         );
-        r.to_recording();
+        r.until_recording();
         r.feed(&speech(), 49); // 0.98 s < 1 s
         let a = r.input(AppInput::Digit('#'));
         assert!(matches!(a[0], Action::StopRecording));
@@ -965,7 +964,7 @@ mod tests {
             FakeAccess::with(mailbox("200", "1")),
             GreetingKind::Unavailable,
         );
-        r.to_recording();
+        r.until_recording();
         r.feed(&speech(), 50);
         let a = r.input(AppInput::Digit('#'));
         assert_eq!(played(&a), ["vm-review"]);
@@ -1024,7 +1023,7 @@ mod tests {
         );
 
         let mut r = fresh();
-        r.to_recording();
+        r.until_recording();
         r.feed(&speech(), 60);
         r.feed(&quiet(), 20);
         assert!(r.app.on_caller_hangup(), "1.2 s spoken");
@@ -1034,7 +1033,7 @@ mod tests {
         assert!(drain(&mut r.app).is_empty(), "finished after the hang-up");
 
         let mut r = fresh();
-        r.to_recording();
+        r.until_recording();
         r.feed(&speech(), 30);
         r.feed(&quiet(), 40);
         assert!(
@@ -1043,7 +1042,7 @@ mod tests {
         );
 
         let mut r = fresh();
-        r.to_recording();
+        r.until_recording();
         r.feed(&speech(), 60);
         r.input(AppInput::Digit('#'));
         assert!(
