@@ -10,7 +10,7 @@
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
 //! use caruso::api::{serve, ServerStats};
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, std::future::pending()).await
 //! # }
 //! ```
 
@@ -22,10 +22,10 @@ use std::time::Instant;
 
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
-pub use system::SystemService;
+pub use system::{ReloadRequest, ReloadResult, SystemService};
 
 /// Snapshot of the server's load that the runtime publishes for the API.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,12 +80,13 @@ impl From<ApiError> for tonic::Status {
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, shutdown).await
+    serve_on(listener, stats, reload, shutdown).await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
@@ -94,6 +95,7 @@ pub async fn serve(
 pub async fn serve_on(
     listener: TcpListener,
     stats: watch::Receiver<ServerStats>,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -104,7 +106,10 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(caruso_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let system = SystemService::new(stats, Instant::now());
+    let mut system = SystemService::new(stats, Instant::now());
+    if let Some(reload) = reload {
+        system = system.with_reload(reload);
+    }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(health_service)
@@ -138,7 +143,7 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, rx, async {
+        let task = tokio::spawn(serve_on(listener, rx, None, async {
             let _ = stop_rx.await;
         }));
         (addr, tx, stop_tx, task)

@@ -51,6 +51,8 @@ pub struct Endpoint {
     store: Option<Arc<dyn Store>>,
     shutting_down: bool,
     reported_tx: u64,
+    /// New contexts after a config reload; a call starts on the newest and keeps it.
+    reloads: Option<watch::Receiver<Arc<CallContext>>>,
 }
 
 impl Endpoint {
@@ -77,7 +79,15 @@ impl Endpoint {
             store,
             shutting_down: false,
             reported_tx: 0,
+            reloads: None,
         }
+    }
+
+    /// Follows config reloads: each new call takes the newest context from `rx`
+    /// (calls already running keep the one they started with).
+    pub fn with_reloads(mut self, rx: watch::Receiver<Arc<CallContext>>) -> Self {
+        self.reloads = Some(rx);
+        self
     }
 
     /// Runs until `shutdown` turns true and every call has ended (or the grace time is over).
@@ -289,6 +299,11 @@ impl Endpoint {
             .insert(call_id.clone(), &key, local_tag.clone(), CallHandle { tx });
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         debug!(port = ?rtp_port, calls = self.calls.len(), "starting call");
+        if let Some(rx) = self.reloads.as_mut() {
+            if rx.has_changed().unwrap_or(false) {
+                self.ctx = rx.borrow_and_update().clone();
+            }
+        }
         let ctx = self.ctx.clone();
         let done = self.ended_tx.clone();
         let counters = self.counters.clone();
