@@ -117,6 +117,8 @@ pub struct Retrieval {
     /// The folder being listened to (a snapshot) and the position in it.
     list: Vec<MessageMeta>,
     idx: usize,
+    /// Whether the current message's audio could be loaded (else it is not marked heard).
+    current_has_audio: bool,
 }
 
 fn named(names: &[&str]) -> Vec<Playable> {
@@ -146,6 +148,7 @@ impl Retrieval {
             failed_logins: 0,
             list: Vec::new(),
             idx: 0,
+            current_has_audio: false,
         }
     }
 
@@ -346,10 +349,16 @@ impl Retrieval {
         };
         prefix.push(Playable::named("vm-message"));
         prefix.extend(say::number(self.idx as u64 + 1));
-        match self.access.audio(&msg.id) {
-            Ok(audio) => prefix.push(Playable::Audio(audio)),
-            Err(e) => warn!(message = %msg.id, error = %e, "voicemail retrieval: no audio"),
-        }
+        self.current_has_audio = match self.access.audio(&msg.id) {
+            Ok(audio) => {
+                prefix.push(Playable::Audio(audio));
+                true
+            }
+            Err(e) => {
+                warn!(message = %msg.id, error = %e, "voicemail retrieval: no audio");
+                false
+            }
+        };
         self.play(prefix, true);
         self.state = State::Message {
             playing_audio: true,
@@ -386,7 +395,7 @@ impl Retrieval {
         let Some(msg) = self.list.get_mut(self.idx) else {
             return;
         };
-        if msg.folder == Folder::New {
+        if msg.folder == Folder::New && self.current_has_audio {
             match self.access.set_folder(&msg.id, Folder::Saved) {
                 Ok(()) => msg.folder = Folder::Saved,
                 Err(e) => {
@@ -836,6 +845,18 @@ mod tests {
         assert_eq!(r.fake.folder_of("c"), Some(Folder::New));
         assert_eq!(r.play_of("*"), ["vm-main-menu"]);
         assert_eq!(r.play_of("8"), ["invalid", "vm-main-menu"]);
+    }
+
+    #[test]
+    fn a_message_without_audio_is_not_marked_heard() {
+        let f = fake();
+        f.add("a", "200", "300", Folder::New, 1);
+        f.0.lock().unwrap().audio.clear();
+        let mut r = Run::new(f, None);
+        r.login();
+        assert_eq!(r.play_of("1"), ["vm-message", "1"]);
+        assert_eq!(played(&r.done()), ["vm-message-menu"]);
+        assert_eq!(r.fake.folder_of("a"), Some(Folder::New));
     }
 
     #[test]
