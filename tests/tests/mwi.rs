@@ -10,7 +10,6 @@
 
 use caruso_e2e::*;
 
-
 /// A server with mailbox 200 and nothing in it.
 fn server() -> Server {
     let mut cfg = ServerConfig::new(Ports::block(40)).number("100", 1.0, 0);
