@@ -8,6 +8,9 @@
 //! - message-waiting indication (SIP `message-summary`) and the gRPC service, in `sip`
 //!   and `api`.
 
+pub mod deposit;
+pub mod retrieval;
+
 use crate::ivr::GreetingKind;
 use crate::media::wav::Prompt;
 use std::path::PathBuf;
