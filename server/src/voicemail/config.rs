@@ -199,12 +199,9 @@ pub fn parse_voicemail(
     for (i, entry) in list.iter().enumerate() {
         let at = format!("voicemail.mailboxes[{i}]");
         let k = |name: &str| format!("{at}.{name}");
-        let t = entry.as_table().ok_or_else(|| {
-            cx.err(
-                &at,
-                format!("expected a table, found {}", entry.type_str()),
-            )
-        })?;
+        let t = entry
+            .as_table()
+            .ok_or_else(|| cx.err(&at, format!("expected a table, found {}", entry.type_str())))?;
         for key in t.keys() {
             if !MAILBOX_KEYS.contains(&key.as_str()) {
                 return Err(cx.err(
@@ -216,18 +213,14 @@ pub fn parse_voicemail(
         let number = cx
             .string(&k("number"), t.get("number"))?
             .ok_or_else(|| cx.err(k("number"), "expected a mailbox number (required)"))?;
-        if number.is_empty() || number.len() > 32 || !number.bytes().all(|b| b.is_ascii_digit())
-        {
+        if number.is_empty() || number.len() > 32 || !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(cx.err(
                 k("number"),
                 format!("expected 1 to 32 digits, found {number:?}"),
             ));
         }
         if !seen.insert(number.clone()) {
-            return Err(cx.err(
-                k("number"),
-                format!("mailbox {number} is configured twice"),
-            ));
+            return Err(cx.err(k("number"), format!("mailbox {number} is configured twice")));
         }
         let owner = cx.string(&k("owner"), t.get("owner"))?.unwrap_or_default();
         let pin = cx
@@ -247,7 +240,10 @@ pub fn parse_voicemail(
             if !path.is_file() {
                 return Err(cx.err(
                     k(name),
-                    format!("expected an existing WAV file, {} does not exist", path.display()),
+                    format!(
+                        "expected an existing WAV file, {} does not exist",
+                        path.display()
+                    ),
                 ));
             }
             Ok(Some(path))
@@ -297,14 +293,12 @@ pub fn parse_voicemail(
                     let key = format!("{at}.notify[{j}]");
                     match item {
                         toml::Value::String(s) if is_sip_uri(s) => out.push(s.clone()),
-                        other => {
-                            return Err(cx.err(
-                                key,
-                                format!(
-                                    "expected a SIP URI like \"sip:200@127.0.0.1:5070\", found {other}"
-                                ),
-                            ))
-                        }
+                        other => return Err(cx.err(
+                            key,
+                            format!(
+                                "expected a SIP URI like \"sip:200@127.0.0.1:5070\", found {other}"
+                            ),
+                        )),
                     }
                 }
                 out
@@ -394,15 +388,21 @@ mod tests {
     fn errors_name_the_dotted_key() {
         assert_eq!(err_key("colour = 1"), "voicemail.colour");
         assert_eq!(
-            err_key(&format!("{ONE}[[mailboxes]]\nnumber = \"201\"\npin = \"\"\n")),
+            err_key(&format!(
+                "{ONE}[[mailboxes]]\nnumber = \"201\"\npin = \"\"\n"
+            )),
             "voicemail.mailboxes[1].pin"
         );
         assert_eq!(
-            err_key(&format!("{ONE}[[mailboxes]]\nnumber = \"201\"\npin = \"12a4\"\n")),
+            err_key(&format!(
+                "{ONE}[[mailboxes]]\nnumber = \"201\"\npin = \"12a4\"\n"
+            )),
             "voicemail.mailboxes[1].pin"
         );
         assert_eq!(
-            err_key(&format!("{ONE}[[mailboxes]]\nnumber = \"200\"\npin = \"1\"\n")),
+            err_key(&format!(
+                "{ONE}[[mailboxes]]\nnumber = \"200\"\npin = \"1\"\n"
+            )),
             "voicemail.mailboxes[1].number"
         );
         assert_eq!(

@@ -35,9 +35,7 @@
 //! # }
 //! ```
 
-use super::storage::{
-    encode, file_err, samples_ms, Inner, Voicemail, RECORDINGS_TREE,
-};
+use super::storage::{encode, file_err, samples_ms, Inner, Voicemail, RECORDINGS_TREE};
 use super::{Folder, MessageMeta, VoicemailError};
 use crate::ivr::{GreetingKind, RecordingKind, RecordingSpec, SaveOutcome};
 use crate::media::wav::{Prompt, PROMPT_RATE};
@@ -135,12 +133,14 @@ pub(super) fn spawn_writer(inner: Arc<Inner>) -> Result<WriterHandle, VoicemailE
     let (tx, rx) = mpsc::channel();
     let join = std::thread::Builder::new()
         .name("vm-writer".into())
-        .spawn(move || Writer {
-            inner,
-            open: HashMap::new(),
-            store_dirty: false,
-        }
-        .run(rx))
+        .spawn(move || {
+            Writer {
+                inner,
+                open: HashMap::new(),
+                store_dirty: false,
+            }
+            .run(rx)
+        })
         .map_err(|e| file_err(Path::new("voicemail writer thread"), e))?;
     Ok(WriterHandle {
         tx,
@@ -223,7 +223,12 @@ impl Voicemail {
                 mailbox,
                 caller_number,
                 caller_name,
-            } => (mailbox, MarkerKind::Message, caller_number.clone(), caller_name.clone()),
+            } => (
+                mailbox,
+                MarkerKind::Message,
+                caller_number.clone(),
+                caller_name.clone(),
+            ),
             RecordingKind::Greeting { mailbox, kind } => (
                 mailbox,
                 match kind {
@@ -365,16 +370,14 @@ impl Writer {
                     Ok(c) => c,
                     Err(_) => break,
                 },
-                Some(at) => {
-                    match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                        Ok(c) => c,
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            self.sync_due();
-                            continue;
-                        }
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(c) => c,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.sync_due();
+                        continue;
                     }
-                }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
             };
             match cmd {
                 Cmd::Start {
@@ -591,8 +594,8 @@ fn create_recording(
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let file = File::create(tmp).map_err(|e| file_err(tmp, e))?;
     let dup = file.try_clone().map_err(|e| file_err(tmp, e))?;
-    let mut wav = hound::WavWriter::new(BufWriter::new(file), wav_spec())
-        .map_err(|e| file_err(tmp, e))?;
+    let mut wav =
+        hound::WavWriter::new(BufWriter::new(file), wav_spec()).map_err(|e| file_err(tmp, e))?;
     wav.flush().map_err(|e| file_err(tmp, e))?;
     dup.sync_all().map_err(|e| file_err(tmp, e))?;
     sync_dir(dir).map_err(|e| file_err(dir, e))?;
@@ -609,7 +612,10 @@ fn create_recording(
 /// the file is synced. Returns the number of 16-bit samples, or `None` when the file is
 /// not a RIFF/WAVE file with a data chunk.
 pub fn repair_wav(path: &Path) -> std::io::Result<Option<u64>> {
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
     let len = f.metadata()?.len();
     let mut head = [0u8; 12];
     if len < 12 || f.read_exact(&mut head).is_err() {
@@ -644,4 +650,37 @@ pub fn repair_wav(path: &Path) -> std::io::Result<Option<u64>> {
     f.write_all(&(data_len as u32).to_le_bytes())?;
     f.sync_all()?;
     Ok(Some(data_len / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repair_wav_fixes_sizes_and_cuts_a_torn_sample() {
+        let path = std::env::temp_dir().join(format!("caruso-repair-{}.wav", std::process::id()));
+        {
+            let mut w = hound::WavWriter::create(&path, wav_spec()).unwrap();
+            w.flush().unwrap();
+            std::mem::forget(w); // header says 0 samples
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 44);
+        for s in [1i16, -2, 300] {
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        bytes.push(7);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(repair_wav(&path).unwrap(), Some(3));
+        let mut r = hound::WavReader::open(&path).unwrap();
+        let got: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+        assert_eq!(got, [1, -2, 300]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 50);
+
+        std::fs::write(&path, b"not a wav file at all").unwrap();
+        assert_eq!(repair_wav(&path).unwrap(), None);
+        std::fs::write(&path, b"RIFF\0\0\0\0WAVEfmt ").unwrap();
+        assert_eq!(repair_wav(&path).unwrap(), None);
+        let _ = std::fs::remove_file(&path);
+    }
 }

@@ -186,7 +186,10 @@ impl Inner {
     }
 
     pub(super) fn tmp_path(&self, mailbox: &str, id: &str) -> PathBuf {
-        self.root.join(mailbox).join("tmp").join(format!("{id}.wav"))
+        self.root
+            .join(mailbox)
+            .join("tmp")
+            .join(format!("{id}.wav"))
     }
 
     pub(super) fn message_path(&self, mailbox: &str, id: &str) -> PathBuf {
@@ -521,7 +524,9 @@ fn load_state(inner: &Inner) -> Result<(), VoicemailError> {
                     Ok(p) => {
                         st.recorded.insert((number.clone(), kind), p);
                     }
-                    Err(e) => warn!(path = %path.display(), error = %e, "recorded greeting unreadable"),
+                    Err(e) => {
+                        warn!(path = %path.display(), error = %e, "recorded greeting unreadable")
+                    }
                 }
             }
         }
@@ -588,7 +593,11 @@ fn recover_one(inner: &Inner, marker: &StoredMarker) {
     };
     let dest = inner.message_path(&marker.mailbox, &marker.id);
     // Either still in tmp/, or renamed just before the crash.
-    let source = if tmp.is_file() { tmp.clone() } else { dest.clone() };
+    let source = if tmp.is_file() {
+        tmp.clone()
+    } else {
+        dest.clone()
+    };
     let samples = match recorder::repair_wav(&source) {
         Ok(Some(n)) => n,
         Ok(None) => {
@@ -629,5 +638,509 @@ fn recover_one(inner: &Inner, marker: &StoredMarker) {
     info!(id = %meta.id, mailbox = %meta.mailbox, duration_ms, "recording recovered after a crash");
     if let Err(e) = inner.commit_message(meta) {
         warn!(id = %marker.id, error = %e, "cannot store a recovered message");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::BusEvent;
+    use crate::ivr::{RecordingKind, RecordingSpec, SaveOutcome};
+    use crate::store::{MemoryStore, SledStore};
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    static N: AtomicU32 = AtomicU32::new(0);
+
+    /// A unique temporary directory, removed on drop.
+    struct TestDir(PathBuf);
+    impl TestDir {
+        fn new(tag: &str) -> TestDir {
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let p =
+                std::env::temp_dir().join(format!("caruso-vm-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TestDir(p)
+        }
+    }
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn mailbox(number: &str, max_messages: usize) -> MailboxConfig {
+        MailboxConfig {
+            number: number.into(),
+            owner: "Alice".into(),
+            pin: "1234".into(),
+            greeting_unavailable: None,
+            greeting_busy: None,
+            max_message: Duration::from_secs(180),
+            max_messages,
+            min_message: Duration::from_secs(1),
+            silence: Duration::from_secs(10),
+            silence_threshold: 200,
+            notify: Vec::new(),
+        }
+    }
+
+    fn cfg(max_messages: usize) -> VoicemailConfig {
+        VoicemailConfig {
+            mailboxes: vec![mailbox("200", max_messages), mailbox("201", 100)],
+        }
+    }
+
+    fn open(dir: &TestDir, store: Arc<dyn Store>, max: usize) -> (Arc<Voicemail>, EventBus) {
+        let bus = EventBus::default();
+        let vm = Voicemail::open(cfg(max), store, &dir.0, bus.clone()).expect("open");
+        (vm, bus)
+    }
+
+    fn message_spec(mb: &str) -> RecordingSpec {
+        RecordingSpec {
+            kind: RecordingKind::Message {
+                mailbox: mb.into(),
+                caller_number: "5551234".into(),
+                caller_name: "Bob".into(),
+            },
+            max_len: Duration::from_secs(60),
+        }
+    }
+
+    /// `n` samples of a recognisable pattern starting at `seed`.
+    fn pattern(seed: i16, n: usize) -> Vec<i16> {
+        (0..n)
+            .map(|i| seed.wrapping_add((i % 2000) as i16))
+            .collect()
+    }
+
+    fn record(vm: &Voicemail, spec: &RecordingSpec, samples: &[i16]) -> SaveOutcome {
+        let mut rec = vm.start_recording(spec).expect("start");
+        for frame in samples.chunks(160) {
+            rec.push(frame);
+        }
+        rec.stop();
+        rec.push(&[1, 2, 3]); // ignored after stop
+        rec.save().blocking_recv().expect("answer")
+    }
+
+    fn saved(o: SaveOutcome) -> String {
+        match o {
+            SaveOutcome::Saved(id) => id,
+            other => panic!("expected Saved, got {other:?}"),
+        }
+    }
+
+    fn mailbox_events(
+        rx: &mut tokio::sync::broadcast::Receiver<Arc<BusEvent>>,
+    ) -> Vec<MailboxEvent> {
+        let mut out = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            let Event::Mailbox(m) = &ev.event;
+            out.push(m.clone());
+        }
+        out
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_saved_message_is_listed_with_its_audio_and_survives_reopen() {
+        let dir = TestDir::new("save");
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let (vm, _bus) = open(&dir, store.clone(), 100);
+        let audio = pattern(100, 12_000);
+        let id = saved(record(&vm, &message_spec("200"), &audio));
+
+        let list = vm.list("200", None).unwrap();
+        assert_eq!(list.len(), 1);
+        let m = &list[0];
+        assert_eq!(m.id, id);
+        assert_eq!(
+            (m.caller_number.as_str(), m.caller_name.as_str()),
+            ("5551234", "Bob")
+        );
+        assert_eq!(m.duration_ms, 1500);
+        assert_eq!(m.folder, Folder::New);
+        assert!(!m.recovered);
+        assert!(m.received_ms > 1_600_000_000_000);
+        assert_eq!(vm.message(&id).unwrap(), *m);
+        let path = vm.audio_path(&id).unwrap();
+        assert_eq!(path, dir.0.join("voicemail/200").join(format!("{id}.wav")));
+        assert_eq!(vm.audio(&id).unwrap().samples(), &audio[..]);
+        let reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.spec(), recorder::wav_spec());
+        assert!(files_in(&dir.0.join("voicemail/200/tmp")).is_empty());
+        assert!(store.scan_prefix(RECORDINGS_TREE, b"").unwrap().is_empty());
+        assert!(vm.list("201", None).unwrap().is_empty());
+
+        drop(vm);
+        let (vm, _bus) = open(&dir, store, 100);
+        assert_eq!(vm.list("200", None).unwrap(), list);
+        assert!(matches!(
+            vm.list("999", None),
+            Err(VoicemailError::NoMailbox(_))
+        ));
+        assert!(matches!(
+            vm.message("nope"),
+            Err(VoicemailError::NoMessage(_))
+        ));
+    }
+
+    #[test]
+    fn counts_folders_delete_and_events() {
+        let dir = TestDir::new("folders");
+        let (vm, bus) = open(&dir, Arc::new(MemoryStore::default()), 100);
+        let mut rx = bus.subscribe();
+        let a = saved(record(&vm, &message_spec("200"), &pattern(0, 8000)));
+        let b = saved(record(&vm, &message_spec("200"), &pattern(5, 9000)));
+        assert!(a < b, "ids sort by time");
+        assert_eq!(vm.counts("200").unwrap(), (2, 0));
+
+        vm.set_folder(&a, Folder::Saved).unwrap();
+        assert_eq!(vm.counts("200").unwrap(), (1, 1));
+        assert_eq!(
+            vm.messages("200", Folder::New)
+                .unwrap()
+                .iter()
+                .map(|m| &m.id)
+                .collect::<Vec<_>>(),
+            [&b]
+        );
+        assert_eq!(
+            vm.messages("200", Folder::Saved)
+                .unwrap()
+                .iter()
+                .map(|m| &m.id)
+                .collect::<Vec<_>>(),
+            [&a]
+        );
+        // Same folder again: no change, no event.
+        vm.set_folder(&a, Folder::Saved).unwrap();
+        vm.set_folder(&a, Folder::New).unwrap();
+        let path_b = vm.audio_path(&b).unwrap();
+        assert!(path_b.is_file());
+        vm.delete(&b).unwrap();
+        assert!(!path_b.exists());
+        assert_eq!(vm.counts("200").unwrap(), (1, 0));
+        assert!(matches!(vm.delete(&b), Err(VoicemailError::NoMessage(_))));
+        assert!(matches!(
+            vm.set_folder("x", Folder::Saved),
+            Err(VoicemailError::NoMessage(_))
+        ));
+        assert!(matches!(
+            vm.counts("999"),
+            Err(VoicemailError::NoMailbox(_))
+        ));
+
+        let got: Vec<_> = mailbox_events(&mut rx)
+            .into_iter()
+            .map(|e| {
+                assert_eq!(e.mailbox, "200");
+                (e.change, e.message_id.unwrap(), e.new_count, e.saved_count)
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (MailboxChange::New, a.clone(), 1, 0),
+                (MailboxChange::New, b.clone(), 2, 0),
+                (MailboxChange::Read, a.clone(), 1, 1),
+                (MailboxChange::New, a.clone(), 2, 0),
+                (MailboxChange::Deleted, b.clone(), 1, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_mailbox_refuses_messages_but_not_greetings() {
+        let dir = TestDir::new("full");
+        let (vm, _bus) = open(&dir, Arc::new(MemoryStore::default()), 1);
+        saved(record(&vm, &message_spec("200"), &pattern(0, 8000)));
+        assert!(matches!(
+            vm.start_recording(&message_spec("200")),
+            Err(VoicemailError::Full(m)) if m == "200"
+        ));
+        assert!(vm.start_recording(&message_spec("201")).is_ok());
+        let greeting = RecordingSpec {
+            kind: RecordingKind::Greeting {
+                mailbox: "200".into(),
+                kind: GreetingKind::Busy,
+            },
+            max_len: Duration::from_secs(30),
+        };
+        assert!(vm.start_recording(&greeting).is_ok());
+        assert!(matches!(
+            vm.start_recording(&message_spec("999")),
+            Err(VoicemailError::NoMailbox(_))
+        ));
+    }
+
+    #[test]
+    fn too_short_messages_are_not_stored() {
+        let dir = TestDir::new("short");
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let (vm, bus) = open(&dir, store.clone(), 100);
+        let mut rx = bus.subscribe();
+        assert_eq!(
+            record(&vm, &message_spec("200"), &pattern(0, 7_900)),
+            SaveOutcome::Failed("too short".into())
+        );
+        assert_eq!(
+            record(&vm, &message_spec("200"), &[]),
+            SaveOutcome::Failed("too short".into())
+        );
+        assert!(vm.list("200", None).unwrap().is_empty());
+        assert!(files_in(&dir.0.join("voicemail/200")).is_empty());
+        assert!(files_in(&dir.0.join("voicemail/200/tmp")).is_empty());
+        vm.sync_recordings();
+        assert!(store.scan_prefix(RECORDINGS_TREE, b"").unwrap().is_empty());
+        assert!(mailbox_events(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn recordings_stop_at_their_maximum_length() {
+        let dir = TestDir::new("maxlen");
+        let (vm, _bus) = open(&dir, Arc::new(MemoryStore::default()), 100);
+        let mut spec = message_spec("200");
+        spec.max_len = Duration::from_millis(1_200);
+        let id = saved(record(&vm, &spec, &pattern(0, 16_000)));
+        assert_eq!(vm.message(&id).unwrap().duration_ms, 1_200);
+        assert_eq!(vm.audio(&id).unwrap().len(), 9_600);
+    }
+
+    #[test]
+    fn discarded_and_dropped_recordings_leave_nothing() {
+        let dir = TestDir::new("discard");
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let (vm, _bus) = open(&dir, store.clone(), 100);
+        let mut rec = vm.start_recording(&message_spec("200")).unwrap();
+        rec.push(&pattern(0, 16_000));
+        vm.sync_recordings();
+        assert_eq!(files_in(&dir.0.join("voicemail/200/tmp")).len(), 1);
+        assert_eq!(store.scan_prefix(RECORDINGS_TREE, b"").unwrap().len(), 1);
+        rec.discard();
+        let mut rec = vm.start_recording(&message_spec("200")).unwrap();
+        rec.push(&pattern(0, 16_000));
+        drop(rec);
+        vm.sync_recordings();
+        assert!(files_in(&dir.0.join("voicemail/200/tmp")).is_empty());
+        assert!(store.scan_prefix(RECORDINGS_TREE, b"").unwrap().is_empty());
+        assert!(vm.list("200", None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_recorded_greeting_replaces_the_previous_one_and_persists() {
+        let dir = TestDir::new("greeting");
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        // Mailbox 201 has a configured unavailable greeting.
+        let configured = dir.0.join("configured.wav");
+        {
+            let mut w = hound::WavWriter::create(&configured, recorder::wav_spec()).unwrap();
+            for s in pattern(7, 4000) {
+                w.write_sample(s).unwrap();
+            }
+            w.finalize().unwrap();
+        }
+        let mut c = cfg(100);
+        c.mailboxes[1].greeting_unavailable = Some(configured);
+        let bus = EventBus::default();
+        let mut rx = bus.subscribe();
+        let vm = Voicemail::open(c.clone(), store.clone(), &dir.0, bus.clone()).unwrap();
+        assert_eq!(vm.greeting("200", GreetingKind::Unavailable), None);
+        assert_eq!(
+            vm.greeting("201", GreetingKind::Busy).map(|p| p.len()),
+            Some(4000),
+            "busy falls back to the unavailable greeting"
+        );
+        let spec = RecordingSpec {
+            kind: RecordingKind::Greeting {
+                mailbox: "200".into(),
+                kind: GreetingKind::Unavailable,
+            },
+            max_len: Duration::from_secs(30),
+        };
+        let first = pattern(1000, 10_000);
+        saved(record(&vm, &spec, &first));
+        assert_eq!(
+            vm.greeting("200", GreetingKind::Unavailable)
+                .unwrap()
+                .samples(),
+            &first[..]
+        );
+        let second = pattern(-3000, 12_000);
+        saved(record(&vm, &spec, &second));
+        assert_eq!(
+            vm.greeting("200", GreetingKind::Unavailable)
+                .unwrap()
+                .samples(),
+            &second[..]
+        );
+        assert_eq!(
+            vm.greeting("200", GreetingKind::Busy).unwrap().samples(),
+            &second[..]
+        );
+        assert_eq!(
+            files_in(&dir.0.join("voicemail/200")),
+            ["greeting-unavailable.wav"]
+        );
+        assert!(
+            vm.list("200", None).unwrap().is_empty(),
+            "a greeting is no message"
+        );
+        let changes: Vec<_> = mailbox_events(&mut rx)
+            .into_iter()
+            .map(|e| e.change)
+            .collect();
+        assert_eq!(changes, [MailboxChange::Settings, MailboxChange::Settings]);
+        drop(vm);
+        let vm = Voicemail::open(c, store, &dir.0, bus).unwrap();
+        assert_eq!(
+            vm.greeting("200", GreetingKind::Unavailable)
+                .unwrap()
+                .samples(),
+            &second[..]
+        );
+    }
+
+    #[test]
+    fn a_pin_changed_by_phone_persists() {
+        let dir = TestDir::new("pin");
+        let db = dir.0.join("db");
+        {
+            let store: Arc<dyn Store> = Arc::new(SledStore::open(&db).unwrap());
+            let (vm, bus) = open(&dir, store, 100);
+            let mut rx = bus.subscribe();
+            assert!(vm.check_pin("200", "1234"));
+            assert!(!vm.check_pin("200", "0000"));
+            assert!(!vm.check_pin("999", "1234"));
+            vm.set_pin("200", "9876").unwrap();
+            assert!(matches!(
+                vm.set_pin("200", "12a"),
+                Err(VoicemailError::InvalidPin(_))
+            ));
+            assert!(matches!(
+                vm.set_pin("999", "1"),
+                Err(VoicemailError::NoMailbox(_))
+            ));
+            assert!(!vm.check_pin("200", "1234"));
+            assert!(vm.check_pin("200", "9876"));
+            assert!(vm.check_pin("201", "1234"), "other mailboxes keep theirs");
+            let ev = mailbox_events(&mut rx);
+            assert_eq!(ev.len(), 1);
+            assert_eq!(ev[0].change, MailboxChange::Settings);
+        }
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&db).unwrap());
+        let (vm, _bus) = open(&dir, store, 100);
+        assert!(vm.check_pin("200", "9876"));
+        assert!(!vm.check_pin("200", "1234"));
+    }
+
+    #[test]
+    fn open_recordings_are_synced_within_a_second() {
+        let dir = TestDir::new("sync");
+        let (vm, _bus) = open(&dir, Arc::new(MemoryStore::default()), 100);
+        let mut rec = vm.start_recording(&message_spec("200")).unwrap();
+        rec.push(&pattern(0, 8_000));
+        let tmp = vm.inner.tmp_path("200", rec.id());
+        std::thread::sleep(Duration::from_millis(1_100));
+        let len = std::fs::metadata(&tmp).unwrap().len();
+        assert_eq!(
+            len,
+            44 + 16_000,
+            "samples and header on disk without a save"
+        );
+        let reader = hound::WavReader::open(&tmp).unwrap();
+        assert_eq!(reader.duration(), 8_000, "the header is kept up to date");
+    }
+
+    /// Writes samples, lets them sync, then "kills" the writer (nothing closed, the
+    /// Recording forgotten), tears the file's end and zeroes its header sizes.
+    fn crash_mid_recording(dir: &TestDir, db: &Path, synced: &[i16]) -> String {
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(db).unwrap());
+        let (vm, _bus) = open(dir, store, 100);
+        let mut rec = vm.start_recording(&message_spec("200")).unwrap();
+        rec.push(synced);
+        vm.sync_recordings();
+        // Audio after the last sync may or may not survive: 100 ms in the buffer.
+        rec.push(&pattern(0, 800));
+        let id = rec.id().to_string();
+        vm.crash_writer();
+        std::mem::forget(rec);
+        let tmp = vm.inner.tmp_path("200", &id);
+        drop(vm);
+        let mut bytes = std::fs::read(&tmp).unwrap();
+        bytes[4..8].copy_from_slice(&[0; 4]);
+        bytes[40..44].copy_from_slice(&[0; 4]);
+        bytes.push(0x55); // half a sample
+        std::fs::write(&tmp, bytes).unwrap();
+        id
+    }
+
+    #[test]
+    fn a_crash_mid_recording_leaves_a_recovered_message() {
+        let dir = TestDir::new("crash");
+        let db = dir.0.join("db");
+        let synced = pattern(300, 20_000);
+        let id = crash_mid_recording(&dir, &db, &synced);
+
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&db).unwrap());
+        let (vm, _bus) = open(&dir, store.clone(), 100);
+        let m = vm.message(&id).expect("recovered message");
+        assert!(m.recovered);
+        assert_eq!(m.folder, Folder::New);
+        assert_eq!(m.caller_number, "5551234");
+        assert!(m.duration_ms >= 2_500, "{}", m.duration_ms);
+        let audio = vm.audio(&id).unwrap();
+        assert_eq!(&audio.samples()[..synced.len()], &synced[..]);
+        assert_eq!(u64::from(audio.len() as u32) * 1000 / 8000, m.duration_ms);
+        assert_eq!(vm.counts("200").unwrap(), (1, 0));
+        assert!(files_in(&dir.0.join("voicemail/200/tmp")).is_empty());
+        assert!(store.scan_prefix(RECORDINGS_TREE, b"").unwrap().is_empty());
+        drop(vm);
+        // Recovery happens once.
+        let (vm, _bus) = open(&dir, store, 100);
+        assert_eq!(vm.list("200", None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_crash_before_the_minimum_length_leaves_nothing() {
+        let dir = TestDir::new("crash-short");
+        let db = dir.0.join("db");
+        let id = crash_mid_recording(&dir, &db, &pattern(0, 1_600));
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&db).unwrap());
+        let (vm, _bus) = open(&dir, store.clone(), 100);
+        assert!(matches!(vm.message(&id), Err(VoicemailError::NoMessage(_))));
+        assert!(files_in(&dir.0.join("voicemail/200/tmp")).is_empty());
+        assert!(files_in(&dir.0.join("voicemail/200")).is_empty());
+        assert!(store.scan_prefix(RECORDINGS_TREE, b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn metadata_whose_audio_is_gone_is_dropped_at_open() {
+        let dir = TestDir::new("orphan");
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let (vm, _bus) = open(&dir, store.clone(), 100);
+        let id = saved(record(&vm, &message_spec("200"), &pattern(0, 8000)));
+        let path = vm.audio_path(&id).unwrap();
+        drop(vm);
+        std::fs::remove_file(path).unwrap();
+        store.put(MESSAGES_TREE, b"garbage", b"\xff").unwrap();
+        let (vm, _bus) = open(&dir, store.clone(), 100);
+        assert!(vm.list("200", None).unwrap().is_empty());
+        assert!(store.scan_prefix(MESSAGES_TREE, b"").unwrap().is_empty());
     }
 }
