@@ -129,7 +129,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let res = api::serve(addr, stats_rx, async move {
+            let res = api::serve(addr, stats_rx, None, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await;

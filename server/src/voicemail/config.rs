@@ -293,12 +293,14 @@ pub fn parse_voicemail(
                     let key = format!("{at}.notify[{j}]");
                     match item {
                         toml::Value::String(s) if is_sip_uri(s) => out.push(s.clone()),
-                        other => return Err(cx.err(
-                            key,
-                            format!(
+                        other => {
+                            return Err(cx.err(
+                                key,
+                                format!(
                                 "expected a SIP URI like \"sip:200@127.0.0.1:5070\", found {other}"
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
                 out
