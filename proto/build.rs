@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["proto/caruso/v1/system.proto"];
+const PROTOS: &[&str] = &[
+    "proto/caruso/v1/system.proto",
+    "proto/caruso/v1/voicemail.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

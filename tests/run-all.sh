@@ -2,7 +2,8 @@
 # caruso: THE test command (README): bash tests/run-all.sh
 #
 # 1. installs what the tests need when missing (SIPp from Debian's sip-tester, iproute2,
-#    tcpdump to count the packets that reach SIPp's own media socket);
+#    tcpdump to count the packets that reach SIPp's own media socket, a Python venv in
+#    target/pyenv with grpcio for the gRPC client that is not ours);
 # 2. builds the whole workspace (all targets);
 # 3. runs the unit and integration tests of every crate except the e2e crate;
 # 4. runs the e2e crate (the real binary against SIPp, sockets and caruso-agent) inside
@@ -45,6 +46,39 @@ command -v tcpdump >/dev/null 2>&1 || apt_install tcpdump
 [ -f /usr/share/sip-tester/g711a.pcap ] || apt_install sip-tester
 say "sipp: $(sipp -v 2>/dev/null | grep -m1 -o 'SIPp v[^ ]*' || echo '?')"
 
+# Python gRPC client for the voicemail tests (tests/python/vm_client.py): a venv under
+# target/pyenv with pinned grpcio, grpcio-tools (bundles protoc) and protobuf, made once;
+# when `python3 -m venv` is unavailable, `pip install --target` plus a wrapper script.
+# Exported as CARUSO_PYTHON for the unit and e2e tests.
+PY_DEPS="grpcio==1.85.1 grpcio-tools==1.85.1 protobuf==7.36.2"
+PY_ENV="$ROOT/target/pyenv"
+command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv python3-pip
+py_ready() {
+  [ -x "$PY_ENV/bin/python" ] && [ "$(cat "$PY_ENV/.caruso-deps" 2>/dev/null)" = "$PY_DEPS" ] &&
+    "$PY_ENV/bin/python" -c 'import grpc, grpc_tools.protoc, google.protobuf' 2>/dev/null
+}
+if ! py_ready; then
+  say "python venv $PY_ENV: pip install $PY_DEPS"
+  rm -rf "$PY_ENV"
+  if python3 -m venv "$PY_ENV" >/dev/null 2>&1 && [ -x "$PY_ENV/bin/pip" ]; then
+    # shellcheck disable=SC2086
+    "$PY_ENV/bin/pip" install -q --disable-pip-version-check $PY_DEPS
+  else
+    rm -rf "$PY_ENV"
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    mkdir -p "$PY_ENV/bin"
+    # shellcheck disable=SC2086
+    python3 -m pip install -q --disable-pip-version-check --target "$PY_ENV/site" $PY_DEPS
+    printf '#!/bin/sh\nPYTHONPATH="%s/site${PYTHONPATH:+:$PYTHONPATH}" exec %s "$@"\n' \
+      "$PY_ENV" "$(command -v python3)" >"$PY_ENV/bin/python"
+    chmod +x "$PY_ENV/bin/python"
+  fi
+  echo "$PY_DEPS" >"$PY_ENV/.caruso-deps"
+  py_ready || { echo "error: python gRPC packages unusable in $PY_ENV" >&2; exit 1; }
+fi
+export CARUSO_PYTHON="$PY_ENV/bin/python"
+say "python: $("$CARUSO_PYTHON" -c 'import grpc; print("grpcio", grpc.__version__)')"
+
 # --- 2. build -----------------------------------------------------------------------
 say "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
@@ -79,6 +113,7 @@ if [ -n "${CARUSO_TEST_FILTER:-}" ]; then E2E_ARGS+=("$CARUSO_TEST_FILTER"); fi
 if ! $SUDO ip netns exec "$NS" env "PATH=$PATH" "HOME=$HOME" \
     ${CARGO_HOME:+"CARGO_HOME=$CARGO_HOME"} ${RUSTUP_HOME:+"RUSTUP_HOME=$RUSTUP_HOME"} \
     ${CARGO_TARGET_DIR:+"CARGO_TARGET_DIR=$CARGO_TARGET_DIR"} \
+    "CARUSO_PYTHON=$CARUSO_PYTHON" \
     cargo test --offline --no-fail-fast -p caruso-e2e -- ${E2E_ARGS[@]+"${E2E_ARGS[@]}"} 2>&1 | tee "$LOG_DIR/e2e.log"; then
   FAILED_STEPS=$((FAILED_STEPS + 1))
 fi

@@ -266,7 +266,7 @@ pub async fn run(
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let res = api::serve(addr, stats_rx, Some(reload_tx), async move {
+            let res = api::serve(addr, stats_rx, Some(reload_tx), None, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await;

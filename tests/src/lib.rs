@@ -119,6 +119,33 @@ pub fn server_binary() -> PathBuf {
     }
 }
 
+/// Runs the Python gRPC client `tests/python/vm_client.py` (grpcio; not the server's
+/// code) with `$CARUSO_PYTHON` (exported by `tests/run-all.sh`) against `grpc`
+/// (`127.0.0.1:port` or a `grpc_url()`), e.g. `&["list", "200", "new"]`. `Ok(json)` is
+/// its stdout on success; `Err` holds its exit status, stdout (a JSON `{"error": {"code":
+/// "NOT_FOUND", ...}}` for gRPC errors) and stderr.
+pub fn python_vm_client(grpc: &str, args: &[&str]) -> Result<String, String> {
+    let python = std::env::var_os("CARUSO_PYTHON")
+        .expect("CARUSO_PYTHON not set: run tests/run-all.sh (it makes target/pyenv)");
+    let server = grpc.strip_prefix("http://").unwrap_or(grpc);
+    let out = Command::new(python)
+        .arg(workspace_root().join("tests/python/vm_client.py"))
+        .args(["--server", server])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run the Python client: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "{}: {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// Path of the built `caruso-agent` binary.
 pub fn agent_binary() -> PathBuf {
     built_binary("caruso-agent")

@@ -1,5 +1,6 @@
-//! gRPC API: the `caruso.v1.System` service plus `grpc.health.v1.Health` and server
-//! reflection (v1), served by tonic on one TCP address (default `127.0.0.1:50051`).
+//! gRPC API: the `caruso.v1.System` service, `caruso.v1.Voicemail` (when voicemail
+//! storage is given), `grpc.health.v1.Health` and server reflection (v1), served by
+//! tonic on one TCP address (default `127.0.0.1:50051`).
 //!
 //! Contract: the services read the server's state only through a
 //! [`watch::Receiver<ServerStats>`] snapshot that the runtime publishes; they never reach
@@ -10,22 +11,29 @@
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
 //! use caruso::api::{serve, ServerStats};
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, std::future::pending()).await
 //! # }
 //! ```
 
 mod system;
+mod voicemail;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use caruso_proto::caruso::v1::system_server::SystemServer;
+use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
+pub use system::SystemService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
+pub use voicemail::VoicemailService;
+
+use crate::voicemail::{Voicemail, VoicemailError};
 
 /// Snapshot of the server's load that the runtime publishes for the API.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -61,6 +69,9 @@ pub enum ApiError {
     /// A request carried an invalid argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Voicemail storage refused or failed.
+    #[error(transparent)]
+    Voicemail(#[from] VoicemailError),
 }
 
 /// The one place where API errors become gRPC statuses.
@@ -69,6 +80,16 @@ impl From<ApiError> for tonic::Status {
         match err {
             ApiError::NotFound(what) => tonic::Status::not_found(what),
             ApiError::InvalidArgument(what) => tonic::Status::invalid_argument(what),
+            ApiError::Voicemail(e) => match e {
+                VoicemailError::NoMailbox(_) | VoicemailError::NoMessage(_) => {
+                    tonic::Status::not_found(e.to_string())
+                }
+                VoicemailError::InvalidPin(_) => tonic::Status::invalid_argument(e.to_string()),
+                VoicemailError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
+                VoicemailError::File { .. } | VoicemailError::Store(_) => {
+                    tonic::Status::internal(e.to_string())
+                }
+            },
             ApiError::Bind { .. } | ApiError::Reflection(_) | ApiError::Transport(_) => {
                 tonic::Status::internal(err.to_string())
             }
@@ -76,17 +97,19 @@ impl From<ApiError> for tonic::Status {
     }
 }
 
-/// Binds `addr` and serves the API until `shutdown` completes.
+/// Binds `addr` and serves the API until `shutdown` completes; `caruso.v1.Voicemail`
+/// only when `voicemail` storage is given.
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
+    voicemail: Option<Arc<Voicemail>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, reload, shutdown).await
+    serve_on(listener, stats, reload, voicemail, shutdown).await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
@@ -96,6 +119,7 @@ pub async fn serve_on(
     listener: TcpListener,
     stats: watch::Receiver<ServerStats>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
+    voicemail: Option<Arc<Voicemail>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -106,6 +130,11 @@ pub async fn serve_on(
         .register_encoded_file_descriptor_set(caruso_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    if voicemail.is_some() {
+        health_reporter
+            .set_serving::<VoicemailServer<VoicemailService>>()
+            .await;
+    }
     let mut system = SystemService::new(stats, Instant::now());
     if let Some(reload) = reload {
         system = system.with_reload(reload);
@@ -115,6 +144,7 @@ pub async fn serve_on(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(SystemServer::new(system))
+        .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             health_reporter
@@ -143,7 +173,7 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, rx, None, async {
+        let task = tokio::spawn(serve_on(listener, rx, None, None, async {
             let _ = stop_rx.await;
         }));
         (addr, tx, stop_tx, task)
@@ -203,7 +233,7 @@ mod tests {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
-        let err = serve(addr, rx, None, std::future::pending())
+        let err = serve(addr, rx, None, None, std::future::pending())
             .await
             .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));

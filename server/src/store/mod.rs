@@ -51,6 +51,8 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every entry of `tree` whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: &str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
+    /// Removes `key` from `tree` (nothing happens when it is absent).
+    fn remove(&self, tree: &str, key: &[u8]) -> Result<(), StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -114,6 +116,13 @@ impl Store for SledStore {
             .collect()
     }
 
+    fn remove(&self, tree: &str, key: &[u8]) -> Result<(), StoreError> {
+        self.tree("remove", tree)?
+            .remove(key)
+            .map(|_| ())
+            .map_err(|e| io("remove", tree, e))
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(|_| ()).map_err(|e| io("flush", "*", e))
     }
@@ -144,6 +153,11 @@ impl Store for MemoryStore {
             .filter(|((tr, k), _)| tr == tree && k.starts_with(prefix))
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
+    }
+    fn remove(&self, tree: &str, key: &[u8]) -> Result<(), StoreError> {
+        let mut t = self.trees.lock().unwrap_or_else(|p| p.into_inner());
+        t.remove(&(tree.to_string(), key.to_vec()));
+        Ok(())
     }
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
@@ -263,6 +277,10 @@ mod tests {
         assert_eq!(s.scan_prefix("t", b"a").unwrap().len(), 2);
         assert_eq!(s.get("u", b"ab").unwrap(), Some(b"3".to_vec()));
         assert_eq!(s.get("u", b"zz").unwrap(), None);
+        s.remove("t", b"ab").unwrap();
+        s.remove("t", b"nothing").unwrap();
+        assert_eq!(s.scan_prefix("t", b"a").unwrap().len(), 1);
+        assert_eq!(s.get("u", b"ab").unwrap(), Some(b"3".to_vec()));
     }
 
     #[test]

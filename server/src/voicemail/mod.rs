@@ -8,8 +8,15 @@
 //! - message-waiting indication (SIP `message-summary`) and the gRPC service, in `sip`
 //!   and `api`.
 
+pub mod config;
 pub mod deposit;
+pub mod recorder;
 pub mod retrieval;
+pub mod storage;
+
+pub use config::{parse_voicemail, VoicemailConfig};
+pub use recorder::Recording;
+pub use storage::Voicemail;
 
 use crate::ivr::GreetingKind;
 use crate::media::wav::Prompt;
@@ -97,6 +104,9 @@ pub enum VoicemailError {
     /// The mailbox holds `max_messages` already.
     #[error("mailbox {0} is full")]
     Full(String),
+    /// A new PIN is empty or not all digits.
+    #[error("mailbox {0}: a PIN is one or more digits")]
+    InvalidPin(String),
     /// A file operation failed.
     #[error("voicemail file {path}: {reason}")]
     File {

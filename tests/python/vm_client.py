@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""caruso voicemail client: a gRPC client that is not the server's code.
+
+Talks to caruso.v1.Voicemail with grpcio and protobuf stubs generated at run time by
+grpcio-tools (`python -m grpc_tools.protoc`, which bundles protoc) from
+proto/proto/caruso/v1/voicemail.proto. Prints one JSON document on stdout.
+
+    vm_client.py [--server 127.0.0.1:50051] counts <mailbox>
+    vm_client.py [--server ...] list <mailbox> [new|saved]
+    vm_client.py [--server ...] fetch <id> <out.wav>
+    vm_client.py [--server ...] mark <id> new|saved
+    vm_client.py [--server ...] delete <id>
+
+Exit status: 0 on success; 2 for usage errors; 1 for a gRPC error, with
+{"error": {"code": "NOT_FOUND", "details": "..."}} on stdout.
+Stubs are cached under $CARUSO_PY_PROTO_DIR or <repo>/target/py-proto/<hash of the .proto>.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PROTO_ROOT = os.path.join(ROOT, "proto", "proto")
+PROTO = os.path.join("caruso", "v1", "voicemail.proto")
+
+
+def stubs_dir():
+    """Generates the Python stubs once per .proto content; returns their directory."""
+    with open(os.path.join(PROTO_ROOT, PROTO), "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    base = os.environ.get("CARUSO_PY_PROTO_DIR") or os.path.join(ROOT, "target", "py-proto")
+    out = os.path.join(base, digest)
+    if os.path.isfile(os.path.join(out, "caruso", "v1", "voicemail_pb2_grpc.py")):
+        return out
+    os.makedirs(base, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="gen-", dir=base)
+    cmd = [
+        sys.executable, "-m", "grpc_tools.protoc",
+        "-I", PROTO_ROOT,
+        "--python_out", tmp,
+        "--grpc_python_out", tmp,
+        PROTO,
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.stderr.write(res.stderr)
+        raise SystemExit("protoc failed: " + " ".join(cmd))
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        # Another run generated the same stubs first.
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def load():
+    sys.path.insert(0, stubs_dir())
+    import grpc  # noqa: E402
+    from caruso.v1 import voicemail_pb2, voicemail_pb2_grpc  # noqa: E402
+    return grpc, voicemail_pb2, voicemail_pb2_grpc
+
+
+FOLDERS = {"new": 1, "saved": 2}
+
+
+def folder_name(pb, value):
+    return {
+        pb.MAILBOX_FOLDER_NEW: "new",
+        pb.MAILBOX_FOLDER_SAVED: "saved",
+    }.get(value, "unspecified")
+
+
+def message_json(pb, m):
+    return {
+        "id": m.id,
+        "mailbox": m.mailbox,
+        "caller_number": m.caller_number,
+        "caller_name": m.caller_name,
+        "received_ms": m.received_ms,
+        "duration_ms": m.duration_ms,
+        "folder": folder_name(pb, m.folder),
+        "recovered": m.recovered,
+    }
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description="caruso.v1.Voicemail client (JSON output)")
+    p.add_argument("--server", default="127.0.0.1:50051", help="gRPC address host:port")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("counts", help="new/saved counts of a mailbox")
+    c.add_argument("mailbox")
+    c = sub.add_parser("list", help="messages of a mailbox, oldest first")
+    c.add_argument("mailbox")
+    c.add_argument("folder", nargs="?", choices=sorted(FOLDERS))
+    c = sub.add_parser("fetch", help="write a message's WAV file")
+    c.add_argument("id")
+    c.add_argument("out")
+    c = sub.add_parser("mark", help="move a message to a folder")
+    c.add_argument("id")
+    c.add_argument("folder", choices=sorted(FOLDERS))
+    c = sub.add_parser("delete", help="delete a message")
+    c.add_argument("id")
+    args = p.parse_args(argv)
+
+    grpc, pb, pb_grpc = load()
+    with grpc.insecure_channel(args.server) as channel:
+        stub = pb_grpc.VoicemailStub(channel)
+        t = args.timeout
+        try:
+            if args.cmd == "counts":
+                r = stub.GetMailbox(pb.GetMailboxRequest(mailbox=args.mailbox), timeout=t)
+                out = {
+                    "mailbox": r.mailbox,
+                    "owner": r.owner,
+                    "new": r.new_count,
+                    "saved": r.saved_count,
+                    "max_messages": r.max_messages,
+                }
+            elif args.cmd == "list":
+                folder = FOLDERS.get(args.folder, 0)
+                r = stub.ListMessages(
+                    pb.ListMessagesRequest(mailbox=args.mailbox, folder=folder), timeout=t
+                )
+                out = {"messages": [message_json(pb, m) for m in r.messages]}
+            elif args.cmd == "fetch":
+                data = bytearray()
+                total = None
+                chunks = 0
+                for chunk in stub.GetAudio(pb.GetAudioRequest(id=args.id), timeout=t):
+                    if chunk.offset != len(data):
+                        raise SystemExit(
+                            f"chunk at offset {chunk.offset}, expected {len(data)}"
+                        )
+                    data.extend(chunk.data)
+                    total = chunk.total_bytes
+                    chunks += 1
+                if total is not None and total != len(data):
+                    raise SystemExit(f"got {len(data)} bytes, server announced {total}")
+                with open(args.out, "wb") as f:
+                    f.write(data)
+                out = {"id": args.id, "path": args.out, "bytes": len(data), "chunks": chunks}
+            elif args.cmd == "mark":
+                m = stub.MarkMessage(
+                    pb.MarkMessageRequest(id=args.id, folder=FOLDERS[args.folder]), timeout=t
+                )
+                out = message_json(pb, m)
+            else:
+                stub.DeleteMessage(pb.DeleteMessageRequest(id=args.id), timeout=t)
+                out = {"id": args.id, "deleted": True}
+        except grpc.RpcError as e:
+            print(json.dumps({"error": {"code": e.code().name, "details": e.details()}}))
+            return 1
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
