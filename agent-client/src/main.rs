@@ -1,13 +1,14 @@
 //! `caruso-agent`: the agent's command-line client for a caruso server's gRPC API.
 //!
 //! For now it talks to `caruso.v1.System` only:
-//! `caruso-agent [--server http://127.0.0.1:50051] version|status`.
+//! `caruso-agent [--server http://127.0.0.1:50051] version|status|reload-config`.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use caruso_proto::caruso::v1::{
-    system_client::SystemClient, GetStatusRequest, GetVersionRequest, SystemStatus, VersionInfo,
+    system_client::SystemClient, GetStatusRequest, GetVersionRequest, ReloadConfigRequest,
+    SystemStatus, VersionInfo,
 };
 use clap::{Parser, Subcommand};
 use tonic::transport::{Channel, Endpoint};
@@ -34,6 +35,8 @@ enum Command {
     Version,
     /// Print the server's health and load.
     Status,
+    /// Ask the server to re-read its config file (administrators; like SIGHUP).
+    ReloadConfig,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -58,6 +61,13 @@ async fn main() -> anyhow::Result<()> {
                 .into_inner();
             print!("{}", format_status(&s));
         }
+        Command::ReloadConfig => match client.reload_config(ReloadConfigRequest {}).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                println!("generation: {}\n{}", r.generation, r.message);
+            }
+            Err(status) => anyhow::bail!("reload refused: {}", status.message()),
+        },
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::media::codec::Codec;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The default configuration, compiled into the binary (`config/caruso.toml`).
@@ -48,6 +49,12 @@ struct RawConfig {
     network: RawNetwork,
     #[serde(default)]
     numbers: Vec<RawNumber>,
+    #[serde(default)]
+    ivr: RawIvr,
+    /// IVR flows, validated by `ivr::flow::parse_flows`.
+    flows: Option<toml::Value>,
+    /// Voicemail, validated by `voicemail::config::parse_voicemail`.
+    voicemail: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -99,11 +106,18 @@ struct RawNetwork {
     allow: Option<Vec<String>>,
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIvr {
+    prompt_dir: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawNumber {
     number: String,
-    prompt: String,
+    prompt: Option<String>,
+    flow: Option<String>,
     #[serde(default)]
     answer_delay_ms: u64,
 }
@@ -168,12 +182,14 @@ impl AllowList {
 }
 
 /// What happens to a call for a number that is not configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnknownNumber {
     /// Answer `404 Not Found`.
     NotFound,
     /// Route to the first configured number.
     FirstNumber,
+    /// Run this IVR flow (`"flow:<name>"`).
+    Flow(String),
 }
 
 /// SIP settings.
@@ -212,13 +228,15 @@ pub struct RtpConfig {
     pub codecs: Vec<Codec>,
 }
 
-/// A dialable number and what it does (until the IVR lands: play a prompt, hang up).
+/// A dialable number and what it does: run an IVR flow, or play a prompt and hang up.
 #[derive(Debug, Clone)]
 pub struct NumberConfig {
     /// The Request-URI user part that selects it.
     pub number: String,
-    /// The prompt played after answering.
-    pub prompt: PathBuf,
+    /// The prompt played after answering (numbers without a flow).
+    pub prompt: Option<PathBuf>,
+    /// The IVR flow the call enters.
+    pub flow: Option<String>,
     /// Ringing time before the answer (180 Ringing meanwhile).
     pub answer_delay: Duration,
 }
@@ -246,6 +264,14 @@ pub struct Config {
     pub allow: AllowList,
     /// Dialable numbers.
     pub numbers: Vec<NumberConfig>,
+    /// Where prompt names resolve (`<prompt_dir>/<name>.wav`).
+    pub prompt_dir: PathBuf,
+    /// Validated IVR flows.
+    pub flows: Arc<crate::ivr::flow::FlowSet>,
+    /// Mailboxes and voicemail settings.
+    pub voicemail: crate::voicemail::config::VoicemailConfig,
+    /// The entry used for unknown numbers when `sip.unknown_number` names a flow.
+    unknown_flow: Option<NumberConfig>,
 }
 
 struct Ctx<'a> {
@@ -351,12 +377,15 @@ impl Config {
         let unknown_number = match raw.sip.unknown_number.as_deref().unwrap_or("reject") {
             "reject" => UnknownNumber::NotFound,
             "first" => UnknownNumber::FirstNumber,
-            other => {
-                return Err(cx.err(
-                    "sip.unknown_number",
-                    format!("expected \"reject\" or \"first\", found {other:?}"),
-                ))
+            other if other.starts_with("flow:") && other.len() > 5 => {
+                UnknownNumber::Flow(other[5..].to_string())
             }
+            other => return Err(cx.err(
+                "sip.unknown_number",
+                format!(
+                    "expected \"reject\" (404), \"first\" or \"flow:<flow name>\", found {other:?}"
+                ),
+            )),
         };
 
         let rtp_ip: IpAddr = match raw.rtp.ip.as_deref() {
@@ -428,6 +457,28 @@ impl Config {
             })?);
         }
 
+        let prompt_dir = base_dir.join(raw.ivr.prompt_dir.as_deref().unwrap_or("prompts"));
+        let voicemail = match &raw.voicemail {
+            Some(v) => crate::voicemail::config::parse_voicemail(v, file, base_dir)?,
+            None => crate::voicemail::config::VoicemailConfig::default(),
+        };
+        let flows = match &raw.flows {
+            Some(v) => {
+                let refs = crate::ivr::flow::References {
+                    mailboxes: voicemail
+                        .mailboxes
+                        .iter()
+                        .map(|m| m.number.clone())
+                        .collect(),
+                    trunks: Vec::new(),
+                    queues: None,
+                };
+                let dir = prompt_dir.clone();
+                let exists = move |name: &str| dir.join(format!("{name}.wav")).is_file();
+                crate::ivr::flow::parse_flows(v, file, &refs, &exists)?
+            }
+            None => crate::ivr::flow::FlowSet::default(),
+        };
         let mut numbers: Vec<NumberConfig> = Vec::new();
         for (i, n) in raw.numbers.into_iter().enumerate() {
             let key = format!("numbers[{i}]");
@@ -460,12 +511,47 @@ impl Config {
                     format!("expected at most 120000 ms, found {}", n.answer_delay_ms),
                 ));
             }
+            let (prompt, flow) =
+                match (n.prompt, n.flow) {
+                    (Some(p), None) => (Some(base_dir.join(p)), None),
+                    (None, Some(f)) => {
+                        if flows.flow(&f).is_none() {
+                            return Err(cx.err(
+                                format!("{key}.flow"),
+                                format!("expected the name of a flow under [flows], found {f:?}"),
+                            ));
+                        }
+                        (None, Some(f))
+                    }
+                    _ => return Err(cx.err(
+                        key.clone(),
+                        "expected exactly one of `flow` (an IVR flow) and `prompt` (a WAV to play)",
+                    )),
+                };
             numbers.push(NumberConfig {
                 number: n.number,
-                prompt: base_dir.join(n.prompt),
+                prompt,
+                flow,
                 answer_delay: Duration::from_millis(n.answer_delay_ms),
             });
         }
+        let unknown_flow = match &unknown_number {
+            UnknownNumber::Flow(f) => {
+                if flows.flow(f).is_none() {
+                    return Err(cx.err(
+                        "sip.unknown_number",
+                        format!("expected \"flow:<name>\" naming a flow under [flows], found flow {f:?}"),
+                    ));
+                }
+                Some(NumberConfig {
+                    number: String::new(),
+                    prompt: None,
+                    flow: Some(f.clone()),
+                    answer_delay: Duration::ZERO,
+                })
+            }
+            _ => None,
+        };
         if numbers.is_empty() && unknown_number == UnknownNumber::FirstNumber {
             return Err(cx.err(
                 "sip.unknown_number",
@@ -508,6 +594,10 @@ impl Config {
             metrics,
             allow: AllowList(allow),
             numbers,
+            prompt_dir,
+            flows: Arc::new(flows),
+            voicemail,
+            unknown_flow,
         })
     }
 
@@ -537,8 +627,11 @@ impl Config {
     pub fn number(&self, user: &str) -> Option<&NumberConfig> {
         match self.numbers.iter().find(|n| n.number == user) {
             Some(n) => Some(n),
-            None if self.sip.unknown_number == UnknownNumber::FirstNumber => self.numbers.first(),
-            None => None,
+            None => match self.sip.unknown_number {
+                UnknownNumber::FirstNumber => self.numbers.first(),
+                UnknownNumber::Flow(_) => self.unknown_flow.as_ref(),
+                UnknownNumber::NotFound => None,
+            },
         }
     }
 }
@@ -567,10 +660,16 @@ mod tests {
 
     #[test]
     fn embedded_default_is_valid() {
-        let c = Config::embedded_default().expect("default config validates");
+        // The embedded text with the repository's config/ as its directory (the tests run
+        // in server/, the binary from the repository root).
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let c = Config::from_toml(DEFAULT_CONFIG, "caruso.toml", &dir)
+            .expect("default config validates");
         assert_eq!(c.sip.udp, Some("127.0.0.1:5060".parse().unwrap()));
         assert_eq!(c.grpc, Some("127.0.0.1:50051".parse().unwrap()));
-        assert!(c.number("100").is_some());
+        assert_eq!(c.number("100").and_then(|n| n.flow.as_deref()), Some("main"));
+        assert!(c.flows.flow("main").is_some());
+        assert_eq!(c.voicemail.mailboxes[0].number, "200");
         assert!(c.allow.permits("127.0.0.1".parse().unwrap()));
         assert!(!c.allow.permits("192.0.2.1".parse().unwrap()));
     }
@@ -615,8 +714,9 @@ mod tests {
         let c = parse("[[numbers]]\nnumber = \"100\"\nprompt = \"prompts/welcome.wav\"\n").unwrap();
         assert_eq!(
             c.numbers[0].prompt,
-            PathBuf::from("/etc/caruso/prompts/welcome.wav")
+            Some(PathBuf::from("/etc/caruso/prompts/welcome.wav"))
         );
+        assert_eq!(c.prompt_dir, PathBuf::from("/etc/caruso/prompts"));
     }
 
     #[test]

@@ -38,6 +38,21 @@ pub const RTP_PACKETS_LATE: &str = "caruso_rtp_packets_late_total";
 pub const RTP_PACKETS_SKIPPED: &str = "caruso_rtp_packets_skipped_total";
 /// DTMF digits received, label `source`.
 pub const DTMF_DIGITS: &str = "caruso_dtmf_digits_total";
+/// DTMF digits dropped as the same key press arriving a second way, label `source`.
+pub const DTMF_DUPLICATES: &str = "caruso_dtmf_duplicates_total";
+/// IVR node entries, labels `flow`, `node`.
+pub const IVR_NODES_ENTERED: &str = "caruso_ivr_nodes_entered_total";
+/// Calls handed over by an IVR flow, label `target` (queue, mailbox, voicemail,
+/// extension, external) and `routed` (`yes`, or `no` while the target is not built).
+pub const IVR_TRANSFERS: &str = "caruso_ivr_transfers_total";
+/// Voicemail messages stored.
+pub const VOICEMAIL_SAVED: &str = "caruso_voicemail_messages_saved_total";
+/// Voicemail recordings that could not be stored, label `reason`.
+pub const VOICEMAIL_SAVE_FAILED: &str = "caruso_voicemail_save_failures_total";
+/// Failed voicemail logins by phone (wrong mailbox or PIN).
+pub const VOICEMAIL_LOGIN_FAILURES: &str = "caruso_voicemail_login_failures_total";
+/// Config reloads, label `result` (`applied`, `refused`).
+pub const CONFIG_RELOADS: &str = "caruso_config_reloads_total";
 
 /// Error starting the exporter.
 #[derive(Debug, thiserror::Error)]

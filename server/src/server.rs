@@ -36,6 +36,14 @@ pub enum ServerError {
     /// The metrics exporter could not start.
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// Voicemail storage could not be opened (or recovered).
+    #[error("{file}: key `voicemail`: cannot open voicemail storage: {reason}")]
+    Voicemail {
+        /// Config file.
+        file: String,
+        /// What failed.
+        reason: String,
+    },
     /// The store could not be opened.
     #[error("{file}: key `server.data_dir`: {source}")]
     Store {
@@ -46,19 +54,93 @@ pub enum ServerError {
     },
 }
 
-/// Loads every prompt the config names; an error names the file and key.
-pub fn load_prompts(config: &Config) -> Result<HashMap<String, Prompt>, ServerError> {
-    let mut prompts = HashMap::new();
+/// Prompts loaded at start (and on reload).
+#[derive(Debug, Default)]
+pub struct LoadedPrompts {
+    /// The prompt of each play-and-hang-up number, by number.
+    pub by_number: HashMap<String, Prompt>,
+    /// Every `*.wav` of `ivr.prompt_dir`, by name without `.wav`.
+    pub library: HashMap<String, Prompt>,
+}
+
+/// Loads every prompt the config names and the prompt library; an error names the file
+/// and key.
+pub fn load_prompts(config: &Config) -> Result<LoadedPrompts, ServerError> {
+    let mut out = LoadedPrompts::default();
     for (i, n) in config.numbers.iter().enumerate() {
-        let p = Prompt::load(&n.prompt).map_err(|e| ServerError::Prompt {
+        let Some(path) = &n.prompt else {
+            continue;
+        };
+        let p = Prompt::load(path).map_err(|e| ServerError::Prompt {
             file: config.source.clone(),
             key: format!("numbers[{i}].prompt"),
             reason: e.to_string(),
         })?;
-        prompts.insert(n.number.clone(), p);
+        out.by_number.insert(n.number.clone(), p);
     }
-    Ok(prompts)
+    let needed = config.flows.names().next().is_some() || !config.voicemail.mailboxes.is_empty();
+    let dir = &config.prompt_dir;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if !needed => {
+            tracing::debug!(dir = %dir.display(), error = %e, "no prompt library");
+            return Ok(out);
+        }
+        Err(e) => {
+            return Err(ServerError::Prompt {
+                file: config.source.clone(),
+                key: "ivr.prompt_dir".into(),
+                reason: format!("cannot read {}: {e}", dir.display()),
+            })
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("wav") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let p = Prompt::load(&path).map_err(|e| ServerError::Prompt {
+            file: config.source.clone(),
+            key: "ivr.prompt_dir".into(),
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        out.library.insert(name.to_string(), p);
+    }
+    for name in REQUIRED_PROMPTS {
+        if needed && !out.library.contains_key(*name) {
+            return Err(ServerError::Prompt {
+                file: config.source.clone(),
+                key: "ivr.prompt_dir".into(),
+                reason: format!(
+                    "{} has no {name}.wav (the IVR and voicemail need it)",
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(out)
 }
+
+/// Prompts the server itself plays (digits, transfers, voicemail).
+const REQUIRED_PROMPTS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+    "beep",
+    "goodbye",
+    "invalid",
+    "transfer-unavailable",
+];
 
 /// Settings a reload cannot change (sockets and storage are bound at start): the keys
 /// whose values differ between `old` and `new`.
@@ -78,22 +160,28 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("metrics.listen", old.metrics != new.metrics);
     check("server.data_dir", old.data_dir != new.data_dir);
     check("network.allow", old.allow.0 != new.allow.0);
+    check("voicemail", old.voicemail != new.voicemail);
     changed
 }
 
 /// Builds the per-call context of a config (prompts loaded, flows ready), sharing the
 /// runtime objects of `prev` (none at start).
-pub fn build_context(config: Config) -> Result<CallContext, ServerError> {
+pub fn build_context(
+    config: Config,
+    voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
+) -> Result<CallContext, ServerError> {
     let prompts = load_prompts(&config)?;
     let config = Arc::new(config);
     Ok(CallContext {
+        library: prompts.library,
+        voicemail,
         timers: TimerConfig {
             t1: config.sip.t1,
             t2: config.sip.t2,
             t4: config.sip.t4,
         },
         allow: config.allow.clone(),
-        prompts,
+        prompts: prompts.by_number,
         config,
     })
 }
@@ -123,7 +211,7 @@ impl Reloader {
                 changed.join(", ")
             ));
         }
-        let ctx = build_context(new)
+        let ctx = build_context(new, self.current.voicemail.clone())
             .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
         let ctx = Arc::new(ctx);
         self.generation += 1;
@@ -163,8 +251,16 @@ async fn reload_task(reloader: Reloader, mut requests: mpsc::Receiver<crate::api
             }
         };
         match &result {
-            Ok((_, summary)) => info!(%summary, "configuration reloaded"),
-            Err(why) => warn!(%why, "configuration reload refused"),
+            Ok((_, summary)) => {
+                metrics::counter!(crate::metrics::CONFIG_RELOADS, "result" => "applied")
+                    .increment(1);
+                info!(%summary, "configuration reloaded")
+            }
+            Err(why) => {
+                metrics::counter!(crate::metrics::CONFIG_RELOADS, "result" => "refused")
+                    .increment(1);
+                warn!(%why, "configuration reload refused")
+            }
         }
         let _ = reply.send(result);
         reloader = Some(r);
@@ -205,7 +301,29 @@ pub async fn run(
     } else {
         info!(allow = ?config.allow.0.iter().map(|n| format!("{}/{}", n.addr, n.prefix)).collect::<Vec<_>>(), "destination allow-list");
     }
-    let ctx = Arc::new(build_context(config)?);
+    let store = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
+        file: config.source.clone(),
+        source,
+    })?;
+    info!(dir = %config.data_dir.display(), "store opened");
+    let store: Arc<dyn Store> = Arc::new(store);
+    let bus = crate::events::EventBus::default();
+    let voicemail = if config.voicemail.mailboxes.is_empty() {
+        None
+    } else {
+        let vm = crate::voicemail::storage::Voicemail::open(
+            config.voicemail.clone(),
+            store.clone(),
+            &config.data_dir,
+            bus.clone(),
+        )
+        .map_err(|e| ServerError::Voicemail {
+            file: config.source.clone(),
+            reason: e.to_string(),
+        })?;
+        Some(vm)
+    };
+    let ctx = Arc::new(build_context(config, voicemail.clone())?);
     let config = ctx.config.clone();
     let (ctx_tx, ctx_rx) = watch::channel(ctx.clone());
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -235,16 +353,13 @@ pub async fn run(
     }
     drop(in_tx);
 
-    let store = SledStore::open(&config.data_dir).map_err(|source| ServerError::Store {
-        file: config.source.clone(),
-        source,
-    })?;
-    info!(dir = %config.data_dir.display(), "store opened");
-    let store: Arc<dyn Store> = Arc::new(store);
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let endpoint =
+    let mut endpoint =
         Endpoint::new(ctx, udp, counters.clone(), Some(store.clone())).with_reloads(ctx_rx);
+    if let Some(vm) = &voicemail {
+        endpoint = endpoint.with_mwi(vm.clone(), &bus);
+    }
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 
     let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
@@ -263,10 +378,11 @@ pub async fn run(
             }
         }
     });
+    let api_voicemail = voicemail.clone();
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let res = api::serve(addr, stats_rx, Some(reload_tx), None, async move {
+            let res = api::serve(addr, stats_rx, Some(reload_tx), api_voicemail, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await;

@@ -12,8 +12,11 @@
 //! The caller may CANCEL before the answer (487), hang up at any time (BYE), put the call
 //! on hold and resume it (re-INVITE); no RTP for the inactivity timeout ends the call.
 
+use super::app::{AppHost, HostOutcome};
 use super::endpoint::{Answer, Counters};
 use super::{CallContext, CallEnded, CallMsg, CallReport, EndReason};
+use crate::media::dtmf::DtmfDigit;
+use crate::media::dtmf_dedup::DtmfSource;
 use crate::media::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
 use crate::media::session::{MediaEvent, MediaKind, RtpSession, SessionConfig};
 use crate::metrics as m;
@@ -173,6 +176,8 @@ struct Call {
     started_ms: u64,
     answered_ms: Option<u64>,
     final_stats: RtpCounters,
+    /// The IVR flow / voicemail application, for numbers with a flow.
+    host: Option<AppHost>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -245,6 +250,7 @@ impl Call {
             started_ms: super::unix_ms(),
             answered_ms: None,
             final_stats: RtpCounters::default(),
+            host: None,
         }
     }
 
@@ -339,6 +345,7 @@ impl Call {
         if self.session.is_some() {
             // Read the media sockets at least once per tick, even while we send nothing.
             consider(self.rx_polled_at.map(|t| t + RX_POLL));
+            consider(self.host.as_ref().and_then(|h| h.poll_timeout()));
         }
         if self.phase == Phase::Ringing {
             consider(self.answer_at);
@@ -586,11 +593,10 @@ impl Call {
                 self.respond(now, id, &req, (200, "OK"), &extra, None);
             }
             Method::Info => {
-                if let Some(digit) = dtmf_from_info(&req) {
-                    metrics::counter!(m::DTMF_DIGITS, "source" => "info").increment(1);
-                    info!(digit = %digit, "DTMF (SIP INFO)");
-                }
                 self.respond(now, id, &req, (200, "OK"), &[], None);
+                if let Some(digit) = dtmf_from_info(&req).and_then(DtmfDigit::from_char) {
+                    self.on_digit(now, DtmfSource::SipInfo, digit);
+                }
             }
             Method::Ack => {}
             _ => {
@@ -843,11 +849,92 @@ impl Call {
         };
         let mut session = RtpSession::new(cfg, now);
         session.set_direction(neg.direction);
-        if let Some(prompt) = self.number.as_ref().and_then(|n| self.ctx.prompts.get(n)) {
-            session.play(now, prompt.clone());
-        }
         debug!(codec = ?neg.codec, remote = %neg.remote_addr, "media started");
-        self.session = Some(session);
+        let flow = self
+            .invite
+            .as_ref()
+            .and_then(|(_, r)| r.uri.user.as_deref())
+            .and_then(|user| self.ctx.config.number(user))
+            .and_then(|n| n.flow.clone());
+        match flow {
+            Some(flow) => {
+                let (number, name) = self.caller();
+                match AppHost::for_flow(
+                    self.ctx.clone(),
+                    &flow,
+                    number,
+                    name,
+                    neg.telephone_event_pt.is_none(),
+                    now,
+                ) {
+                    Ok(mut host) => {
+                        info!(flow = %flow, "entering IVR flow");
+                        let out = host.start(now, &mut session);
+                        self.host = Some(host);
+                        self.session = Some(session);
+                        self.after_host(now, out);
+                    }
+                    Err(e) => {
+                        warn!(flow = %flow, error = %e, "cannot start the IVR flow");
+                        self.session = Some(session);
+                        self.hang_up(now, EndReason::Failed);
+                    }
+                }
+            }
+            None => {
+                if let Some(prompt) = self.number.as_ref().and_then(|n| self.ctx.prompts.get(n)) {
+                    session.play(now, prompt.clone());
+                }
+                self.session = Some(session);
+            }
+        }
+    }
+
+    /// The caller's number and display name, from the INVITE's From.
+    fn caller(&self) -> (String, String) {
+        let Some((_, req)) = self.invite.as_ref() else {
+            return (String::new(), String::new());
+        };
+        match req.from_header() {
+            Ok(from) => (
+                from.uri.user.clone().unwrap_or_default(),
+                from.display.clone().unwrap_or_default(),
+            ),
+            Err(_) => (String::new(), String::new()),
+        }
+    }
+
+    /// Acts on what the application host asked for.
+    fn after_host(&mut self, now: Instant, out: HostOutcome) {
+        if out == HostOutcome::Hangup {
+            self.hang_up(now, EndReason::Completed);
+        }
+    }
+
+    /// A digit from the caller, for the application if one runs.
+    fn on_digit(&mut self, now: Instant, source: DtmfSource, digit: DtmfDigit) {
+        match (self.host.as_mut(), self.session.as_mut()) {
+            (Some(h), Some(s)) => {
+                let out = h.digit(now, source, digit, s);
+                self.after_host(now, out);
+            }
+            _ => {
+                let label = match source {
+                    DtmfSource::Rfc4733 => "rfc4733",
+                    DtmfSource::SipInfo => "info",
+                    DtmfSource::Inband => "inband",
+                };
+                metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
+                info!(digit = %digit, source = label, "DTMF (no application)");
+            }
+        }
+    }
+
+    /// Ends the application: a deposit in progress keeps its recording.
+    fn end_app(&mut self) {
+        if let Some(mut h) = self.host.take() {
+            h.on_call_end();
+        }
     }
 
     fn on_reinvite(&mut self, now: Instant, id: ServerTxId, req: Request) {
@@ -970,14 +1057,17 @@ impl Call {
 
     fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
-            MediaEvent::PromptFinished => {
-                debug!("prompt finished");
-                self.hang_up(now, EndReason::Completed);
-            }
-            MediaEvent::Dtmf(d) => {
-                metrics::counter!(m::DTMF_DIGITS, "source" => "rfc4733").increment(1);
-                info!(digit = %d, "DTMF (RFC 4733)");
-            }
+            MediaEvent::PromptFinished => match (self.host.as_mut(), self.session.as_mut()) {
+                (Some(h), Some(s)) => {
+                    let out = h.prompt_finished(now, s);
+                    self.after_host(now, out);
+                }
+                _ => {
+                    debug!("prompt finished");
+                    self.hang_up(now, EndReason::Completed);
+                }
+            },
+            MediaEvent::Dtmf(d) => self.on_digit(now, DtmfSource::Rfc4733, d),
             MediaEvent::Inactive => {
                 info!("no RTP from the peer: ending the call");
                 self.hang_up(now, EndReason::RtpTimeout);
@@ -1037,6 +1127,10 @@ impl Call {
         if let Some(s) = self.session.as_mut() {
             s.handle_timeout(now);
         }
+        if let (Some(h), Some(s)) = (self.host.as_mut(), self.session.as_mut()) {
+            let out = h.tick(now, s);
+            self.after_host(now, out);
+        }
         if self.phase == Phase::Ringing && self.answer_at.is_some_and(|t| now >= t) {
             self.answer(now);
         }
@@ -1045,6 +1139,7 @@ impl Call {
     /// Ends the call from our side: BYE on a confirmed dialog, a final error before the
     /// answer, a BYE after the ACK when the 200 is not yet acknowledged (RFC 3261 §15).
     fn hang_up(&mut self, now: Instant, reason: EndReason) {
+        self.end_app();
         match self.phase {
             Phase::Ringing => {
                 if let Some((id, req)) = self.invite.clone() {
@@ -1120,6 +1215,7 @@ impl Call {
             return;
         }
         self.end_reason.get_or_insert(reason);
+        self.end_app();
         self.session_stop(now);
         self.release_media();
         self.release_active();

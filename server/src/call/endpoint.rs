@@ -857,6 +857,8 @@ mod tests {
                 timers: Default::default(),
                 allow: config.allow.clone(),
                 prompts: HashMap::new(),
+                library: HashMap::new(),
+                voicemail: None,
                 config,
             });
             let bus = EventBus::new(16);

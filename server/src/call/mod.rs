@@ -7,6 +7,7 @@
 //!   its prompt; it ends with BYE from either side, CANCEL, RTP inactivity or shutdown.
 
 pub mod actor;
+pub mod app;
 pub mod endpoint;
 pub mod ports;
 
@@ -44,8 +45,12 @@ impl CallHandle {
 pub struct CallContext {
     /// The validated configuration.
     pub config: Arc<Config>,
-    /// Prompts loaded at start, by number.
+    /// Prompts of play-and-hang-up numbers, by number.
     pub prompts: HashMap<String, Prompt>,
+    /// The prompt library (`ivr.prompt_dir`), by name.
+    pub library: HashMap<String, Prompt>,
+    /// Voicemail storage (shared by every config generation), if mailboxes exist.
+    pub voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
     /// RFC 3261 timer values.
     pub timers: TimerConfig,
     /// Destination allow-list.
