@@ -27,6 +27,40 @@ for d in 0 1 2 3 4 5 6 7 8 9; do
 done
 sox -n -r 8000 -c 1 -b 16 -e signed-integer beep.wav synth 0.3 sine 1000 vol 0.5 fade 0.01 0.3 0.01
 
+# Voicemail (vm-*): deposit ...
+say vm-person-at-extension.wav "The person at extension"
+say vm-not-available.wav "is not available. Please leave a message after the tone, then press pound."
+say vm-busy.wav "is on another call. Please leave a message after the tone, then press pound."
+say vm-review.wav "To send, press 1. To listen, press 2. To record again, press 3." 180
+say vm-saved.wav "Your message has been saved."
+say vm-not-saved.wav "Sorry, that could not be saved."
+say vm-too-short.wav "Sorry, that recording was too short."
+say vm-mailbox-full.wav "Sorry, this mailbox is full."
+# ... and retrieval by phone.
+say vm-enter-mailbox.wav "Please enter your mailbox number, then press pound."
+say vm-enter-pin.wav "Please enter your pin, then press pound."
+say vm-login-incorrect.wav "Login incorrect."
+say vm-you-have.wav "You have"
+say vm-new-messages.wav "new messages"
+say vm-and.wav "and"
+say vm-saved-messages.wav "saved messages."
+say vm-main-menu.wav "New messages, 1. Saved messages, 2. Mailbox options, 0. Exit, star." 180
+say vm-no-messages.wav "There are no messages."
+say vm-message.wav "Message"
+say vm-message-menu.wav "Repeat 5. Next 6. Previous 4. Save 9. Delete 7. Call back 3. Menu, star." 190
+say vm-no-more-messages.wav "There are no more messages."
+say vm-no-previous.wav "This is the first message."
+say vm-message-saved.wav "Message saved."
+say vm-message-deleted.wav "Message deleted."
+say vm-options-menu.wav "Unavailable greeting, 1. Busy greeting, 2. Change pin, 4. Back, star." 180
+say vm-record-greeting.wav "Record your greeting after the tone, then press pound."
+say vm-greeting-saved.wav "Your greeting has been saved."
+say vm-enter-new-pin.wav "Enter a new pin of 4 to 8 digits, then press pound."
+say vm-reenter-pin.wav "Enter the new pin again, then press pound."
+say vm-pin-changed.wav "Your pin has been changed."
+say vm-pin-mismatch.wav "The pins do not match. Your pin was not changed."
+say vm-pin-invalid.wav "A pin has 4 to 8 digits. Your pin was not changed."
+
 for f in *.wav; do
     printf '%-16s %s s\n' "$f" "$(soxi -D "$f")"
 done

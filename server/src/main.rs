@@ -50,7 +50,7 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the tokio runtime")?;
     rt.block_on(async move {
-        caruso::server::run(config, shutdown_signal()).await?;
+        caruso::server::run(config, args.config.clone(), shutdown_signal()).await?;
         Ok(())
     })
 }

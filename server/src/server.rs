@@ -60,10 +60,142 @@ pub fn load_prompts(config: &Config) -> Result<HashMap<String, Prompt>, ServerEr
     Ok(prompts)
 }
 
-/// Runs the server until `shutdown` completes, then ends active calls (BYE) and returns
-/// after at most `server.shutdown_grace_ms` plus a second.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+/// Settings a reload cannot change (sockets and storage are bound at start): the keys
+/// whose values differ between `old` and `new`.
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut check = |key: &'static str, differs: bool| {
+        if differs {
+            changed.push(key);
+        }
+    };
+    check("sip.udp", old.sip.udp != new.sip.udp);
+    check("sip.tcp", old.sip.tcp != new.sip.tcp);
+    check("rtp.ip", old.rtp.ip != new.rtp.ip);
+    check("rtp.port_min", old.rtp.port_min != new.rtp.port_min);
+    check("rtp.port_max", old.rtp.port_max != new.rtp.port_max);
+    check("api.grpc", old.grpc != new.grpc);
+    check("metrics.listen", old.metrics != new.metrics);
+    check("server.data_dir", old.data_dir != new.data_dir);
+    check("network.allow", old.allow.0 != new.allow.0);
+    changed
+}
+
+/// Builds the per-call context of a config (prompts loaded, flows ready), sharing the
+/// runtime objects of `prev` (none at start).
+pub fn build_context(config: Config) -> Result<CallContext, ServerError> {
     let prompts = load_prompts(&config)?;
+    let config = Arc::new(config);
+    Ok(CallContext {
+        timers: TimerConfig {
+            t1: config.sip.t1,
+            t2: config.sip.t2,
+            t4: config.sip.t4,
+        },
+        allow: config.allow.clone(),
+        prompts,
+        config,
+    })
+}
+
+/// Where reloads come from and what they replace.
+struct Reloader {
+    path: Option<std::path::PathBuf>,
+    current: Arc<CallContext>,
+    generation: u64,
+    publish: watch::Sender<Arc<CallContext>>,
+}
+
+impl Reloader {
+    /// Reads, validates and applies the config file again (blocking file IO: run it on
+    /// a blocking thread). A refused reload leaves everything as it was.
+    fn reload(&mut self) -> crate::api::ReloadResult {
+        let new = match &self.path {
+            Some(p) => Config::load(p),
+            None => Config::embedded_default(),
+        }
+        .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
+        let changed = restart_only_changes(&self.current.config, &new);
+        if !changed.is_empty() {
+            return Err(format!(
+                "reload refused, the running config stays: {}: these settings need a restart: {}",
+                new.source,
+                changed.join(", ")
+            ));
+        }
+        let ctx = build_context(new)
+            .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
+        let ctx = Arc::new(ctx);
+        self.generation += 1;
+        let summary = format!(
+            "{}: generation {}, numbers {:?}",
+            ctx.config.source,
+            self.generation,
+            ctx.config
+                .numbers
+                .iter()
+                .map(|n| n.number.as_str())
+                .collect::<Vec<_>>()
+        );
+        self.current = ctx.clone();
+        let _ = self.publish.send(ctx);
+        Ok((self.generation, summary))
+    }
+}
+
+/// Serves reload requests (SIGHUP and the gRPC `ReloadConfig`) one at a time.
+async fn reload_task(reloader: Reloader, mut requests: mpsc::Receiver<crate::api::ReloadRequest>) {
+    let mut reloader = Some(reloader);
+    while let Some(reply) = requests.recv().await {
+        let Some(mut r) = reloader.take() else {
+            break;
+        };
+        let (r, result) = match tokio::task::spawn_blocking(move || {
+            let res = r.reload();
+            (r, res)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                warn!(error = %e, "config reload task failed");
+                break;
+            }
+        };
+        match &result {
+            Ok((_, summary)) => info!(%summary, "configuration reloaded"),
+            Err(why) => warn!(%why, "configuration reload refused"),
+        }
+        let _ = reply.send(result);
+        reloader = Some(r);
+    }
+}
+
+/// Turns SIGHUP into reload requests.
+#[cfg(unix)]
+async fn sighup_task(requests: mpsc::Sender<crate::api::ReloadRequest>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        warn!("cannot listen for SIGHUP: reload only through gRPC");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        info!("SIGHUP: reloading the configuration");
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        if requests.send(tx).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Runs the server until `shutdown` completes, then ends active calls (BYE) and returns
+/// after at most `server.shutdown_grace_ms` plus a second. `path` is the config file
+/// (re-read on SIGHUP and `ReloadConfig`; `None`: the embedded default).
+pub async fn run(
+    config: Config,
+    path: Option<std::path::PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     if let Some(addr) = config.metrics {
         crate::metrics::install(addr)?;
         info!(%addr, "Prometheus metrics on http://{addr}/metrics");
@@ -73,17 +205,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     } else {
         info!(allow = ?config.allow.0.iter().map(|n| format!("{}/{}", n.addr, n.prefix)).collect::<Vec<_>>(), "destination allow-list");
     }
-    let config = Arc::new(config);
-    let ctx = Arc::new(CallContext {
-        timers: TimerConfig {
-            t1: config.sip.t1,
-            t2: config.sip.t2,
-            t4: config.sip.t4,
+    let ctx = Arc::new(build_context(config)?);
+    let config = ctx.config.clone();
+    let (ctx_tx, ctx_rx) = watch::channel(ctx.clone());
+    let (reload_tx, reload_rx) = mpsc::channel(4);
+    tokio::spawn(reload_task(
+        Reloader {
+            path,
+            current: ctx.clone(),
+            generation: 1,
+            publish: ctx_tx,
         },
-        allow: config.allow.clone(),
-        prompts,
-        config: config.clone(),
-    });
+        reload_rx,
+    ));
+    #[cfg(unix)]
+    tokio::spawn(sighup_task(reload_tx.clone()));
     let settings = TransportSettings {
         max_message_size: config.sip.max_message_size,
         allow: config.allow.clone(),
@@ -107,7 +243,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store: Arc<dyn Store> = Arc::new(store);
     let counters = Arc::new(Counters::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let endpoint = Endpoint::new(ctx, udp, counters.clone(), Some(store.clone()));
+    let endpoint =
+        Endpoint::new(ctx, udp, counters.clone(), Some(store.clone())).with_reloads(ctx_rx);
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 
     let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
@@ -129,7 +266,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let res = api::serve(addr, stats_rx, None, async move {
+            let res = api::serve(addr, stats_rx, Some(reload_tx), None, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await;

@@ -11,7 +11,7 @@
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
 //! use caruso::api::{serve, ServerStats};
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, std::future::pending()).await
 //! # }
 //! ```
 
@@ -26,10 +26,11 @@ use std::time::Instant;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
 pub use system::SystemService;
+pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
 use crate::voicemail::{Voicemail, VoicemailError};
@@ -101,13 +102,14 @@ impl From<ApiError> for tonic::Status {
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, voicemail, shutdown).await
+    serve_on(listener, stats, reload, voicemail, shutdown).await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
@@ -116,6 +118,7 @@ pub async fn serve(
 pub async fn serve_on(
     listener: TcpListener,
     stats: watch::Receiver<ServerStats>,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
@@ -132,7 +135,10 @@ pub async fn serve_on(
             .set_serving::<VoicemailServer<VoicemailService>>()
             .await;
     }
-    let system = SystemService::new(stats, Instant::now());
+    let mut system = SystemService::new(stats, Instant::now());
+    if let Some(reload) = reload {
+        system = system.with_reload(reload);
+    }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(health_service)
@@ -167,7 +173,7 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, rx, None, async {
+        let task = tokio::spawn(serve_on(listener, rx, None, None, async {
             let _ = stop_rx.await;
         }));
         (addr, tx, stop_tx, task)
@@ -227,7 +233,7 @@ mod tests {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
-        let err = serve(addr, rx, None, std::future::pending())
+        let err = serve(addr, rx, None, None, std::future::pending())
             .await
             .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));

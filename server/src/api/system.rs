@@ -3,24 +3,43 @@
 use std::time::Instant;
 
 use caruso_proto::caruso::v1::{
-    system_server::System, GetStatusRequest, GetVersionRequest, Health, SystemStatus, VersionInfo,
+    system_server::System, GetStatusRequest, GetVersionRequest, Health, ReloadConfigRequest,
+    ReloadConfigResponse, SystemStatus, VersionInfo,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tonic::{Request, Response, Status};
 
 use super::ServerStats;
+
+/// The outcome of a config reload: `(generation, summary)` or why it was refused.
+pub type ReloadResult = Result<(u64, String), String>;
+
+/// A request to reload the config, answered on the enclosed channel.
+pub type ReloadRequest = oneshot::Sender<ReloadResult>;
 
 /// Implementation of the `caruso.v1.System` gRPC service.
 #[derive(Debug, Clone)]
 pub struct SystemService {
     stats: watch::Receiver<ServerStats>,
     started: Instant,
+    reload: Option<mpsc::Sender<ReloadRequest>>,
 }
 
 impl SystemService {
     /// Creates the service over a stats snapshot channel and the server's start time.
     pub fn new(stats: watch::Receiver<ServerStats>, started: Instant) -> Self {
-        Self { stats, started }
+        Self {
+            stats,
+            started,
+            reload: None,
+        }
+    }
+
+    /// Lets `ReloadConfig` ask the server's reload task (without it, the call answers
+    /// UNIMPLEMENTED).
+    pub fn with_reload(mut self, reload: mpsc::Sender<ReloadRequest>) -> Self {
+        self.reload = Some(reload);
+        self
     }
 
     /// Builds the version answer (pure; no IO).
@@ -69,6 +88,30 @@ impl System for SystemService {
     ) -> Result<Response<SystemStatus>, Status> {
         let stats = *self.stats.borrow();
         Ok(Response::new(self.status_at(stats, Instant::now())))
+    }
+
+    async fn reload_config(
+        &self,
+        _request: Request<ReloadConfigRequest>,
+    ) -> Result<Response<ReloadConfigResponse>, Status> {
+        let Some(reload) = &self.reload else {
+            return Err(Status::unimplemented(
+                "this server cannot reload its config",
+            ));
+        };
+        let (tx, rx) = oneshot::channel();
+        reload
+            .send(tx)
+            .await
+            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+        match rx.await {
+            Ok(Ok((generation, message))) => Ok(Response::new(ReloadConfigResponse {
+                generation,
+                message,
+            })),
+            Ok(Err(why)) => Err(Status::failed_precondition(why)),
+            Err(_) => Err(Status::unavailable("the server is shutting down")),
+        }
     }
 }
 

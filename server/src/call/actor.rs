@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 /// Methods we accept, for `Allow`.
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, SUBSCRIBE";
 /// Extensions we support, for `Supported`.
 pub const SUPPORTED: &str = "";
 /// Bodies we accept, for `Accept`.

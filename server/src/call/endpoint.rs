@@ -2,20 +2,32 @@
 //! starts a call actor for each new INVITE, and answers requests outside any call.
 //!
 //! Out-of-call answers (RFC 3261 §8.2): OPTIONS 200 (Allow, Accept, Supported); a request
-//! with a To tag for no known call 481; REGISTER, SUBSCRIBE, MESSAGE, ... 405 with Allow;
+//! with a To tag for no known call 481; REGISTER, MESSAGE, ... (and SUBSCRIBE without
+//! MWI) 405 with Allow;
 //! unknown methods 501; Max-Forwards 0 483; an unsupported `Require` 420 with
 //! Unsupported; an unsupported URI scheme 416. Stray ACKs and responses are dropped.
+//!
+//! Message-waiting indication (when [`Endpoint::with_mwi`] gave it a voicemail store and
+//! the event bus): SUBSCRIBE, new and in-dialog, goes to a [`MwiManager`] owned by this
+//! task; its NOTIFYs are client transactions of the endpoint's transaction layer, whose
+//! responses and timeouts go back to the manager; mailbox events from the bus become
+//! NOTIFYs. Nothing here waits on the store beyond a `VoicemailAccess` read.
 
 use super::actor::{self, CallSetup, MediaSockets, ACCEPT, ALLOW, SUPPORTED};
 use super::ports::PortPool;
 use super::{CallContext, CallEnded, CallHandle, CallMsg, CallReport};
+use crate::events::{BusEvent, Event, EventBus};
 use crate::metrics as m;
 use crate::sip::message::{
     HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind,
 };
-use crate::sip::transaction::{Incoming, ServerTxId, TransactionLayer};
+use crate::sip::mwi::{MwiConfig, MwiManager, NotifyId, VoicemailDirectory};
+use crate::sip::transaction::{
+    ClientTxId, Incoming, Peer, ServerTxId, TransactionEvent, TransactionLayer, TxId,
+};
 use crate::sip::transport::{Inbound, Link};
 use crate::store::Store;
+use crate::voicemail::VoicemailAccess;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn};
 
 /// Live figures the API reads (lock-free).
@@ -51,6 +63,20 @@ pub struct Endpoint {
     store: Option<Arc<dyn Store>>,
     shutting_down: bool,
     reported_tx: u64,
+    /// New contexts after a config reload; a call starts on the newest and keeps it.
+    reloads: Option<watch::Receiver<Arc<CallContext>>>,
+    mwi: Option<Mwi>,
+}
+
+/// The endpoint's message-waiting state: the notifier, the mailboxes it reads and the
+/// bus it listens to.
+struct Mwi {
+    manager: MwiManager,
+    voicemail: Arc<dyn VoicemailAccess>,
+    /// `None` once the bus is closed.
+    events: Option<broadcast::Receiver<Arc<BusEvent>>>,
+    /// Our NOTIFY client transactions.
+    notifies: HashMap<ClientTxId, NotifyId>,
 }
 
 impl Endpoint {
@@ -77,7 +103,36 @@ impl Endpoint {
             store,
             shutting_down: false,
             reported_tx: 0,
+            reloads: None,
+            mwi: None,
         }
+    }
+
+    /// Follows config reloads: each new call takes the newest context from `rx`
+    /// (calls already running keep the one they started with).
+    pub fn with_reloads(mut self, rx: watch::Receiver<Arc<CallContext>>) -> Self {
+        self.reloads = Some(rx);
+        self
+    }
+
+    /// Serves message-waiting indication (SUBSCRIBE / NOTIFY `message-summary`) for the
+    /// mailboxes of `voicemail`, with mailbox changes read from `bus`. Without it,
+    /// SUBSCRIBE gets 405.
+    pub fn with_mwi(mut self, voicemail: Arc<dyn VoicemailAccess>, bus: &EventBus) -> Self {
+        let sip = &self.ctx.config.sip;
+        let mut config = MwiConfig::new(
+            &sip.public_host,
+            sip.udp.map(|a| a.port()),
+            sip.tcp.map(|a| a.port()),
+        );
+        config.user_agent = self.ctx.config.user_agent.clone();
+        self.mwi = Some(Mwi {
+            manager: MwiManager::new(config, rand::random()),
+            voicemail,
+            events: Some(bus.subscribe()),
+            notifies: HashMap::new(),
+        });
+        self
     }
 
     /// Runs until `shutdown` turns true and every call has ended (or the grace time is over).
@@ -93,9 +148,13 @@ impl Endpoint {
                 info!("all calls ended");
                 break;
             }
+            let mwi_timeout = self.mwi.as_ref().and_then(|m| m.manager.poll_timeout());
             let next = self
                 .layer
                 .poll_timeout()
+                .into_iter()
+                .chain(mwi_timeout)
+                .min()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             let grace = grace_deadline
@@ -109,7 +168,14 @@ impl Endpoint {
                     CallReport::PortFreed(port) => self.ports.release(port),
                     CallReport::Ended(ended) => self.on_call_ended(ended),
                 },
-                _ = tokio::time::sleep_until(next) => self.layer.handle_timeout(now()),
+                ev = next_bus_event(&mut self.mwi) => self.on_bus_event(ev),
+                _ = tokio::time::sleep_until(next) => {
+                    let now = now();
+                    self.layer.handle_timeout(now);
+                    if let Some(mwi) = self.mwi.as_mut() {
+                        mwi.manager.handle_timeout(now);
+                    }
+                }
                 changed = shutdown.changed(), if !self.shutting_down => {
                     if changed.is_err() || *shutdown.borrow() {
                         self.shutting_down = true;
@@ -129,6 +195,8 @@ impl Endpoint {
     }
 
     async fn flush(&mut self) {
+        self.mwi_events();
+        self.mwi_send();
         while let Some(t) = self.layer.poll_transmit() {
             let link = match t.to.transport {
                 TransportKind::Udp => self.udp.clone(),
@@ -156,7 +224,7 @@ impl Endpoint {
                 debug!(error = %e, "send failed");
             }
         }
-        while self.layer.poll_event().is_some() {}
+        self.mwi_events();
         let n = self.layer.len() as u64;
         if n != self.reported_tx {
             self.counters
@@ -167,6 +235,74 @@ impl Endpoint {
         if self.layer.is_empty() && self.tcp_links.len() > 64 {
             self.tcp_links
                 .retain(|_, l| matches!(l, Link::Tcp(tx) if !tx.is_closed()));
+        }
+    }
+
+    /// Routes the transaction layer's events: our NOTIFYs' timeouts and transport errors
+    /// go to the notifier (as 408 / 503, RFC 3261 §8.1.3.1); everything else is dropped.
+    fn mwi_events(&mut self) {
+        while let Some(ev) = self.layer.poll_event() {
+            let Some(mwi) = self.mwi.as_mut() else {
+                continue;
+            };
+            match ev {
+                TransactionEvent::Timeout(id) => {
+                    if let Some(&n) = mwi.notifies.get(&id) {
+                        mwi.manager.handle_notify_response(now(), n, 408);
+                    }
+                }
+                TransactionEvent::TransportError(TxId::Client(id)) => {
+                    if let Some(&n) = mwi.notifies.get(&id) {
+                        mwi.manager.handle_notify_response(now(), n, 503);
+                    }
+                }
+                TransactionEvent::Terminated(TxId::Client(id)) => {
+                    mwi.notifies.remove(&id);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts a client transaction for every NOTIFY the notifier queued.
+    fn mwi_send(&mut self) {
+        let Some(mwi) = self.mwi.as_mut() else {
+            return;
+        };
+        while let Some(n) = mwi.manager.poll_notify() {
+            let now = now();
+            match self.layer.send_request(now, n.request, n.to) {
+                Ok(tx) => {
+                    mwi.notifies.insert(tx, n.id);
+                }
+                Err(e) => {
+                    debug!(error = %e, "NOTIFY not sent");
+                    mwi.manager.handle_notify_response(now, n.id, 503);
+                }
+            }
+        }
+    }
+
+    /// A bus event: mailbox changes become NOTIFYs; after a lag every subscribed mailbox
+    /// is read again.
+    fn on_bus_event(&mut self, ev: Result<Arc<BusEvent>, broadcast::error::RecvError>) {
+        let Some(mwi) = self.mwi.as_mut() else {
+            return;
+        };
+        let dir = VoicemailDirectory(mwi.voicemail.as_ref());
+        match ev {
+            Ok(ev) => {
+                #[allow(irrefutable_let_patterns)] // more event kinds will come
+                if let Event::Mailbox(m) = &ev.event {
+                    debug!(mailbox = %super::redact(&m.mailbox), new = m.new_count, "mailbox changed");
+                    mwi.manager.handle_mailbox_event(now(), m, &dir);
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(missed, "event bus lagged: re-reading subscribed mailboxes");
+                mwi.manager.handle_resync(now(), &dir);
+            }
+            Err(broadcast::error::RecvError::Closed) => mwi.events = None,
         }
     }
 
@@ -209,10 +345,11 @@ impl Endpoint {
             return;
         }
         match &inbound.message {
-            SipMessage::Response(r) => {
+            SipMessage::Response(r) if self.mwi.is_none() => {
                 debug!(status = r.status, "response for no call dropped");
                 return;
             }
+            SipMessage::Response(_) => {}
             SipMessage::Request(r) if r.method == Method::Ack => {
                 debug!("ACK for no call dropped");
                 return;
@@ -227,7 +364,19 @@ impl Endpoint {
         }
         let from = inbound.from;
         match self.layer.handle_incoming(now(), inbound.message, from) {
-            Incoming::NewRequest(id, req) => self.on_out_of_call(id, req),
+            Incoming::NewRequest(id, req) => self.on_out_of_call(id, req, from),
+            Incoming::Response(tx, resp) => {
+                let n = self.mwi.as_ref().and_then(|m| m.notifies.get(&tx).copied());
+                match (n, self.mwi.as_mut()) {
+                    (Some(n), Some(mwi)) if resp.status >= 200 => {
+                        mwi.manager.handle_notify_response(now(), n, resp.status)
+                    }
+                    _ => {}
+                }
+            }
+            Incoming::StrayResponse(r) => {
+                debug!(status = r.status, "response for no call dropped");
+            }
             Incoming::Cancel {
                 cancel, request, ..
             } => {
@@ -270,14 +419,54 @@ impl Endpoint {
         }
     }
 
-    fn on_out_of_call(&mut self, id: ServerTxId, req: Request) {
+    fn on_out_of_call(&mut self, id: ServerTxId, req: Request, from: Peer) {
         if self.shutting_down && req.method == Method::Invite {
             self.respond(id, &req, 503, "Service Unavailable", &[]);
             return;
         }
-        let a = out_of_dialog_answer(&req);
+        if req.method == Method::Subscribe && self.mwi.is_some() {
+            self.on_subscribe(id, req, from);
+            return;
+        }
+        let mut a = out_of_dialog_answer(&req);
+        if self.mwi.is_some() && req.method == Method::Options && a.status == 200 {
+            a.headers.push((
+                HeaderName::Other("Allow-Events".into()),
+                crate::sip::mwi::EVENT_PACKAGE.into(),
+            ));
+        }
         info!(method = %req.method, status = a.status, "request outside any call answered");
         self.respond(id, &req, a.status, a.reason, &a.headers);
+    }
+
+    /// A SUBSCRIBE (new or in-dialog): §8.2's checks that apply to it, then the notifier.
+    fn on_subscribe(&mut self, id: ServerTxId, req: Request, from: Peer) {
+        if !matches!(req.uri.scheme.as_str(), "sip" | "sips") {
+            self.respond(id, &req, 416, "Unsupported URI Scheme", &[]);
+            return;
+        }
+        let unsupported = unsupported_requirements(&req);
+        if !unsupported.is_empty() {
+            let h = [(HeaderName::Unsupported, unsupported.join(", "))];
+            self.respond(id, &req, 420, "Bad Extension", &h);
+            return;
+        }
+        let Some(mwi) = self.mwi.as_mut() else {
+            return;
+        };
+        let dir = VoicemailDirectory(mwi.voicemail.as_ref());
+        let mut resp = mwi.manager.handle_subscribe(now(), &req, from, &dir);
+        info!(
+            mailbox = %super::redact(req.uri.user_name().unwrap_or("")),
+            sip.status = resp.status,
+            subscriptions = mwi.manager.len(),
+            "SUBSCRIBE answered"
+        );
+        resp.headers
+            .push(HeaderName::Server, self.ctx.config.user_agent.clone());
+        if let Err(e) = self.layer.send_response(now(), id, resp) {
+            debug!(error = %e, "response not sent");
+        }
     }
 
     fn start_call(&mut self, call_id: String, key: MatchKey, first: Inbound) {
@@ -289,6 +478,11 @@ impl Endpoint {
             .insert(call_id.clone(), &key, local_tag.clone(), CallHandle { tx });
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         debug!(port = ?rtp_port, calls = self.calls.len(), "starting call");
+        if let Some(rx) = self.reloads.as_mut() {
+            if rx.has_changed().unwrap_or(false) {
+                self.ctx = rx.borrow_and_update().clone();
+            }
+        }
         let ctx = self.ctx.clone();
         let done = self.ended_tx.clone();
         let counters = self.counters.clone();
@@ -327,6 +521,16 @@ impl Endpoint {
             }
         }
         None
+    }
+}
+
+/// The next event of the bus, or never when there is no MWI or the bus is closed.
+async fn next_bus_event(
+    mwi: &mut Option<Mwi>,
+) -> Result<Arc<BusEvent>, broadcast::error::RecvError> {
+    match mwi.as_mut().and_then(|m| m.events.as_mut()) {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -554,6 +758,191 @@ mod tests {
 
     fn is(h: Option<&CallHandle>, want: &CallHandle) -> bool {
         h.is_some_and(|h| h.tx.same_channel(&want.tx))
+    }
+
+    mod mwi {
+        use super::super::*;
+        use crate::config::Config;
+        use crate::events::{MailboxChange, MailboxEvent};
+        use crate::ivr::GreetingKind;
+        use crate::media::wav::Prompt;
+        use crate::sip::message::parse_datagram;
+        use crate::voicemail::{Folder, MailboxConfig, MessageMeta, VoicemailError};
+        use std::path::Path;
+
+        /// Mailbox 200, empty.
+        #[derive(Debug)]
+        struct OneMailbox;
+
+        impl VoicemailAccess for OneMailbox {
+            fn mailbox(&self, number: &str) -> Option<MailboxConfig> {
+                (number == "200").then(|| MailboxConfig {
+                    number: "200".into(),
+                    owner: "Alice".into(),
+                    pin: "1234".into(),
+                    greeting_unavailable: None,
+                    greeting_busy: None,
+                    max_message: Duration::from_secs(180),
+                    max_messages: 100,
+                    min_message: Duration::from_secs(1),
+                    silence: Duration::from_secs(10),
+                    silence_threshold: 200,
+                    notify: vec![],
+                })
+            }
+            fn check_pin(&self, _: &str, _: &str) -> bool {
+                false
+            }
+            fn set_pin(&self, m: &str, _: &str) -> Result<(), VoicemailError> {
+                Err(VoicemailError::NoMailbox(m.into()))
+            }
+            fn messages(&self, _: &str, _: Folder) -> Result<Vec<MessageMeta>, VoicemailError> {
+                Ok(Vec::new())
+            }
+            fn audio(&self, id: &str) -> Result<Prompt, VoicemailError> {
+                Err(VoicemailError::NoMessage(id.into()))
+            }
+            fn set_folder(&self, id: &str, _: Folder) -> Result<(), VoicemailError> {
+                Err(VoicemailError::NoMessage(id.into()))
+            }
+            fn delete(&self, id: &str) -> Result<(), VoicemailError> {
+                Err(VoicemailError::NoMessage(id.into()))
+            }
+            fn greeting(&self, _: &str, _: GreetingKind) -> Option<Prompt> {
+                None
+            }
+        }
+
+        async fn recv(sock: &UdpSocket) -> Option<SipMessage> {
+            let mut buf = vec![0u8; 65_535];
+            let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+                .await
+                .ok()?
+                .ok()?;
+            parse_datagram(&buf[..n]).ok()
+        }
+
+        /// The next NOTIFY (skipping retransmissions of CSeq numbers already seen).
+        async fn notify(sock: &UdpSocket, after_cseq: u32) -> Option<Request> {
+            loop {
+                match recv(sock).await? {
+                    SipMessage::Request(r)
+                        if r.method == Method::Notify
+                            && r.cseq().is_ok_and(|c| c.seq > after_cseq) =>
+                    {
+                        return Some(r)
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        fn body(r: &Request) -> String {
+            String::from_utf8_lossy(&r.body).into_owned()
+        }
+
+        /// The endpoint task with a real UDP socket: SUBSCRIBE in, 200 and NOTIFY out on
+        /// the wire; a bus event makes a new NOTIFY; a 481 to it ends the subscription.
+        #[tokio::test]
+        async fn subscribe_notify_and_mailbox_events_over_udp() {
+            let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let caddr = client.local_addr().unwrap();
+            let toml = format!(
+                "[sip]\nudp = \"{}\"\n[network]\nallow = [\"127.0.0.0/8\"]\n",
+                server.local_addr().unwrap()
+            );
+            let config = Arc::new(Config::from_toml(&toml, "t.toml", Path::new(".")).unwrap());
+            let ctx = Arc::new(CallContext {
+                timers: Default::default(),
+                allow: config.allow.clone(),
+                prompts: HashMap::new(),
+                config,
+            });
+            let bus = EventBus::new(16);
+            let ep = Endpoint::new(ctx, Some(server.clone()), Arc::default(), None)
+                .with_mwi(Arc::new(OneMailbox), &bus);
+            let (in_tx, in_rx) = mpsc::channel(16);
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(ep.run(in_rx, stop_rx));
+            let from = Peer {
+                addr: caddr,
+                transport: TransportKind::Udp,
+            };
+            let deliver = |message: SipMessage| Inbound {
+                message,
+                from,
+                link: Link::Udp(server.clone()),
+            };
+            let sub = format!(
+                "SUBSCRIBE sip:200@127.0.0.1 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {caddr};branch=z9hG4bKsub1\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:phone@127.0.0.1>;tag=ph\r\n\
+                 To: <sip:200@127.0.0.1>\r\n\
+                 Call-ID: mwi-1\r\n\
+                 CSeq: 1 SUBSCRIBE\r\n\
+                 Contact: <sip:phone@{caddr}>\r\n\
+                 Event: message-summary\r\n\
+                 Expires: 600\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            in_tx
+                .send(deliver(parse_datagram(sub.as_bytes()).unwrap()))
+                .await
+                .unwrap();
+            let Some(SipMessage::Response(ok)) = recv(&client).await else {
+                panic!("no response to SUBSCRIBE");
+            };
+            assert_eq!(ok.status, 200);
+            assert_eq!(ok.headers.get(&HeaderName::Expires), Some("600"));
+            let first = notify(&client, 0).await.expect("first NOTIFY");
+            assert!(
+                body(&first).starts_with("Messages-Waiting: no\r\n"),
+                "{}",
+                body(&first)
+            );
+            let answer = Response::for_request(&first, 200, "OK", None);
+            in_tx
+                .send(deliver(SipMessage::Response(answer)))
+                .await
+                .unwrap();
+
+            bus.publish(Event::Mailbox(MailboxEvent {
+                mailbox: "200".into(),
+                change: MailboxChange::New,
+                message_id: Some("m1".into()),
+                new_count: 1,
+                saved_count: 0,
+            }));
+            let second = notify(&client, 1).await.expect("NOTIFY after the event");
+            assert_eq!(second.cseq().unwrap().seq, 2);
+            assert!(body(&second).contains("Messages-Waiting: yes\r\n"));
+            assert!(body(&second).contains("Voice-Message: 1/0 (0/0)\r\n"));
+            let gone = Response::for_request(&second, 481, "Gone", None);
+            in_tx
+                .send(deliver(SipMessage::Response(gone)))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+
+            bus.publish(Event::Mailbox(MailboxEvent {
+                mailbox: "200".into(),
+                change: MailboxChange::Read,
+                message_id: Some("m1".into()),
+                new_count: 0,
+                saved_count: 1,
+            }));
+            assert!(
+                notify(&client, 2).await.is_none(),
+                "no NOTIFY after the subscriber answered 481"
+            );
+            stop_tx.send(true).unwrap();
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("endpoint stops")
+                .unwrap();
+        }
     }
 
     #[test]

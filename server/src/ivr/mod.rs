@@ -22,6 +22,10 @@
 //! A `Transfer` leaves the application: the actor starts the next one (a voicemail
 //! deposit or retrieval) or hands the call to the ACD, an extension or a trunk.
 
+pub mod engine;
+pub mod flow;
+pub mod hours;
+pub mod pattern;
 pub mod say;
 
 use crate::media::wav::Prompt;

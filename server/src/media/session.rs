@@ -464,6 +464,22 @@ pub struct RtpSession {
     transmits: VecDeque<MediaTransmit>,
     events: VecDeque<MediaEvent>,
     stats: RtpStats,
+    capture: Option<Capture>,
+}
+
+/// Longest gap in the caller's RTP timestamps filled with silence when capturing (2 s):
+/// a larger jump is a new talkspurt clock, not lost audio.
+const MAX_CAPTURE_GAP: u32 = 16_000;
+
+/// Decoded caller audio kept for the call's application (recording, in-band DTMF).
+#[derive(Debug, Default)]
+struct Capture {
+    /// Decoded samples not yet taken.
+    samples: Vec<i16>,
+    /// RTP timestamp expected next from the current source.
+    next_ts: Option<u32>,
+    /// SSRC the timestamps belong to.
+    ssrc: u32,
 }
 
 fn default_rtcp_addr(rtp: SocketAddr, mux: bool) -> SocketAddr {
@@ -515,6 +531,7 @@ impl RtpSession {
             transmits: VecDeque::with_capacity(16),
             events: VecDeque::with_capacity(4),
             stats: RtpStats::default(),
+            capture: None,
             cfg,
         }
     }
@@ -591,6 +608,59 @@ impl RtpSession {
         if !was_sending && self.sending() {
             self.resync(now);
         }
+    }
+
+    /// Starts or stops keeping the caller's decoded audio (for [`RtpSession::take_audio`]).
+    /// Packets are decoded in arrival order; a forward gap in RTP timestamps up to 2 s
+    /// becomes silence, late or duplicate packets are dropped.
+    pub fn set_capture(&mut self, on: bool) {
+        match (on, self.capture.is_some()) {
+            (true, false) => {
+                self.capture = Some(Capture {
+                    samples: Vec::with_capacity(1024),
+                    ..Capture::default()
+                })
+            }
+            (false, true) => self.capture = None,
+            _ => {}
+        }
+    }
+
+    /// Whether caller audio is being captured.
+    pub fn is_capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// Moves the captured caller audio (8 kHz samples) to the end of `out`.
+    pub fn take_audio(&mut self, out: &mut Vec<i16>) {
+        if let Some(c) = self.capture.as_mut() {
+            out.append(&mut c.samples);
+        }
+    }
+
+    fn capture_audio(&mut self, ssrc: u32, timestamp: u32, payload: &[u8]) {
+        let codec = self.cfg.codec;
+        let Some(c) = self.capture.as_mut() else {
+            return;
+        };
+        if c.ssrc != ssrc {
+            c.ssrc = ssrc;
+            c.next_ts = None;
+        }
+        if let Some(next) = c.next_ts {
+            let ahead = timestamp.wrapping_sub(next);
+            if ahead > u32::MAX / 2 {
+                return; // late or duplicate: its place has passed
+            }
+            if ahead > 0 && ahead <= MAX_CAPTURE_GAP {
+                c.samples.resize(c.samples.len() + ahead as usize, 0);
+            }
+        }
+        let start = c.samples.len();
+        c.samples.resize(start + payload.len(), 0);
+        let n = crate::media::codec::decode_into(codec, payload, &mut c.samples[start..]);
+        c.samples.truncate(start + n);
+        c.next_ts = Some(timestamp.wrapping_add(n as u32));
     }
 
     /// Stops the current prompt and drops the queued ones (no `PromptFinished`).
@@ -688,6 +758,10 @@ impl RtpSession {
                 }
                 self.events.push_back(MediaEvent::PeerAddressChanged(from));
             }
+        }
+        if is_audio && self.capture.is_some() {
+            let (ssrc, ts) = (p.ssrc, p.timestamp);
+            self.capture_audio(ssrc, ts, p.payload);
         }
         if is_te {
             if let Some(d) = self
@@ -989,6 +1063,45 @@ mod tests {
         };
         write_rtp(&h, payload, &mut buf).unwrap();
         buf
+    }
+
+    #[test]
+    fn capture_decodes_in_order_fills_gaps_with_silence_and_drops_late_packets() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(cfg(), t0);
+        let mut out = Vec::new();
+        // Not capturing: nothing is kept.
+        let loud = [ulaw_encode(8000); 160];
+        for i in 0..3u16 {
+            s.handle_packet(
+                t0,
+                peer(),
+                &packet(i, u32::from(i) * 160, 7, 0, false, &loud),
+            );
+        }
+        s.take_audio(&mut out);
+        assert!(out.is_empty());
+        s.set_capture(true);
+        assert!(s.is_capturing());
+        s.handle_packet(t0, peer(), &packet(3, 480, 7, 0, false, &loud));
+        // Packet 4 (ts 640) is lost; 5 arrives: 160 samples of silence fill its place.
+        s.handle_packet(t0, peer(), &packet(5, 800, 7, 0, false, &loud));
+        // Packet 4 arrives late: its place has passed, it is dropped.
+        s.handle_packet(t0, peer(), &packet(4, 640, 7, 0, false, &loud));
+        s.take_audio(&mut out);
+        assert_eq!(out.len(), 480);
+        let near = |x: i16| (x - 8000).abs() < 300;
+        assert!(out[..160].iter().all(|&x| near(x)));
+        assert!(out[160..320].iter().all(|&x| x == 0));
+        assert!(out[320..].iter().all(|&x| near(x)));
+        // Taking empties the buffer; stopping the capture keeps nothing more.
+        out.clear();
+        s.take_audio(&mut out);
+        assert!(out.is_empty());
+        s.set_capture(false);
+        s.handle_packet(t0, peer(), &packet(6, 960, 7, 0, false, &loud));
+        s.take_audio(&mut out);
+        assert!(out.is_empty());
     }
 
     #[test]

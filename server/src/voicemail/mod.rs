@@ -9,7 +9,9 @@
 //!   and `api`.
 
 pub mod config;
+pub mod deposit;
 pub mod recorder;
+pub mod retrieval;
 pub mod storage;
 
 pub use config::{parse_voicemail, VoicemailConfig};
