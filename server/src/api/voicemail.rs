@@ -283,6 +283,7 @@ mod tests {
         tokio::spawn(super::super::serve_on(
             listener,
             stats_rx,
+            None,
             Some(vm.clone()),
             async {
                 let _ = stop_rx.await;
