@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use tracing::{info, warn};
 
 /// Tree of message metadata (key: message id).
@@ -152,10 +152,42 @@ struct State {
     recorded: HashMap<(String, GreetingKind), Prompt>,
 }
 
-/// What the writer thread and the public face share.
-pub(super) struct Inner {
+/// The configured mailboxes and their configured greetings (replaced on reload).
+#[derive(Debug, Default)]
+struct Settings {
     mailboxes: BTreeMap<String, MailboxConfig>,
     configured: HashMap<(String, GreetingKind), Prompt>,
+}
+
+impl Settings {
+    /// Validated config in, greeting files loaded (blocking).
+    fn load(cfg: VoicemailConfig) -> Result<Settings, VoicemailError> {
+        let mut configured = HashMap::new();
+        for m in &cfg.mailboxes {
+            for (kind, path) in [
+                (GreetingKind::Unavailable, &m.greeting_unavailable),
+                (GreetingKind::Busy, &m.greeting_busy),
+            ] {
+                if let Some(p) = path {
+                    let prompt = Prompt::load(p).map_err(|e| file_err(p, e))?;
+                    configured.insert((m.number.clone(), kind), prompt);
+                }
+            }
+        }
+        Ok(Settings {
+            mailboxes: cfg
+                .mailboxes
+                .into_iter()
+                .map(|m| (m.number.clone(), m))
+                .collect(),
+            configured,
+        })
+    }
+}
+
+/// What the writer thread and the public face share.
+pub(super) struct Inner {
+    settings: RwLock<Arc<Settings>>,
     pub(super) store: Arc<dyn Store>,
     root: PathBuf,
     bus: EventBus,
@@ -167,7 +199,10 @@ impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Voicemail")
             .field("root", &self.root)
-            .field("mailboxes", &self.mailboxes.keys().collect::<Vec<_>>())
+            .field(
+                "mailboxes",
+                &self.settings().mailboxes.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -177,8 +212,15 @@ impl Inner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(super) fn mailbox_cfg(&self, number: &str) -> Option<&MailboxConfig> {
-        self.mailboxes.get(number)
+    fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn mailbox_cfg(&self, number: &str) -> Option<MailboxConfig> {
+        self.settings().mailboxes.get(number).cloned()
     }
 
     pub(super) fn mailbox_dir(&self, mailbox: &str) -> PathBuf {
@@ -293,25 +335,8 @@ impl Voicemail {
     ) -> Result<Arc<Voicemail>, VoicemailError> {
         let root = data_dir.join("voicemail");
         std::fs::create_dir_all(&root).map_err(|e| file_err(&root, e))?;
-        let mut configured = HashMap::new();
-        for m in &cfg.mailboxes {
-            for (kind, path) in [
-                (GreetingKind::Unavailable, &m.greeting_unavailable),
-                (GreetingKind::Busy, &m.greeting_busy),
-            ] {
-                if let Some(p) = path {
-                    let prompt = Prompt::load(p).map_err(|e| file_err(p, e))?;
-                    configured.insert((m.number.clone(), kind), prompt);
-                }
-            }
-        }
         let inner = Arc::new(Inner {
-            mailboxes: cfg
-                .mailboxes
-                .into_iter()
-                .map(|m| (m.number.clone(), m))
-                .collect(),
-            configured,
+            settings: RwLock::new(Arc::new(Settings::load(cfg)?)),
             store,
             root,
             bus,
@@ -364,10 +389,39 @@ impl Voicemail {
 
     /// The configured mailbox numbers, in order.
     pub fn mailbox_numbers(&self) -> Vec<String> {
-        self.inner.mailboxes.keys().cloned().collect()
+        self.inner.settings().mailboxes.keys().cloned().collect()
     }
 
-    fn known(&self, mailbox: &str) -> Result<&MailboxConfig, VoicemailError> {
+    /// Replaces the mailbox configuration (config reload; blocking: loads the configured
+    /// greeting files). Stored messages stay; those of a mailbox no longer configured
+    /// are kept on disk but not served until it comes back. On error nothing changes.
+    pub fn reload(&self, cfg: VoicemailConfig) -> Result<(), VoicemailError> {
+        let settings = Settings::load(cfg)?;
+        let mut recorded = Vec::new();
+        for number in settings.mailboxes.keys() {
+            for kind in [GreetingKind::Unavailable, GreetingKind::Busy] {
+                let path = self.inner.greeting_path(number, kind);
+                if path.is_file() {
+                    if let Ok(p) = Prompt::load(&path) {
+                        recorded.push(((number.clone(), kind), p));
+                    }
+                }
+            }
+        }
+        let mut st = self.inner.lock();
+        for (key, prompt) in recorded {
+            // A greeting committed meanwhile is newer than the file read above.
+            st.recorded.entry(key).or_insert(prompt);
+        }
+        *self
+            .inner
+            .settings
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+        Ok(())
+    }
+
+    fn known(&self, mailbox: &str) -> Result<MailboxConfig, VoicemailError> {
         self.inner
             .mailbox_cfg(mailbox)
             .ok_or_else(|| VoicemailError::NoMailbox(mailbox.to_string()))
@@ -382,7 +436,7 @@ impl Drop for Voicemail {
 
 impl VoicemailAccess for Voicemail {
     fn mailbox(&self, number: &str) -> Option<MailboxConfig> {
-        self.inner.mailbox_cfg(number).cloned()
+        self.inner.mailbox_cfg(number)
     }
 
     fn check_pin(&self, mailbox: &str, pin: &str) -> bool {
@@ -475,6 +529,7 @@ impl VoicemailAccess for Voicemail {
     }
 
     fn greeting(&self, mailbox: &str, kind: GreetingKind) -> Option<Prompt> {
+        let settings = self.inner.settings();
         let st = self.inner.lock();
         let key = |k| (mailbox.to_string(), k);
         let order: &[GreetingKind] = match kind {
@@ -484,7 +539,7 @@ impl VoicemailAccess for Voicemail {
         order.iter().find_map(|&k| {
             st.recorded
                 .get(&key(k))
-                .or_else(|| self.inner.configured.get(&key(k)))
+                .or_else(|| settings.configured.get(&key(k)))
                 .cloned()
         })
     }
@@ -516,7 +571,7 @@ fn load_state(inner: &Inner) -> Result<(), VoicemailError> {
             st.pins.insert(mb, pin);
         }
     }
-    for number in inner.mailboxes.keys() {
+    for number in inner.settings().mailboxes.keys() {
         for kind in [GreetingKind::Unavailable, GreetingKind::Busy] {
             let path = inner.greeting_path(number, kind);
             if path.is_file() {
@@ -553,7 +608,7 @@ fn recover(inner: &Inner) -> Result<(), VoicemailError> {
     }
     // Temporary files without a marker (a crash between creating the file and writing
     // the marker, or after the marker's removal) hold nothing promised to anyone.
-    for number in inner.mailboxes.keys() {
+    for number in inner.settings().mailboxes.keys() {
         let tmp = inner.mailbox_dir(number).join("tmp");
         let Ok(entries) = std::fs::read_dir(&tmp) else {
             continue;
@@ -1127,6 +1182,48 @@ mod tests {
         assert!(files_in(&dir.0.join("voicemail/200/tmp")).is_empty());
         assert!(files_in(&dir.0.join("voicemail/200")).is_empty());
         assert!(store.scan_prefix(RECORDINGS_TREE, b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn reload_replaces_mailboxes_and_keeps_messages() {
+        let dir = TestDir::new("reload");
+        let (vm, _bus) = open(&dir, Arc::new(MemoryStore::default()), 100);
+        let id = saved(record(&vm, &message_spec("200"), &pattern(0, 8000)));
+        let greeting = dir.0.join("g.wav");
+        {
+            let mut w = hound::WavWriter::create(&greeting, recorder::wav_spec()).unwrap();
+            for s in pattern(9, 800) {
+                w.write_sample(s).unwrap();
+            }
+            w.finalize().unwrap();
+        }
+        let mut c = cfg(100);
+        c.mailboxes.remove(1);
+        c.mailboxes[0].pin = "4321".into();
+        c.mailboxes[0].greeting_busy = Some(greeting);
+        let mut added = mailbox("202", 3);
+        added.owner = "Carol".into();
+        c.mailboxes.push(added);
+        let mut bad = c.clone();
+        bad.mailboxes[0].greeting_unavailable = Some(dir.0.join("missing.wav"));
+        assert!(vm.reload(bad).is_err());
+        assert!(
+            vm.mailbox("201").is_some(),
+            "a failed reload changes nothing"
+        );
+
+        vm.reload(c).unwrap();
+        assert_eq!(vm.mailbox_numbers(), ["200", "202"]);
+        assert!(vm.mailbox("201").is_none());
+        assert!(matches!(
+            vm.list("201", None),
+            Err(VoicemailError::NoMailbox(_))
+        ));
+        assert_eq!(vm.mailbox("202").unwrap().owner, "Carol");
+        assert!(vm.check_pin("200", "4321"));
+        assert_eq!(vm.greeting("200", GreetingKind::Busy).unwrap().len(), 800);
+        assert_eq!(vm.message(&id).unwrap().mailbox, "200");
+        assert!(vm.start_recording(&message_spec("202")).is_ok());
     }
 
     #[test]
