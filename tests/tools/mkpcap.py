@@ -266,27 +266,41 @@ def _base(i):
     return 10_000_000 + i * 5_000_000
 
 
+def _ids(i):
+    """Each file its own SSRC and sequence numbers: the server treats a new SSRC as a
+    new stream (and resets its RFC 4733 receiver), while a known SSRC whose sequence
+    numbers jump back would be dropped as old packets."""
+    return 0x0C0F_0000 + i, 1000 * (i + 1)
+
+
 ALL = {
-    # IVR: two-level menu, RFC 4733.
-    "dtmf_1.pcap": lambda: build_digits("1", _base(0)),
-    "dtmf_2.pcap": lambda: build_digits("2", _base(1)),
-    "dtmf_7.pcap": lambda: build_digits("7", _base(2)),
-    "dtmf_3.pcap": lambda: build_digits("3", _base(3)),
-    "dtmf_9.pcap": lambda: build_digits("9", _base(4)),
-    # IVR and voicemail retrieval: digit strings (mailbox, PIN), with silence between.
-    "dtmf_200.pcap": lambda: build_digits("200", _base(5), background="silence"),
-    "dtmf_1234.pcap": lambda: build_digits("1234", _base(6), background="silence"),
-    "dtmf_pin_bad.pcap": lambda: build_digits("9999", _base(7), background="silence"),
-    "dtmf_pound.pcap": lambda: build_digits("#", _base(8)),
-    # Voicemail deposit: 3.00 s of known audio, then # (RFC 4733, no audio after it).
-    "vm_known_3s.pcap": lambda: build_audio(known_audio(3.0), _base(9), then="#"),
-    # Crash test: 12 s of known audio and no end.
-    "vm_long_12s.pcap": lambda: build_audio(known_audio(12.0), _base(10)),
-    # In-band DTMF for a caller without telephone-event: 1, then 2 as tones in PCMU.
-    "inband_1.pcap": lambda: build_inband("1", _base(11)),
-    "inband_2.pcap": lambda: build_inband("2", _base(12)),
-    # Retrieval menu digits after login (delete = 7 in vm_retrieval.xml uses dtmf_7).
-    "dtmf_4.pcap": lambda: build_digits("4", _base(13)),
+    # IVR: single digits (a file may be played once per call: see the module doc).
+    "dtmf_1.pcap": lambda: build_digits("1", _base(0), *_ids(0)),
+    "dtmf_2.pcap": lambda: build_digits("2", _base(1), *_ids(1)),
+    "dtmf_3.pcap": lambda: build_digits("3", _base(2), *_ids(2)),
+    "dtmf_4.pcap": lambda: build_digits("4", _base(3), *_ids(3)),
+    "dtmf_5.pcap": lambda: build_digits("5", _base(4), *_ids(4)),
+    "dtmf_6.pcap": lambda: build_digits("6", _base(5), *_ids(5)),
+    "dtmf_7.pcap": lambda: build_digits("7", _base(6), *_ids(6)),
+    "dtmf_8.pcap": lambda: build_digits("8", _base(7), *_ids(7)),
+    "dtmf_9.pcap": lambda: build_digits("9", _base(8), *_ids(8)),
+    "dtmf_0.pcap": lambda: build_digits("0", _base(9), *_ids(9)),
+    "dtmf_star.pcap": lambda: build_digits("*", _base(10), *_ids(10)),
+    "dtmf_pound.pcap": lambda: build_digits("#", _base(11), *_ids(11)),
+    # Voicemail login: mailbox and PINs, each ended by #, PCMU silence between digits.
+    "dtmf_200_pound.pcap": lambda: build_digits("200#", _base(12), *_ids(12), background="silence"),
+    "dtmf_1234_pound.pcap": lambda: build_digits("1234#", _base(13), *_ids(13), background="silence"),
+    "dtmf_bad_pin_1.pcap": lambda: build_digits("9999#", _base(14), *_ids(14), background="silence"),
+    "dtmf_bad_pin_2.pcap": lambda: build_digits("8888#", _base(15), *_ids(15), background="silence"),
+    "dtmf_bad_pin_3.pcap": lambda: build_digits("7777#", _base(16), *_ids(16), background="silence"),
+    # Voicemail deposit: 40 ms of silence, 3.00 s of known audio, then # (RFC 4733, no
+    # audio after it).
+    "vm_known_3s.pcap": lambda: build_audio(known_audio(3.0), _base(17), *_ids(17), then="#"),
+    # Crash test: 40 ms of silence, then 12 s of known audio and no end.
+    "vm_long_12s.pcap": lambda: build_audio(known_audio(12.0), _base(18), *_ids(18)),
+    # In-band DTMF for a caller without telephone-event: tones inside PCMU.
+    "inband_1.pcap": lambda: build_inband("1", _base(19), *_ids(19)),
+    "inband_2.pcap": lambda: build_inband("2", _base(20), *_ids(20)),
 }
 
 
@@ -295,7 +309,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def common(p):
-        p.add_argument("--ts-base", type=int, default=_base(20))
+        p.add_argument("--ts-base", type=int, default=_base(40))
         p.add_argument("--ssrc", type=lambda v: int(v, 0), default=0x0C0FFEE9)
         p.add_argument("--seq", type=int, default=1)
         p.add_argument("--lead-ms", type=int, default=LEAD_MS)
