@@ -289,9 +289,12 @@ pub struct RtpPacket {
     pub payload: Vec<u8>,
 }
 
+/// One UDP datagram of a pcap file: (time, source port, destination port, payload).
+pub type UdpDatagram = (f64, u16, u16, Vec<u8>);
+
 /// The UDP datagrams of a classic pcap file (Ethernet, Linux cooked v1/v2, raw IP or
-/// BSD loopback link types; IPv4 only): (time, source port, destination port, payload).
-pub fn pcap_udp(bytes: &[u8]) -> Result<Vec<(f64, u16, u16, Vec<u8>)>, String> {
+/// BSD loopback link types; IPv4 only).
+pub fn pcap_udp(bytes: &[u8]) -> Result<Vec<UdpDatagram>, String> {
     if bytes.len() < 24 {
         return Err("short pcap header".into());
     }

@@ -457,10 +457,7 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("open log");
-        self.child = Some(spawn_server(
-            &self.dir.path().join("caruso.toml"),
-            log_file,
-        ));
+        self.child = Some(spawn_server(&self.dir.path().join("caruso.toml"), log_file));
         self.wait_ready(Duration::from_secs(30));
     }
 
