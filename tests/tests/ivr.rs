@@ -246,3 +246,67 @@ fn invalid_digit_plays_invalid_then_the_menu_again() {
     assert_eq!(o.entered("support"), 1.0, "{o}");
     assert_eq!(o.entered("sub"), 0.0, "{o}");
 }
+
+/// The tables of the default config (`config/caruso.toml`) that define what a caller
+/// meets: `[ivr]`, `[[numbers]]`, `[flows.*]`, `[voicemail]`, with the prompt directory
+/// made absolute (the harness writes its config elsewhere).
+fn default_config_call_tables() -> String {
+    let path = workspace_root().join("config").join("caruso.toml");
+    let text = std::fs::read_to_string(&path).expect("read config/caruso.toml");
+    let mut out = String::new();
+    let mut keep = false;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            let name = t.trim_start_matches('[');
+            keep = ["ivr]", "numbers]", "flows", "voicemail"]
+                .iter()
+                .any(|p| name.starts_with(p));
+        }
+        if !keep {
+            continue;
+        }
+        if t.starts_with("prompt_dir") {
+            out.push_str(&format!("prompt_dir = \"{}\"\n", prompts_dir().display()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    format!("\n{out}")
+}
+
+#[test]
+fn demo_flow_of_the_default_config_sends_1_to_sales() {
+    let ports = Ports::block(60);
+    let mut cfg = ServerConfig::new(ports);
+    cfg.extra = default_config_call_tables();
+    let server = Server::start(cfg);
+    let sipp = Sipp::new(&server, "ivr_demo_sales.xml")
+        .pcaps()
+        .timeout(Duration::from_secs(45));
+    let capture = RtpCapture::udp_to(sipp.media_port());
+    let res = sipp.run();
+    let stream = pcmu_stream(&capture.finish());
+    let names = ["welcome", "main-menu", "transfer-unavailable"];
+    let mut found: Vec<(usize, &str)> = names
+        .iter()
+        .flat_map(|n| {
+            find_all(&stream, &default_prompt(n))
+                .into_iter()
+                .map(move |at| (at, *n))
+        })
+        .collect();
+    found.sort();
+    let heard: Vec<&str> = found.into_iter().map(|(_, n)| n).collect();
+    assert!(
+        res.all_succeeded(1),
+        "the sales queue is not there yet: transfer-unavailable, then BYE\n{res}"
+    );
+    assert_eq!(
+        heard,
+        names,
+        "welcome, the main menu, then (after 1) transfer-unavailable\n{}",
+        server.log_tail(30)
+    );
+}
