@@ -18,6 +18,10 @@ say welcome.wav "Welcome to caruso. Thank you for calling. Goodbye." 230
 say goodbye.wav "Goodbye."
 say invalid.wav "Sorry, that is not a valid choice."
 say please-hold.wav "Please hold. Your call is important to us."
+# IVR demo flow (config/caruso.toml, number 100).
+say main-menu.wav "For sales, press 1. For support, press 2. To leave a message, press 3. For voicemail, press 9."
+say no-input.wav "Sorry, I did not hear your choice."
+say transfer-unavailable.wav "Sorry, nobody can take your call right now. Goodbye."
 for d in 0 1 2 3 4 5 6 7 8 9; do
     case $d in
         0) w=zero ;; 1) w=one ;; 2) w=two ;; 3) w=three ;; 4) w=four ;;

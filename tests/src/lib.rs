@@ -23,6 +23,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod audio;
+pub mod json;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::fs;
@@ -74,6 +77,16 @@ pub fn require_isolated_network() {
 // ---------------------------------------------------------------------------------------
 // Paths
 // ---------------------------------------------------------------------------------------
+
+/// Directory of the pcap files SIPp plays (`tests/pcap`, made by `tests/tools/mkpcap.py`).
+pub fn pcap_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pcap")
+}
+
+/// Directory of the default prompts (`config/prompts`).
+pub fn prompts_dir() -> PathBuf {
+    workspace_root().join("config").join("prompts")
+}
 
 /// Root of the cargo workspace (the parent of `tests/`).
 pub fn workspace_root() -> PathBuf {
@@ -440,18 +453,7 @@ impl Server {
         fs::write(&cfg_path, config.to_toml(dir.path())).expect("write config");
         let log = dir.path().join("server.log");
         let log_file = fs::File::create(&log).expect("create log");
-        let child = Command::new(server_binary())
-            .arg("--config")
-            .arg(&cfg_path)
-            .env(
-                "RUST_LOG",
-                std::env::var("CARUSO_E2E_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("dup log"))
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn caruso");
+        let child = spawn_server(&cfg_path, log_file);
         let mut server = Server {
             child: Some(child),
             dir,
@@ -460,6 +462,40 @@ impl Server {
         };
         server.wait_ready(Duration::from_secs(30));
         server
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all, as in a crash) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the binary again with the same config file, data directory and ports (after
+    /// [`Server::kill9`] or [`Server::terminate`]); the log continues in the same file.
+    /// Waits until it answers OPTIONS, like [`Server::start`].
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart: the server is still running");
+        let log_file = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        self.child = Some(spawn_server(&self.dir.path().join("caruso.toml"), log_file));
+        self.wait_ready(Duration::from_secs(30));
+    }
+
+    /// The server's data directory (`server.data_dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The gRPC address (`host:port`, no scheme).
+    pub fn grpc_addr(&self) -> String {
+        format!("{LOOPBACK}:{}", self.config.ports.grpc())
     }
 
     fn wait_ready(&mut self, limit: Duration) {
@@ -546,6 +582,21 @@ impl Server {
         )
         .unwrap_or_else(|e| panic!("metrics endpoint: {e}\n{}", self.log_tail(30)))
     }
+}
+
+fn spawn_server(cfg_path: &Path, log_file: fs::File) -> Child {
+    Command::new(server_binary())
+        .arg("--config")
+        .arg(cfg_path)
+        .env(
+            "RUST_LOG",
+            std::env::var("CARUSO_E2E_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("dup log"))
+        .stderr(log_file)
+        .spawn()
+        .expect("spawn caruso")
 }
 
 impl Drop for Server {
@@ -755,6 +806,59 @@ pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Voicemail gRPC client (Python grpcio, not the server's code)
+// ---------------------------------------------------------------------------------------
+
+/// Runs `tests/python/vm_client.py --server <grpc addr> <args...>` with the Python of
+/// `CARUSO_PYTHON` (default `python3`) and parses its JSON output; `Err` holds the exit
+/// status and stderr when it fails.
+pub fn vm_client(server: &Server, args: &[&str]) -> Result<json::Json, String> {
+    let python = std::env::var("CARUSO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join("vm_client.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(["--server", &server.grpc_addr()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run {python} {}: {e}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "vm_client {args:?}: {}\nstdout: {stdout}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = stdout.trim();
+    if text.is_empty() {
+        return Ok(json::Json::Null);
+    }
+    json::Json::parse(text).map_err(|e| format!("vm_client {args:?}: {e}: {text}"))
+}
+
+/// Polls `metric_sum(name, labels)` until `pred` holds (deadline `limit`); returns the
+/// last value seen.
+pub fn wait_metric(
+    server: &Server,
+    name: &str,
+    labels: &[&str],
+    limit: Duration,
+    pred: impl Fn(f64) -> bool,
+) -> Option<f64> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let v = metric_sum(&server.metrics(), name, labels);
+        if v.is_some_and(&pred) || Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // SIPp
 // ---------------------------------------------------------------------------------------
 
@@ -782,6 +886,7 @@ pub struct Sipp {
     keys: Vec<(String, String)>,
     extra: Vec<String>,
     timeout: Duration,
+    links: Vec<(String, PathBuf)>,
 }
 
 impl Sipp {
@@ -800,6 +905,7 @@ impl Sipp {
             keys: Vec::new(),
             extra: Vec::new(),
             timeout: Duration::from_secs(30),
+            links: Vec::new(),
         }
     }
 
@@ -862,6 +968,19 @@ impl Sipp {
         self
     }
 
+    /// Makes `name` in SIPp's run directory a symbolic link to `target`; SIPp looks for
+    /// the files of `play_pcap_audio` next to the scenario, so a scenario can say
+    /// `play_pcap_audio="pcap/dtmf_1.pcap"`.
+    pub fn link(mut self, name: &str, target: impl Into<PathBuf>) -> Self {
+        self.links.push((name.to_owned(), target.into()));
+        self
+    }
+
+    /// [`Sipp::link`] of `pcap` to `tests/pcap` (the files of `tests/tools/mkpcap.py`).
+    pub fn pcaps(self) -> Self {
+        self.link("pcap", pcap_dir())
+    }
+
     /// Runs SIPp to completion (bounded by the timeout plus a margin) and returns its
     /// result.
     pub fn run(&self) -> SippResult {
@@ -873,6 +992,12 @@ impl Sipp {
             self.local_port
         ));
         fs::create_dir_all(&run_dir).expect("sipp run dir");
+        for (name, target) in &self.links {
+            let at = run_dir.join(name);
+            let _ = fs::remove_file(&at);
+            std::os::unix::fs::symlink(target, &at)
+                .unwrap_or_else(|e| panic!("link {} -> {}: {e}", at.display(), target.display()));
+        }
         let scenario = run_dir.join(&self.scenario);
         fs::copy(&src, &scenario)
             .unwrap_or_else(|e| panic!("copy scenario {}: {e}", src.display()));
