@@ -380,12 +380,14 @@ impl Config {
             other if other.starts_with("flow:") && other.len() > 5 => {
                 UnknownNumber::Flow(other[5..].to_string())
             }
-            other => return Err(cx.err(
-                "sip.unknown_number",
-                format!(
+            other => {
+                return Err(cx.err(
+                    "sip.unknown_number",
+                    format!(
                     "expected \"reject\" (404), \"first\" or \"flow:<flow name>\", found {other:?}"
                 ),
-            )),
+                ))
+            }
         };
 
         let rtp_ip: IpAddr = match raw.rtp.ip.as_deref() {
@@ -667,7 +669,10 @@ mod tests {
             .expect("default config validates");
         assert_eq!(c.sip.udp, Some("127.0.0.1:5060".parse().unwrap()));
         assert_eq!(c.grpc, Some("127.0.0.1:50051".parse().unwrap()));
-        assert_eq!(c.number("100").and_then(|n| n.flow.as_deref()), Some("main"));
+        assert_eq!(
+            c.number("100").and_then(|n| n.flow.as_deref()),
+            Some("main")
+        );
         assert!(c.flows.flow("main").is_some());
         assert_eq!(c.voicemail.mailboxes[0].number, "200");
         assert!(c.allow.permits("127.0.0.1".parse().unwrap()));

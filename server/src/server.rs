@@ -160,7 +160,6 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("metrics.listen", old.metrics != new.metrics);
     check("server.data_dir", old.data_dir != new.data_dir);
     check("network.allow", old.allow.0 != new.allow.0);
-    check("voicemail", old.voicemail != new.voicemail);
     changed
 }
 
@@ -211,8 +210,22 @@ impl Reloader {
                 changed.join(", ")
             ));
         }
+        if self.current.voicemail.is_none() && !new.voicemail.mailboxes.is_empty() {
+            return Err(format!(
+                "reload refused, the running config stays: {}: key `voicemail`: mailboxes were added to a server started without any; this needs a restart",
+                new.source
+            ));
+        }
         let ctx = build_context(new, self.current.voicemail.clone())
             .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
+        if let Some(vm) = &ctx.voicemail {
+            vm.reload(ctx.config.voicemail.clone()).map_err(|e| {
+                format!(
+                    "reload refused, the running config stays: {}: key `voicemail`: {e}",
+                    ctx.config.source
+                )
+            })?;
+        }
         let ctx = Arc::new(ctx);
         self.generation += 1;
         let summary = format!(

@@ -241,10 +241,12 @@ impl AppHost {
     pub fn on_call_end(&mut self) {
         let keep = match &mut self.running {
             Running::Deposit(d) => d.on_caller_hangup(),
+            Running::Retrieval(r) => r.on_caller_hangup(),
             _ => false,
         };
-        if let Some(rec) = self.recording.take() {
+        if let Some(mut rec) = self.recording.take() {
             if keep {
+                rec.stop();
                 info!("caller hung up while leaving a message: saving it");
                 // The recorder finishes on its own thread; nobody waits for the answer.
                 drop(rec.save());
