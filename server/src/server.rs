@@ -119,7 +119,12 @@ pub fn load_prompts(config: &Config) -> Result<LoadedPrompts, ServerError> {
         })?;
         out.library.insert(name.to_string(), p);
     }
-    for name in REQUIRED_PROMPTS {
+    let vm_prompts = if config.voicemail.mailboxes.is_empty() {
+        &[][..]
+    } else {
+        crate::voicemail::PROMPTS
+    };
+    for name in REQUIRED_PROMPTS.iter().chain(vm_prompts) {
         if needed && !out.library.contains_key(*name) {
             return Err(ServerError::PromptDir {
                 file: config.source.clone(),

@@ -488,6 +488,22 @@ impl Server {
         self.wait_ready(Duration::from_secs(30));
     }
 
+    /// The config file the server runs with (rewrite it, then reload).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("caruso.toml")
+    }
+
+    /// Sends the running process a signal by name (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let child = self.child.as_ref().expect("server running");
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} failed");
+    }
+
     /// The server's data directory (`server.data_dir`).
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")

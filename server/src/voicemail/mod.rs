@@ -23,6 +23,42 @@ use crate::media::wav::Prompt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Prompts the deposit and retrieval applications play (besides `beep`, `goodbye`,
+/// `invalid` and the digits); the server refuses to start with mailboxes but without them.
+pub const PROMPTS: &[&str] = &[
+    "vm-and",
+    "vm-busy",
+    "vm-enter-mailbox",
+    "vm-enter-new-pin",
+    "vm-enter-pin",
+    "vm-greeting-saved",
+    "vm-login-incorrect",
+    "vm-mailbox-full",
+    "vm-main-menu",
+    "vm-message",
+    "vm-message-deleted",
+    "vm-message-menu",
+    "vm-message-saved",
+    "vm-new-messages",
+    "vm-no-messages",
+    "vm-no-more-messages",
+    "vm-no-previous",
+    "vm-not-available",
+    "vm-not-saved",
+    "vm-options-menu",
+    "vm-person-at-extension",
+    "vm-pin-changed",
+    "vm-pin-invalid",
+    "vm-pin-mismatch",
+    "vm-record-greeting",
+    "vm-reenter-pin",
+    "vm-review",
+    "vm-saved",
+    "vm-saved-messages",
+    "vm-too-short",
+    "vm-you-have",
+];
+
 /// A mailbox as configured (`[[voicemail.mailboxes]]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MailboxConfig {
@@ -139,4 +175,25 @@ pub trait VoicemailAccess: Send + Sync + std::fmt::Debug {
     fn delete(&self, message_id: &str) -> Result<(), VoicemailError>;
     /// The greeting to play, if one is recorded or configured (else the spoken default).
     fn greeting(&self, mailbox: &str, kind: GreetingKind) -> Option<Prompt>;
+}
+
+#[cfg(test)]
+mod prompt_tests {
+    /// Every `"vm-..."` literal of the phone applications is in [`super::PROMPTS`], so a
+    /// missing prompt file is caught at start, not in a call.
+    #[test]
+    fn every_prompt_the_apps_play_is_listed() {
+        for src in [include_str!("deposit.rs"), include_str!("retrieval.rs")] {
+            for (i, _) in src.match_indices("\"vm-") {
+                let name: String = src[i + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect();
+                assert!(
+                    super::PROMPTS.contains(&name.as_str()),
+                    "{name} not in PROMPTS"
+                );
+            }
+        }
+    }
 }
