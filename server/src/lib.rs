@@ -4,6 +4,7 @@
 //! an input and they never touch a socket. `sip::transport`, `call`, `api` and `store` do IO.
 #![warn(missing_docs)]
 
+pub mod acd;
 pub mod api;
 pub mod call;
 pub mod config;

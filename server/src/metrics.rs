@@ -36,7 +36,7 @@ pub const RTP_PACKETS_LOST: &str = "caruso_rtp_packets_lost_total";
 pub const RTP_PACKETS_LATE: &str = "caruso_rtp_packets_late_total";
 /// RTP packets not sent at all because the pacing tick ran too late to catch up.
 pub const RTP_PACKETS_SKIPPED: &str = "caruso_rtp_packets_skipped_total";
-/// DTMF digits received, label `source`.
+/// DTMF key presses delivered (once per press, whichever way came first), label `source`.
 pub const DTMF_DIGITS: &str = "caruso_dtmf_digits_total";
 /// DTMF digits dropped as the same key press arriving a second way, label `source`.
 pub const DTMF_DUPLICATES: &str = "caruso_dtmf_duplicates_total";

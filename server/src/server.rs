@@ -30,6 +30,14 @@ pub enum ServerError {
         /// What went wrong.
         reason: String,
     },
+    /// The prompt library directory is missing or lacks a prompt the server plays.
+    #[error("{file}: key `ivr.prompt_dir`: {reason}")]
+    PromptDir {
+        /// Config file.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A SIP socket could not be bound.
     #[error(transparent)]
     Transport(#[from] transport::TransportError),
@@ -87,10 +95,12 @@ pub fn load_prompts(config: &Config) -> Result<LoadedPrompts, ServerError> {
             return Ok(out);
         }
         Err(e) => {
-            return Err(ServerError::Prompt {
+            return Err(ServerError::PromptDir {
                 file: config.source.clone(),
-                key: "ivr.prompt_dir".into(),
-                reason: format!("cannot read {}: {e}", dir.display()),
+                reason: format!(
+                    "expected a directory of prompts (IVR flows and voicemail need one), cannot read {}: {e}",
+                    dir.display()
+                ),
             })
         }
     };
@@ -111,11 +121,10 @@ pub fn load_prompts(config: &Config) -> Result<LoadedPrompts, ServerError> {
     }
     for name in REQUIRED_PROMPTS {
         if needed && !out.library.contains_key(*name) {
-            return Err(ServerError::Prompt {
+            return Err(ServerError::PromptDir {
                 file: config.source.clone(),
-                key: "ivr.prompt_dir".into(),
                 reason: format!(
-                    "{} has no {name}.wav (the IVR and voicemail need it)",
+                    "expected {name}.wav in {} (the IVR and voicemail play it)",
                     dir.display()
                 ),
             });

@@ -1,21 +1,19 @@
 //! Message-waiting indication (RFC 6665 SUBSCRIBE/NOTIFY, RFC 3842 `message-summary`)
 //! against the real binary.
 //!
-//! INTEGRATION: these need the `[voicemail]` config (mailbox 200) and
-//! `Endpoint::with_mwi(voicemail, &bus)` in `server.rs`; remove the `#[ignore]`s then.
-//! `tests/sipp/mwi_after_deposit.xml` is the scenario for "a subscribed SIPp endpoint
-//! receives the NOTIFY with Messages-Waiting: yes and the right counts": start it (key
-//! `mailbox` = 200) in a thread, leave a message in mailbox 200 with the deposit scenario,
-//! and assert it succeeded.
+//! Subscriptions and refusals here; the NOTIFY with `Messages-Waiting: yes` after a real
+//! deposit is checked in `voicemail.rs` (`vm_mwi_subscribe.xml`).
 
 use caruso_e2e::*;
 
 /// A server with mailbox 200 and nothing in it.
 fn server() -> Server {
     let mut cfg = ServerConfig::new(Ports::block(40)).number("100", 1.0, 0);
-    cfg.extra.push_str(
-        "\n[voicemail]\n[[voicemail.mailboxes]]\nnumber = \"200\"\nowner = \"Alice Example\"\npin = \"1234\"\n",
-    );
+    let prompts = workspace_root().join("config/prompts");
+    cfg.extra.push_str(&format!(
+        "\n[ivr]\nprompt_dir = \"{}\"\n[voicemail]\n[[voicemail.mailboxes]]\nnumber = \"200\"\nowner = \"Alice Example\"\npin = \"1234\"\n",
+        prompts.display()
+    ));
     Server::start(cfg)
 }
 
@@ -37,7 +35,6 @@ fn subscribe(s: &Server, mailbox: &str, event: &str, expires: u32, call_id: &str
 }
 
 #[test]
-#[ignore = "integration: needs [voicemail] config and Endpoint::with_mwi in server.rs"]
 fn subscribe_then_notify_messages_waiting_no_udp() {
     let s = server();
     let res = Sipp::new(&s, "mwi_subscribe.xml")
@@ -48,7 +45,6 @@ fn subscribe_then_notify_messages_waiting_no_udp() {
 }
 
 #[test]
-#[ignore = "integration: needs [voicemail] config and Endpoint::with_mwi in server.rs"]
 fn subscribe_then_notify_messages_waiting_no_tcp() {
     let s = server();
     let res = Sipp::new(&s, "mwi_subscribe.xml")
@@ -60,7 +56,6 @@ fn subscribe_then_notify_messages_waiting_no_tcp() {
 }
 
 #[test]
-#[ignore = "integration: needs [voicemail] config and Endpoint::with_mwi in server.rs"]
 fn other_event_package_489_unknown_mailbox_404_too_brief_423() {
     let s = server();
     let res = Sipp::new(&s, "mwi_bad_event.xml")

@@ -181,12 +181,12 @@ impl AppHost {
         session: &mut RtpSession,
     ) -> HostOutcome {
         let label = source_label(source);
-        metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
         let Some(d) = self.dedup.handle(now, source, digit) else {
             metrics::counter!(m::DTMF_DUPLICATES, "source" => label).increment(1);
             debug!(digit = %digit.as_char(), source = label, "DTMF duplicate dropped");
             return HostOutcome::Continue;
         };
+        metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
         info!(digit = %d.as_char(), source = label, "DTMF");
         if self.interruptible && self.outstanding > 0 {
             session.stop_playback();
@@ -275,9 +275,9 @@ impl AppHost {
             if let Some(det) = self.inband.as_mut() {
                 if let Some(d) = det.handle_frame(&self.audio[frame_range.clone()]) {
                     let label = source_label(DtmfSource::Inband);
-                    metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
                     match self.dedup.handle(now, DtmfSource::Inband, d) {
                         Some(d) => {
+                            metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
                             info!(digit = %d.as_char(), source = label, "DTMF");
                             if self.interruptible && self.outstanding > 0 {
                                 session.stop_playback();
