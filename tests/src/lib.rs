@@ -825,29 +825,10 @@ pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
 // Voicemail gRPC client (Python grpcio, not the server's code)
 // ---------------------------------------------------------------------------------------
 
-/// Runs `tests/python/vm_client.py --server <grpc addr> <args...>` with the Python of
-/// `CARUSO_PYTHON` (default `python3`) and parses its JSON output; `Err` holds the exit
-/// status and stderr when it fails.
+/// [`python_vm_client`] against `server`, with its JSON output parsed; `Err` holds the
+/// exit status, stdout and stderr when it fails.
 pub fn vm_client(server: &Server, args: &[&str]) -> Result<json::Json, String> {
-    let python = std::env::var("CARUSO_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("python")
-        .join("vm_client.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .args(["--server", &server.grpc_addr()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("run {python} {}: {e}", script.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "vm_client {args:?}: {}\nstdout: {stdout}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let stdout = python_vm_client(&server.grpc_addr(), args)?;
     let text = stdout.trim();
     if text.is_empty() {
         return Ok(json::Json::Null);

@@ -165,6 +165,7 @@ fn rfc4733_digits_walk_a_two_level_menu() {
         assert_eq!(o.entered(node), n, "node {node} entries\n{o}");
     }
     assert_eq!(o.digits(Some("rfc4733")), 2.0, "two RFC 4733 digits\n{o}");
+    assert_eq!(o.digits(None), 2.0, "and no other\n{o}");
 }
 
 #[test]
@@ -207,10 +208,13 @@ fn a_digit_sent_two_ways_counts_once() {
         "a duplicate 1 would have been an invalid choice in the second menu\n{o}"
     );
     assert_eq!(o.entered("sales"), 1.0, "{o}");
+    // `caruso_dtmf_digits_total{source}` counts each key press once (under the way that
+    // came first); `caruso_dtmf_duplicates_total{source}` the copies dropped.
+    let duplicates = metric_sum(&o.metrics, "caruso_dtmf_duplicates_total", &[]).unwrap_or(0.0);
     assert_eq!(
-        o.digits(None),
-        2.0,
-        "1 and 7, each sent as RFC 4733 and as SIP INFO, are two digits\n{o}"
+        (o.digits(None), duplicates),
+        (2.0, 2.0),
+        "1 and 7, each sent as RFC 4733 and as SIP INFO: two digits, two duplicates\n{o}"
     );
 }
 
