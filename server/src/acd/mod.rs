@@ -13,6 +13,7 @@
 //! Times inside snapshots are `std::time::Instant`s given by the caller (`now` is part of
 //! the snapshot), so tests use a hand-made clock.
 
+pub mod agent;
 pub mod api;
 
 use std::sync::Arc;
