@@ -15,6 +15,8 @@
 
 pub mod agent;
 pub mod api;
+pub mod ewt;
+pub mod router;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -270,6 +272,9 @@ pub struct WaitingCall {
     pub excluded: Vec<AgentId>,
     /// Agents ringing for it now (ring-progressively adds to them).
     pub ringing: Vec<AgentId>,
+    /// When the first agent in `ringing` started ringing (`None` when nobody rings).
+    /// Ring-progressively adds the next agent every `ring_timeout` after this.
+    pub ringing_since: Option<Instant>,
 }
 
 /// Everything the router decides on.
