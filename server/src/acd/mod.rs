@@ -13,6 +13,8 @@
 //! Times inside snapshots are `std::time::Instant`s given by the caller (`now` is part of
 //! the snapshot), so tests use a hand-made clock.
 
+pub mod config;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
