@@ -1140,3 +1140,763 @@ fn check_exit_loops(cx: &Cx, queues: &[QueueConfig]) -> Result<(), ConfigError> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROMPTS: &[&str] = &["moh", "please-hold", "goodbye", "sorry"];
+
+    fn flows() -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([(
+            "main".to_string(),
+            vec!["welcome".to_string(), "menu".to_string()],
+        )])
+    }
+
+    fn parse_refs(text: &str, trunks: &[&str]) -> Result<AcdConfig, ConfigError> {
+        let doc: toml::Table = toml::from_str(text).expect("test TOML parses");
+        let exists = |p: &str| PROMPTS.contains(&p);
+        let refs = AcdReferences {
+            mailboxes: vec!["200".into()],
+            flows: flows(),
+            trunks: trunks.iter().map(|t| t.to_string()).collect(),
+            prompt_exists: &exists,
+        };
+        let empty = toml::Value::Table(toml::Table::new());
+        parse_acd(doc.get("acd").unwrap_or(&empty), "test.toml", &refs)
+    }
+
+    fn parse(text: &str) -> Result<AcdConfig, ConfigError> {
+        parse_refs(text, &[])
+    }
+
+    /// The rejected config's key (the file is named too) and message.
+    fn err(text: &str) -> (String, String) {
+        let e = parse(text).expect_err("config should be rejected");
+        assert_eq!(e.file, "test.toml");
+        (e.key, e.expected)
+    }
+
+    fn err_key(text: &str) -> String {
+        err(text).0
+    }
+
+    const AGENTS: &str = r#"
+[[acd.agents]]
+id = "alice"
+name = "Alice Example"
+token = "alice-secret"
+skills = { english = 5, sales = 3 }
+max_no_answer = 2
+phone = { user = "alice", password = "alice-pass" }
+[[acd.agents]]
+id = "bob"
+token = "bob-secret"
+skills = { english = 2, support = 4 }
+phone = { uri = "sip:bob@127.0.0.1:5070" }
+[[acd.agents]]
+id = "carol"
+token = "carol-secret"
+skills = { english = 1, sales = 1, support = 1 }
+phone = { user = "carol", password = "c" }
+"#;
+
+    const FULL: &str = r#"
+[acd]
+reasons = ["break", "lunch", "training", "after missed call"]
+[[acd.queues]]
+name = "sales"
+strategy = "best-skill"
+skills = { english = 1, sales = 2 }
+priority = 5
+ring_timeout_s = 20
+retry_delay_s = 2.5
+max_wait_s = 600
+max_len = 50
+wrap_up_s = 10
+music = "moh"
+announcement = { prompt = "please-hold", every_s = 30 }
+position_every_s = 60
+service_level_s = 30
+exit_key = "0"
+exit = { mailbox = "200" }
+relax = [ { after_s = 30, min_level = 1 }, { after_s = 60, drop = "sales" } ]
+members = ["carol", "alice"]
+[[acd.queues]]
+name = "support"
+skills = { support = 2 }
+exit = { queue = "overflow" }
+[[acd.queues]]
+name = "overflow"
+strategy = "ring-all"
+exit = { flow = "main", node = "menu" }
+[[acd.queues]]
+name = "last"
+exit = { hangup = ["sorry", "goodbye"] }
+"#;
+
+    fn full() -> AcdConfig {
+        parse(&format!("{FULL}{AGENTS}")).expect("full example parses")
+    }
+
+    fn ids(q: &QueueConfig) -> Vec<&str> {
+        q.members.iter().map(|m| &**m).collect()
+    }
+
+    #[test]
+    fn full_example_parses_to_typed_values() {
+        let c = full();
+        assert_eq!(
+            c.reasons,
+            vec![
+                "break",
+                "lunch",
+                "training",
+                "after missed call",
+                "no answer",
+                "restart"
+            ]
+        );
+        assert_eq!(c.queues.len(), 4);
+        let s = c.queue("sales").unwrap();
+        assert_eq!(&*s.name, "sales");
+        assert_eq!(s.strategy, Strategy::BestSkill);
+        assert_eq!(
+            s.requirements,
+            vec![
+                Requirement {
+                    skill: "english".into(),
+                    min_level: 1
+                },
+                Requirement {
+                    skill: "sales".into(),
+                    min_level: 2
+                },
+            ]
+        );
+        assert_eq!(s.priority, 5);
+        assert_eq!(s.ring_timeout, Duration::from_secs(20));
+        assert_eq!(s.retry_delay, Duration::from_millis(2500));
+        assert_eq!(s.max_wait, Some(Duration::from_secs(600)));
+        assert_eq!(s.max_len, Some(50));
+        assert_eq!(s.wrap_up, Duration::from_secs(10));
+        assert_eq!(s.music.as_deref(), Some("moh"));
+        assert_eq!(
+            s.announcement,
+            Some(("please-hold".to_string(), Duration::from_secs(30)))
+        );
+        assert_eq!(s.position_every, Some(Duration::from_secs(60)));
+        assert_eq!(s.service_level, Duration::from_secs(30));
+        assert_eq!(s.exit_key, Some('0'));
+        assert_eq!(s.exit, ExitTarget::Mailbox("200".into()));
+        assert_eq!(
+            s.relaxations,
+            vec![
+                Relaxation {
+                    after: Duration::from_secs(30),
+                    change: RelaxChange::MinLevel(1)
+                },
+                Relaxation {
+                    after: Duration::from_secs(60),
+                    change: RelaxChange::DropSkill("sales".into())
+                },
+            ]
+        );
+        // Explicit members keep their order.
+        assert_eq!(ids(s), vec!["carol", "alice"]);
+
+        let sup = c.queue("support").unwrap();
+        assert_eq!(sup.exit, ExitTarget::Queue("overflow".into()));
+        // Default members: support >= 2 -> only bob.
+        assert_eq!(ids(sup), vec!["bob"]);
+        let over = c.queue("overflow").unwrap();
+        assert_eq!(over.strategy, Strategy::RingAll);
+        assert_eq!(
+            over.exit,
+            ExitTarget::Flow {
+                flow: "main".into(),
+                node: Some("menu".into())
+            }
+        );
+        // No requirements: every agent, in config order.
+        assert_eq!(ids(over), vec!["alice", "bob", "carol"]);
+        assert_eq!(
+            c.queue("last").unwrap().exit,
+            ExitTarget::Hangup(vec!["sorry".into(), "goodbye".into()])
+        );
+
+        let a = c.agent("alice").unwrap();
+        assert_eq!(a.name, "Alice Example");
+        assert_eq!(a.token, "alice-secret");
+        assert_eq!(a.max_no_answer, 2);
+        assert_eq!(
+            a.skills,
+            vec![
+                Skill {
+                    name: "english".into(),
+                    level: 5
+                },
+                Skill {
+                    name: "sales".into(),
+                    level: 3
+                },
+            ]
+        );
+        assert_eq!(
+            a.contact,
+            VoiceContact::Registered {
+                user: "alice".into(),
+                password: "alice-pass".into()
+            }
+        );
+        let b = c.agent("bob").unwrap();
+        assert_eq!(b.name, "bob");
+        assert_eq!(
+            b.contact,
+            VoiceContact::Uri("sip:bob@127.0.0.1:5070".into())
+        );
+
+        // Lookups.
+        assert_eq!(&*c.agent_by_user("carol").unwrap().id, "carol");
+        assert!(c.agent_by_user("bob").is_none());
+        assert!(c.agent("dave").is_none() && c.queue("nope").is_none());
+        assert!(c.has_reason("lunch") && c.has_reason("no answer") && !c.has_reason("nap"));
+        let of_alice: Vec<&str> = c.queues_of("alice").map(|q| &*q.name).collect();
+        assert_eq!(of_alice, vec!["sales", "overflow", "last"]);
+        let prompts: Vec<String> = c.prompt_names().into_iter().collect();
+        assert_eq!(prompts, vec!["goodbye", "moh", "please-hold", "sorry"]);
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(&format!("[[acd.queues]]\nname = \"q\"\n{AGENTS}")).unwrap();
+        let q = &c.queues[0];
+        assert_eq!(q.strategy, Strategy::LongestIdle);
+        assert!(q.requirements.is_empty() && q.relaxations.is_empty());
+        assert_eq!(q.priority, 0);
+        assert_eq!(q.ring_timeout, Duration::from_secs(15));
+        assert_eq!(q.retry_delay, Duration::from_secs(5));
+        assert_eq!(q.wrap_up, Duration::ZERO);
+        assert_eq!(q.service_level, Duration::from_secs(20));
+        assert_eq!(q.max_wait, None);
+        assert_eq!(q.max_len, None);
+        assert_eq!(q.music, None);
+        assert_eq!(q.announcement, None);
+        assert_eq!(q.position_every, None);
+        assert_eq!(q.exit_key, None);
+        assert_eq!(q.exit, ExitTarget::Hangup(vec![]));
+        assert_eq!(c.agent("bob").unwrap().max_no_answer, 3);
+        assert_eq!(
+            c.reasons,
+            vec!["break", "lunch", "training", "no answer", "restart"]
+        );
+        assert_eq!(c.defaults, AcdDefaults::default());
+
+        let empty = parse("").unwrap();
+        assert_eq!(empty, AcdConfig::default());
+        assert!(empty.has_reason("restart") && empty.has_reason("break"));
+    }
+
+    #[test]
+    fn acd_defaults_table_changes_the_defaults() {
+        let c = parse(&format!(
+            "[acd.defaults]\nring_timeout_s = 25\nretry_delay_s = 1\nwrap_up_s = 7\n\
+             service_level_s = 45\nmax_no_answer = 5\n\
+             [[acd.queues]]\nname = \"q\"\n[[acd.queues]]\nname = \"r\"\nring_timeout_s = 9\n{AGENTS}"
+        ))
+        .unwrap();
+        let q = &c.queues[0];
+        assert_eq!(q.ring_timeout, Duration::from_secs(25));
+        assert_eq!(q.retry_delay, Duration::from_secs(1));
+        assert_eq!(q.wrap_up, Duration::from_secs(7));
+        assert_eq!(q.service_level, Duration::from_secs(45));
+        assert_eq!(c.queues[1].ring_timeout, Duration::from_secs(9));
+        assert_eq!(c.agent("bob").unwrap().max_no_answer, 5);
+        assert_eq!(c.agent("alice").unwrap().max_no_answer, 2);
+        assert_eq!(c.defaults.wrap_up, Duration::from_secs(7));
+    }
+
+    #[test]
+    fn reasons_keep_builtins_once() {
+        let c = parse("[acd]\nreasons = [\"restart\", \"coffee\"]\n").unwrap();
+        assert_eq!(c.reasons, vec!["restart", "coffee", "no answer"]);
+        assert_eq!(
+            err_key("[acd]\nreasons = [\"a\", \"a\"]\n"),
+            "acd.reasons[1]"
+        );
+        assert_eq!(err_key("[acd]\nreasons = [\"\"]\n"), "acd.reasons[0]");
+        assert_eq!(err_key("[acd]\nreasons = [3]\n"), "acd.reasons[0]");
+        assert_eq!(err_key("[acd]\nreasons = \"break\"\n"), "acd.reasons");
+    }
+
+    /// `FULL` + agents with `from` replaced by `to` (which must occur).
+    fn full_with(from: &str, to: &str) -> String {
+        let text = format!("{FULL}{AGENTS}");
+        assert!(text.contains(from), "{from:?} not in the example");
+        text.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        assert_eq!(err_key("[acd]\nqueue = []\n"), "acd.queue");
+        assert_eq!(
+            err_key("[acd.defaults]\nring_s = 1\n"),
+            "acd.defaults.ring_s"
+        );
+        assert_eq!(
+            err_key(&full_with("priority = 5", "prio = 5")),
+            "acd.queues[0].prio"
+        );
+        assert_eq!(
+            err_key(&full_with("every_s = 30", "every = 30")),
+            "acd.queues[0].announcement.every"
+        );
+        assert_eq!(
+            err_key(&full_with("after_s = 30,", "after = 30,")),
+            "acd.queues[0].relax[0].after"
+        );
+        assert_eq!(
+            err_key(&full_with(
+                "{ mailbox = \"200\" }",
+                "{ voicemail = \"200\" }"
+            )),
+            "acd.queues[0].exit.voicemail"
+        );
+        assert_eq!(
+            err_key(&full_with("max_no_answer = 2", "max_missed = 2")),
+            "acd.agents[0].max_missed"
+        );
+        assert_eq!(
+            err_key(&full_with("password = \"alice-pass\"", "pass = \"x\"")),
+            "acd.agents[0].phone.pass"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_rejected() {
+        let (k, m) = err(&full_with("name = \"last\"", "name = \"sales\""));
+        assert_eq!(k, "acd.queues[3].name");
+        assert!(m.contains("acd.queues[0]"), "{m}");
+        assert_eq!(
+            err_key(&full_with("id = \"bob\"", "id = \"alice\"")),
+            "acd.agents[1].id"
+        );
+        let (k, m) = err(&full_with("user = \"carol\"", "user = \"alice\""));
+        assert_eq!(k, "acd.agents[2].phone.user");
+        assert!(m.contains("acd.agents[0]"), "{m}");
+        let (k, m) = err(&full_with(
+            "token = \"bob-secret\"",
+            "token = \"alice-secret\"",
+        ));
+        assert_eq!(k, "acd.agents[1].token");
+        assert!(
+            !m.contains("alice-secret"),
+            "a token must not be echoed: {m}"
+        );
+        assert_eq!(
+            err_key(&full_with(
+                "members = [\"carol\", \"alice\"]",
+                "members = [\"carol\", \"carol\"]"
+            )),
+            "acd.queues[0].members[1]"
+        );
+    }
+
+    #[test]
+    fn unknown_strategy_lists_the_names() {
+        let (k, m) = err(&full_with("\"best-skill\"", "\"fastest\""));
+        assert_eq!(k, "acd.queues[0].strategy");
+        for s in Strategy::ALL {
+            assert!(m.contains(s.as_str()), "{m}");
+        }
+        assert!(m.contains("fastest"), "{m}");
+        // Every documented name parses.
+        for s in Strategy::ALL {
+            let c = parse(&full_with("\"best-skill\"", &format!("{:?}", s.as_str()))).unwrap();
+            assert_eq!(c.queues[0].strategy, s);
+        }
+    }
+
+    #[test]
+    fn skill_levels_must_be_1_to_5() {
+        assert_eq!(
+            err_key(&full_with("sales = 2 }", "sales = 6 }")),
+            "acd.queues[0].skills.sales"
+        );
+        assert_eq!(
+            err_key(&full_with("english = 5,", "english = 0,")),
+            "acd.agents[0].skills.english"
+        );
+        assert_eq!(
+            err_key(&full_with("english = 5,", "english = \"5\",")),
+            "acd.agents[0].skills.english"
+        );
+        assert_eq!(
+            err_key(&full_with(
+                "skills = { support = 2 }",
+                "skills = [\"support\"]"
+            )),
+            "acd.queues[1].skills"
+        );
+        assert_eq!(
+            err_key(&full_with("english = 5,", "\"eng lish\" = 5,")),
+            "acd.agents[0].skills.eng lish"
+        );
+    }
+
+    #[test]
+    fn relax_steps_must_increase_in_time_and_lower_levels() {
+        let relax =
+            "relax = [ { after_s = 30, min_level = 1 }, { after_s = 60, drop = \"sales\" } ]";
+        let with = |r: &str| full_with(relax, &format!("relax = [ {r} ]"));
+        let (k, m) = err(&with(
+            "{ after_s = 30, min_level = 1 }, { after_s = 30, drop = \"sales\" }",
+        ));
+        assert_eq!(k, "acd.queues[0].relax[1].after_s");
+        assert!(m.contains("increasing"), "{m}");
+        assert_eq!(
+            err_key(&with(
+                "{ after_s = 60, drop = \"sales\" }, { after_s = 30, min_level = 1 }"
+            )),
+            "acd.queues[0].relax[1].after_s"
+        );
+        // Highest required level is 2: min_level 2 lowers nothing, 3 would raise.
+        assert_eq!(
+            err_key(&with("{ after_s = 30, min_level = 3 }")),
+            "acd.queues[0].relax[0].min_level"
+        );
+        assert_eq!(
+            err_key(&with("{ after_s = 30, min_level = 2 }")),
+            "acd.queues[0].relax[0].min_level"
+        );
+        // A later min_level must be lower than an earlier one.
+        let c = parse(&full_with("sales = 2 }", "sales = 4 }").replacen(
+            relax,
+            "relax = [ { after_s = 10, min_level = 3 }, { after_s = 20, min_level = 1 } ]",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(c.queues[0].relaxations[1].change, RelaxChange::MinLevel(1));
+        let raised = full_with("sales = 2 }", "sales = 4 }").replacen(
+            relax,
+            "relax = [ { after_s = 10, min_level = 2 }, { after_s = 20, min_level = 3 } ]",
+            1,
+        );
+        assert_eq!(
+            parse(&raised).unwrap_err().key,
+            "acd.queues[0].relax[1].min_level"
+        );
+        assert_eq!(
+            err_key(&with("{ after_s = 30, drop = \"support\" }")),
+            "acd.queues[0].relax[0].drop"
+        );
+        assert_eq!(
+            err_key(&with(
+                "{ after_s = 30, drop = \"sales\" }, { after_s = 40, drop = \"sales\" }"
+            )),
+            "acd.queues[0].relax[1].drop"
+        );
+        assert_eq!(
+            err_key(&with("{ after_s = 30, drop = \"sales\", min_level = 1 }")),
+            "acd.queues[0].relax[0]"
+        );
+        assert_eq!(
+            err_key(&with("{ min_level = 1 }")),
+            "acd.queues[0].relax[0].after_s"
+        );
+        assert_eq!(
+            err_key(&with("{ after_s = 0, min_level = 1 }")),
+            "acd.queues[0].relax[0].after_s"
+        );
+        // A queue without requirements has no level to lower.
+        assert_eq!(
+            err_key(&full_with(
+                "strategy = \"ring-all\"",
+                "relax = [ { after_s = 5, min_level = 1 } ]"
+            )),
+            "acd.queues[2].relax[0].min_level"
+        );
+    }
+
+    #[test]
+    fn exit_targets_must_exist() {
+        let exit = "exit = { mailbox = \"200\" }";
+        let with = |e: &str| full_with(exit, &format!("exit = {e}"));
+        assert_eq!(
+            err_key(&with("{ mailbox = \"999\" }")),
+            "acd.queues[0].exit.mailbox"
+        );
+        assert_eq!(
+            err_key(&with("{ queue = \"nope\" }")),
+            "acd.queues[0].exit.queue"
+        );
+        let (k, m) = err(&with("{ queue = \"sales\" }"));
+        assert_eq!(k, "acd.queues[0].exit.queue");
+        assert!(m.contains("itself"), "{m}");
+        assert_eq!(
+            err_key(&with("{ flow = \"other\" }")),
+            "acd.queues[0].exit.flow"
+        );
+        assert_eq!(
+            err_key(&with("{ flow = \"main\", node = \"nowhere\" }")),
+            "acd.queues[0].exit.node"
+        );
+        assert_eq!(
+            err_key(&with("{ queue = \"support\", node = \"menu\" }")),
+            "acd.queues[0].exit.node"
+        );
+        assert_eq!(
+            err_key(&with("{ hangup = [\"nope\"] }")),
+            "acd.queues[0].exit.hangup[0]"
+        );
+        assert_eq!(
+            err_key(&with("{ mailbox = \"200\", queue = \"support\" }")),
+            "acd.queues[0].exit"
+        );
+        assert_eq!(err_key(&with("{}")), "acd.queues[0].exit");
+        assert_eq!(err_key(&with("\"200\"")), "acd.queues[0].exit");
+        // A flow without a node starts at the flow's start.
+        let c = parse(&with("{ flow = \"main\" }")).unwrap();
+        assert_eq!(
+            c.queues[0].exit,
+            ExitTarget::Flow {
+                flow: "main".into(),
+                node: None
+            }
+        );
+        // An exit to a queue defined later is fine (support -> overflow above).
+    }
+
+    #[test]
+    fn queue_exit_loops_are_rejected() {
+        // sales -> support -> overflow -> sales.
+        let text = full_with(
+            "exit = { flow = \"main\", node = \"menu\" }",
+            "exit = { queue = \"sales\" }",
+        )
+        .replacen(
+            "exit = { mailbox = \"200\" }",
+            "exit = { queue = \"support\" }",
+            1,
+        );
+        let (k, m) = err(&text);
+        assert_eq!(k, "acd.queues[0].exit.queue");
+        assert!(m.contains("sales -> support -> overflow -> sales"), "{m}");
+        // A chain without a loop is fine.
+        let ok = full_with(
+            "exit = { mailbox = \"200\" }",
+            "exit = { queue = \"support\" }",
+        );
+        assert_eq!(
+            parse(&ok).unwrap().queues[0].exit,
+            ExitTarget::Queue("support".into())
+        );
+    }
+
+    #[test]
+    fn members_must_be_agents() {
+        let (k, m) = err(&full_with("\"carol\", \"alice\"", "\"carol\", \"dave\""));
+        assert_eq!(k, "acd.queues[0].members[1]");
+        assert!(m.contains("dave"), "{m}");
+        // Explicit members need not have the skills (relaxation may make them eligible).
+        let c = parse(&full_with("\"carol\", \"alice\"", "\"bob\"")).unwrap();
+        assert_eq!(ids(&c.queues[0]), vec!["bob"]);
+        // Default members: every required skill at or above the minimum level.
+        let c = parse(&full_with("members = [\"carol\", \"alice\"]\n", "")).unwrap();
+        assert_eq!(ids(&c.queues[0]), vec!["alice"]);
+        let c = parse(
+            &full_with("sales = 2 }", "sales = 1 }")
+                .replacen("members = [\"carol\", \"alice\"]\n", "", 1)
+                .replacen("{ after_s = 30, min_level = 1 }, ", "", 1),
+        )
+        .unwrap();
+        assert_eq!(ids(&c.queues[0]), vec!["alice", "carol"]);
+    }
+
+    #[test]
+    fn prompts_must_exist() {
+        assert_eq!(
+            err_key(&full_with("\"moh\"", "\"jazz\"")),
+            "acd.queues[0].music"
+        );
+        assert_eq!(
+            err_key(&full_with("\"please-hold\"", "\"hold-on\"")),
+            "acd.queues[0].announcement.prompt"
+        );
+        assert_eq!(
+            err_key(&full_with("\"moh\"", "\"../etc/passwd\"")),
+            "acd.queues[0].music"
+        );
+        assert_eq!(
+            err_key(&full_with(
+                "{ prompt = \"please-hold\", every_s = 30 }",
+                "{ prompt = \"please-hold\" }"
+            )),
+            "acd.queues[0].announcement.every_s"
+        );
+    }
+
+    #[test]
+    fn phones_and_secrets() {
+        assert_eq!(
+            err_key(&full_with("token = \"alice-secret\"", "token = \"\"")),
+            "acd.agents[0].token"
+        );
+        assert_eq!(
+            err_key(&full_with("token = \"bob-secret\"\n", "")),
+            "acd.agents[1].token"
+        );
+        assert_eq!(
+            err_key(&full_with("password = \"alice-pass\"", "password = \"\"")),
+            "acd.agents[0].phone.password"
+        );
+        assert_eq!(
+            err_key(&full_with(", password = \"alice-pass\"", "")),
+            "acd.agents[0].phone.password"
+        );
+        assert_eq!(
+            err_key(&full_with("\"sip:bob@127.0.0.1:5070\"", "\"http://bob\"")),
+            "acd.agents[1].phone.uri"
+        );
+        assert_eq!(
+            err_key(&full_with(
+                "uri = \"sip:bob@127.0.0.1:5070\"",
+                "uri = \"sip:x\", user = \"bob\""
+            )),
+            "acd.agents[1].phone"
+        );
+        assert_eq!(
+            err_key(&full_with(
+                "phone = { uri = \"sip:bob@127.0.0.1:5070\" }\n",
+                ""
+            )),
+            "acd.agents[1].phone"
+        );
+        let trunk = full_with(
+            "{ uri = \"sip:bob@127.0.0.1:5070\" }",
+            "{ trunk = \"pstn\", number = \"+48123456789\" }",
+        );
+        let (k, m) = err(&trunk);
+        assert_eq!(k, "acd.agents[1].phone.trunk");
+        assert!(m.contains("trunks are not configurable yet"), "{m}");
+        // Once trunks exist, a known trunk works and an unknown one does not.
+        let c = parse_refs(&trunk, &["pstn"]).unwrap();
+        assert_eq!(
+            c.agent("bob").unwrap().contact,
+            VoiceContact::External {
+                trunk: "pstn".into(),
+                number: "+48123456789".into()
+            }
+        );
+        assert_eq!(
+            parse_refs(&trunk, &["other"]).unwrap_err().key,
+            "acd.agents[1].phone.trunk"
+        );
+        assert_eq!(
+            parse_refs(&trunk.replace("+48123456789", "12a"), &["pstn"])
+                .unwrap_err()
+                .key,
+            "acd.agents[1].phone.number"
+        );
+        assert_eq!(
+            err_key(&full_with("id = \"bob\"", "id = \"b o b\"")),
+            "acd.agents[1].id"
+        );
+    }
+
+    #[test]
+    fn exit_key_is_one_dtmf_key() {
+        assert_eq!(
+            err_key(&full_with("exit_key = \"0\"", "exit_key = \"00\"")),
+            "acd.queues[0].exit_key"
+        );
+        assert_eq!(
+            err_key(&full_with("exit_key = \"0\"", "exit_key = \"x\"")),
+            "acd.queues[0].exit_key"
+        );
+        assert_eq!(
+            err_key(&full_with("exit_key = \"0\"", "exit_key = \"\"")),
+            "acd.queues[0].exit_key"
+        );
+        assert_eq!(
+            err_key(&full_with("exit_key = \"0\"", "exit_key = 0")),
+            "acd.queues[0].exit_key"
+        );
+        let c = parse(&full_with("exit_key = \"0\"", "exit_key = \"#\"")).unwrap();
+        assert_eq!(c.queues[0].exit_key, Some('#'));
+        let c = parse(&full_with("exit_key = \"0\"", "exit_key = \"b\"")).unwrap();
+        assert_eq!(c.queues[0].exit_key, Some('B'));
+    }
+
+    #[test]
+    fn values_out_of_range() {
+        for (from, to, key) in [
+            (
+                "ring_timeout_s = 20",
+                "ring_timeout_s = 0",
+                "acd.queues[0].ring_timeout_s",
+            ),
+            (
+                "retry_delay_s = 2.5",
+                "retry_delay_s = -1",
+                "acd.queues[0].retry_delay_s",
+            ),
+            (
+                "max_wait_s = 600",
+                "max_wait_s = \"long\"",
+                "acd.queues[0].max_wait_s",
+            ),
+            ("max_len = 50", "max_len = 0", "acd.queues[0].max_len"),
+            (
+                "wrap_up_s = 10",
+                "wrap_up_s = 99999",
+                "acd.queues[0].wrap_up_s",
+            ),
+            ("priority = 5", "priority = 5000", "acd.queues[0].priority"),
+            (
+                "service_level_s = 30",
+                "service_level_s = 0",
+                "acd.queues[0].service_level_s",
+            ),
+            (
+                "position_every_s = 60",
+                "position_every_s = 0",
+                "acd.queues[0].position_every_s",
+            ),
+            (
+                "max_no_answer = 2",
+                "max_no_answer = 0",
+                "acd.agents[0].max_no_answer",
+            ),
+            (
+                "name = \"sales\"",
+                "name = \"sa les\"",
+                "acd.queues[0].name",
+            ),
+        ] {
+            assert_eq!(err_key(&full_with(from, to)), key, "{to}");
+        }
+        assert_eq!(err_key("[acd]\nqueues = 1\n"), "acd.queues");
+        assert_eq!(
+            err_key("[[acd.queues]]\nstrategy = \"random\"\n"),
+            "acd.queues[0].name"
+        );
+        let e = parse("[[acd.queues]]\nname = 1\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("test.toml: key `acd.queues[0].name`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn queue_names_and_flow_references() {
+        let doc: toml::Table = toml::from_str(FULL).unwrap();
+        assert_eq!(
+            queue_names(&doc["acd"]),
+            vec!["sales", "support", "overflow", "last"]
+        );
+        assert!(queue_names(&toml::Value::Integer(1)).is_empty());
+    }
+}
