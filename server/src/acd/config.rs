@@ -52,6 +52,9 @@
 //!                                      # or { hangup = ["goodbye"] } (prompts, then BYE)
 //!                                      # default: { hangup = [] }
 //! relax = [ { after_s = 30, min_level = 1 }, { after_s = 60, drop = "sales" } ]
+//!                                      # optional; after_s > 0 and strictly increasing;
+//!                                      # each step either lowers every required level to
+//!                                      # min_level or drops one required skill
 //! members = ["alice", "bob"]           # optional; default: every agent having all the
 //!                                      # required skills at >= the minimum level, in
 //!                                      # [[acd.agents]] order
@@ -1898,5 +1901,32 @@ exit = { hangup = ["sorry", "goodbye"] }
             vec!["sales", "support", "overflow", "last"]
         );
         assert!(queue_names(&toml::Value::Integer(1)).is_empty());
+
+        // Flows parsed with those queue names, then their nodes as exit references.
+        let text = r#"
+[flows.main]
+start = "hello"
+[flows.main.nodes.hello]
+type = "play"
+prompts = ["goodbye"]
+next = "q"
+[flows.main.nodes.q]
+type = "queue"
+queue = "sales"
+"#;
+        let flows_doc: toml::Table = toml::from_str(text).unwrap();
+        let frefs = crate::ivr::flow::References {
+            mailboxes: vec![],
+            trunks: vec![],
+            queues: Some(queue_names(&doc["acd"])),
+        };
+        let set =
+            crate::ivr::flow::parse_flows(&flows_doc["flows"], "test.toml", &frefs, &|_| true)
+                .unwrap();
+        let flows = AcdReferences::flows_of(&set);
+        assert_eq!(flows.len(), 1);
+        let mut nodes = flows["main"].clone();
+        nodes.sort();
+        assert_eq!(nodes, vec!["hello", "q"]);
     }
 }
