@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use caruso::acd::router::route;
 use caruso::acd::{
-    AcdSnapshot, AgentView, ExitTarget, QueueConfig, RelaxChange, Relaxation, Requirement,
-    Skill, Strategy, WaitingCall,
+    AcdSnapshot, AgentView, ExitTarget, QueueConfig, RelaxChange, Relaxation, Requirement, Skill,
+    Strategy, WaitingCall,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 

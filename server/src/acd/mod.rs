@@ -15,8 +15,10 @@
 
 pub mod agent;
 pub mod api;
+pub mod config;
 pub mod ewt;
 pub mod router;
+pub mod task;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

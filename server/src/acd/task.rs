@@ -153,6 +153,7 @@ struct Waiting {
     /// Agents excluded until an instant (retry delay after a miss).
     excluded: Vec<(AgentId, Instant)>,
     ringing: Vec<AgentId>,
+    ringing_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -221,10 +222,7 @@ impl AcdTask {
                 },
                 None => Agent::new(cfg, reasons.clone(), now, day),
             };
-            let queues = config
-                .queues_of(&cfg.id)
-                .map(|q| q.name.clone())
-                .collect();
+            let queues = config.queues_of(&cfg.id).map(|q| q.name.clone()).collect();
             by_token.insert(cfg.token.clone(), cfg.id.clone());
             agents.insert(
                 cfg.id.clone(),
@@ -266,7 +264,7 @@ impl AcdTask {
         let sleep = tokio::time::sleep_until(far());
         tokio::pin!(sleep);
         loop {
-            let deadline = self.poll_timeout();
+            let deadline = self.poll_timeout(tokio::time::Instant::now().into_std());
             sleep.as_mut().reset(
                 deadline
                     .map(tokio::time::Instant::from_std)
@@ -294,10 +292,11 @@ impl AcdTask {
         debug!("ACD task stopped");
     }
 
-    /// The earliest deadline: wrap-up ends, retry delays, relaxation steps, max waits.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// The earliest deadline: wrap-up ends, retry delays, max waits, and the router's
+    /// own (relaxation steps, ring-progressively) at `now`.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
         let mut d: Option<Instant> = None;
-        let mut consider = |t: Instant| d = Some(d.map_or(t, |d| d.min(t)));
+        let mut consider = |t: Instant| d = Some(d.map_or(t, |d: Instant| d.min(t)));
         for a in self.agents.values() {
             if let Some(t) = a.fsm.poll_timeout() {
                 consider(t);
@@ -310,11 +309,10 @@ impl AcdTask {
             if let Some(max) = w.queue.max_wait {
                 consider(w.queued_at + max);
             }
-            for r in &w.queue.relaxations {
-                let t = w.queued_at + r.after;
-                if d.is_none_or(|d| t < d) {
-                    consider(t);
-                }
+        }
+        if !self.waiting.is_empty() {
+            if let Some(t) = router::next_wakeup(&self.snapshot(now)) {
+                consider(t);
             }
         }
         d
@@ -390,7 +388,10 @@ impl AcdTask {
                 let r = self.apply(
                     now,
                     &agent,
-                    Fsm::EndWrapUp { disposition, note },
+                    Fsm::EndWrapUp {
+                        disposition: Some(disposition).filter(|d| !d.is_empty()),
+                        note: Some(note).filter(|n| !n.is_empty()),
+                    },
                     "end wrap-up",
                 );
                 let _ = reply.send(r);
@@ -481,12 +482,17 @@ impl AcdTask {
             return;
         };
         let label = q.name.to_string();
-        let staffed = self.agents.values().any(|a| {
-            a.queues.contains(&q.name) && !matches!(a.fsm.state(), AgentState::LoggedOut)
+        let staffed = self
+            .agents
+            .values()
+            .any(|a| a.queues.contains(&q.name) && !matches!(a.fsm.state(), AgentState::LoggedOut));
+        let full = q.max_len.is_some_and(|max| {
+            self.waiting
+                .values()
+                .filter(|w| w.queue.name == q.name)
+                .count()
+                >= max
         });
-        let full = q
-            .max_len
-            .is_some_and(|max| self.waiting.values().filter(|w| w.queue.name == q.name).count() >= max);
         let reason = if !staffed {
             Some("no_agents")
         } else if full {
@@ -517,6 +523,7 @@ impl AcdTask {
                 tx,
                 excluded: Vec::new(),
                 ringing: Vec::new(),
+                ringing_since: None,
             },
         );
     }
@@ -567,6 +574,9 @@ impl AcdTask {
             return;
         };
         w.ringing.retain(|a| *a != agent);
+        if w.ringing.is_empty() {
+            w.ringing_since = None;
+        }
         match outcome {
             RingOutcome::Answered => {
                 let Some(w) = self.remove_waiting(call) else {
@@ -730,6 +740,7 @@ impl AcdTask {
                         .map(|(a, _)| a.clone())
                         .collect(),
                     ringing: w.ringing.clone(),
+                    ringing_since: w.ringing_since,
                 })
                 .collect(),
             agents: self
@@ -757,16 +768,14 @@ impl AcdTask {
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         for a in assignments {
             for agent in &a.agents {
-                if self
-                    .apply(now, agent, Fsm::Offer(a.call), "offer")
-                    .is_err()
-                {
+                if self.apply(now, agent, Fsm::Offer(a.call), "offer").is_err() {
                     continue;
                 }
                 let Some(w) = self.waiting.get_mut(&a.call) else {
                     continue;
                 };
                 w.ringing.push(agent.clone());
+                w.ringing_since.get_or_insert(now);
                 let Some(slot) = self.agents.get(agent) else {
                     continue;
                 };
@@ -801,5 +810,272 @@ impl AcdTask {
     /// Calls waiting.
     pub fn waiting_len(&self) -> usize {
         self.waiting.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acd::config::{parse_acd, AcdReferences};
+    use crate::store::MemoryStore;
+    use tokio::sync::oneshot;
+
+    const CONFIG: &str = r#"
+reasons = ["break", "lunch"]
+[[queues]]
+name = "sales"
+skills = { sales = 2 }
+ring_timeout_s = 15
+retry_delay_s = 5
+wrap_up_s = 10
+exit = { mailbox = "200" }
+[[queues]]
+name = "support"
+skills = { support = 1 }
+exit = { hangup = [] }
+[[agents]]
+id = "alice"
+name = "Alice"
+token = "ta"
+skills = { sales = 3 }
+max_no_answer = 2
+phone = { uri = "sip:alice@127.0.0.1:5071" }
+[[agents]]
+id = "bob"
+name = "Bob"
+token = "tb"
+skills = { sales = 2, support = 1 }
+phone = { uri = "sip:bob@127.0.0.1:5072" }
+"#;
+
+    fn config() -> Arc<AcdConfig> {
+        let v: toml::Value = toml::from_str(CONFIG).unwrap();
+        let exists = |_: &str| true;
+        let mut refs = AcdReferences::new(&exists);
+        refs.mailboxes = vec!["200".into()];
+        Arc::new(parse_acd(&v, "t.toml", &refs).expect("test config"))
+    }
+
+    fn task(now: Instant, store: Option<Arc<dyn Store>>) -> AcdTask {
+        AcdTask::new(config(), store, EventBus::new(64), now)
+    }
+
+    fn ask<T>(
+        t: &mut AcdTask,
+        now: Instant,
+        make: impl FnOnce(super::super::api::Reply<T>) -> AcdCommand,
+    ) -> Result<T, AcdError> {
+        let (tx, mut rx) = oneshot::channel();
+        t.handle_command(now, make(tx));
+        t.route_pass(now);
+        rx.try_recv().expect("answered at once")
+    }
+
+    fn ready(t: &mut AcdTask, now: Instant, agent: &str) {
+        let a: AgentId = agent.into();
+        ask(t, now, |reply| AcdCommand::LogIn {
+            agent: a.clone(),
+            reply,
+        })
+        .unwrap();
+        ask(t, now, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
+    }
+
+    fn queue(t: &mut AcdTask, now: Instant, call: CallKey, q: &str) -> mpsc::Receiver<AcdToCall> {
+        let (tx, rx) = mpsc::channel(16);
+        t.handle_call(
+            now,
+            CallToAcd::Queue {
+                call,
+                queue: q.into(),
+                priority: 0,
+                requirements: Vec::new(),
+                caller_number: "555".into(),
+                caller_name: "Caller".into(),
+                data: Variables::new(),
+                tx,
+            },
+        );
+        t.route_pass(now);
+        rx
+    }
+
+    fn rung(rx: &mut mpsc::Receiver<AcdToCall>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            out.push(match m {
+                AcdToCall::Ring { agent, .. } => format!("ring {agent}"),
+                AcdToCall::CancelRing { agent } => format!("cancel {agent}"),
+                AcdToCall::Exit(t) => format!("exit {t:?}"),
+            });
+        }
+        out
+    }
+
+    fn state(t: &AcdTask, agent: &str) -> AgentState {
+        t.agent_state(agent).cloned().unwrap()
+    }
+
+    #[test]
+    fn a_waiting_call_is_offered_in_the_same_step_an_agent_becomes_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let a: AgentId = "alice".into();
+        ask(&mut t, t0, |reply| AcdCommand::LogIn {
+            agent: a.clone(),
+            reply,
+        })
+        .unwrap();
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert!(rung(&mut rx).is_empty(), "alice is logged in but not ready");
+        assert_eq!(t.waiting_len(), 1);
+        ask(&mut t, t0, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        assert_eq!(state(&t, "alice"), AgentState::Reserved(1));
+    }
+
+    #[test]
+    fn answered_then_ended_goes_through_wrap_up_back_to_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        let mut rx = queue(&mut t, t0, 7, "sales");
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        t.handle_call(
+            t0,
+            CallToAcd::Ring {
+                call: 7,
+                agent: "alice".into(),
+                outcome: RingOutcome::Answered,
+            },
+        );
+        assert_eq!(state(&t, "alice"), AgentState::OnCall(7));
+        assert_eq!(t.waiting_len(), 0);
+        t.handle_call(t0 + Duration::from_secs(60), CallToAcd::Ended { call: 7 });
+        assert_eq!(state(&t, "alice"), AgentState::WrapUp);
+        let end = t.poll_timeout(t0).expect("wrap-up deadline");
+        assert_eq!(end, t0 + Duration::from_secs(70), "sales has 10 s wrap-up");
+        t.handle_timeout(end);
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+    }
+
+    #[test]
+    fn a_missed_offer_goes_to_the_next_agent_and_max_no_answer_sets_not_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        ready(&mut t, t0, "bob");
+        assert!(
+            rung(&mut rx).is_empty(),
+            "the call is already ringing alice"
+        );
+        let miss = |t: &mut AcdTask, now, call| {
+            t.handle_call(
+                now,
+                CallToAcd::Ring {
+                    call,
+                    agent: "alice".into(),
+                    outcome: RingOutcome::NoAnswer,
+                },
+            );
+            t.route_pass(now);
+        };
+        miss(&mut t, t0 + Duration::from_secs(15), 1);
+        assert_eq!(rung(&mut rx), ["ring bob"], "excluded alice, bob is next");
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+        // A second call: alice (longest idle now that bob is reserved) misses again: her
+        // second miss in a row (max_no_answer = 2) makes her not ready.
+        let mut rx2 = queue(&mut t, t0 + Duration::from_secs(16), 2, "sales");
+        assert_eq!(rung(&mut rx2), ["ring alice"]);
+        miss(&mut t, t0 + Duration::from_secs(31), 2);
+        assert_eq!(
+            state(&t, "alice"),
+            AgentState::NotReady(super::super::agent::REASON_NO_ANSWER.into())
+        );
+        assert!(rung(&mut rx2).is_empty(), "nobody else is free");
+    }
+
+    #[test]
+    fn a_caller_hanging_up_while_ringing_frees_the_agent() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "bob");
+        let mut rx = queue(&mut t, t0, 3, "support");
+        assert_eq!(rung(&mut rx), ["ring bob"]);
+        t.handle_call(
+            t0,
+            CallToAcd::Left {
+                call: 3,
+                exit_key: false,
+            },
+        );
+        assert_eq!(rung(&mut rx), ["cancel bob"]);
+        assert_eq!(state(&t, "bob"), AgentState::Ready);
+        assert_eq!(t.waiting_len(), 0);
+    }
+
+    #[test]
+    fn no_agent_logged_in_sends_the_caller_to_the_exit() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert_eq!(rung(&mut rx), ["exit Mailbox(\"200\")"]);
+        assert_eq!(t.waiting_len(), 0);
+    }
+
+    #[test]
+    fn refused_commands_name_the_state_and_change_nothing() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let err = ask(&mut t, t0, |reply| AcdCommand::SetReady {
+            agent: "alice".into(),
+            reply,
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, AcdError::InvalidTransition { state, .. } if state.contains("logged out")),
+            "{err}"
+        );
+        assert_eq!(state(&t, "alice"), AgentState::LoggedOut);
+        ready(&mut t, t0, "alice");
+        let err = ask(&mut t, t0, |reply| AcdCommand::SetNotReady {
+            agent: "alice".into(),
+            reason: "nap".into(),
+            reply,
+        })
+        .unwrap_err();
+        assert!(matches!(err, AcdError::UnknownReason(..)), "{err}");
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+        let who = ask(&mut t, t0, |reply| AcdCommand::Authenticate {
+            token: "tb".into(),
+            reply,
+        })
+        .unwrap();
+        assert_eq!(&*who, "bob");
+        assert_eq!(
+            ask(&mut t, t0, |reply| AcdCommand::Authenticate {
+                token: "nope".into(),
+                reply,
+            })
+            .unwrap_err(),
+            AcdError::BadToken
+        );
+    }
+
+    #[test]
+    fn agent_states_survive_a_restart_through_the_store() {
+        let t0 = Instant::now();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let mut t = task(t0, Some(store.clone()));
+        ready(&mut t, t0, "alice");
+        drop(t);
+        let t = task(t0 + Duration::from_secs(5), Some(store));
+        assert_eq!(
+            state(&t, "alice"),
+            AgentState::NotReady(super::super::agent::REASON_RESTART.into())
+        );
+        assert_eq!(state(&t, "bob"), AgentState::LoggedOut);
     }
 }
