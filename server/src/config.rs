@@ -55,6 +55,8 @@ struct RawConfig {
     flows: Option<toml::Value>,
     /// Voicemail, validated by `voicemail::config::parse_voicemail`.
     voicemail: Option<toml::Value>,
+    /// ACD, validated by `acd::config::parse_acd`.
+    acd: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -270,6 +272,8 @@ pub struct Config {
     pub flows: Arc<crate::ivr::flow::FlowSet>,
     /// Mailboxes and voicemail settings.
     pub voicemail: crate::voicemail::config::VoicemailConfig,
+    /// Queues, agents and reason codes (`None`: no `[acd]` table).
+    pub acd: Option<Arc<crate::acd::config::AcdConfig>>,
     /// The entry used for unknown numbers when `sip.unknown_number` names a flow.
     unknown_flow: Option<NumberConfig>,
 }
@@ -473,13 +477,29 @@ impl Config {
                         .map(|m| m.number.clone())
                         .collect(),
                     trunks: Vec::new(),
-                    queues: None,
+                    // Without an [acd] table queue names cannot be checked.
+                    queues: raw.acd.as_ref().map(crate::acd::config::queue_names),
                 };
                 let dir = prompt_dir.clone();
                 let exists = move |name: &str| dir.join(format!("{name}.wav")).is_file();
                 crate::ivr::flow::parse_flows(v, file, &refs, &exists)?
             }
             None => crate::ivr::flow::FlowSet::default(),
+        };
+        let acd = match &raw.acd {
+            Some(v) => {
+                let dir = prompt_dir.clone();
+                let exists = move |name: &str| dir.join(format!("{name}.wav")).is_file();
+                let mut refs = crate::acd::config::AcdReferences::new(&exists);
+                refs.mailboxes = voicemail
+                    .mailboxes
+                    .iter()
+                    .map(|m| m.number.clone())
+                    .collect();
+                refs.flows = crate::acd::config::AcdReferences::flows_of(&flows);
+                Some(Arc::new(crate::acd::config::parse_acd(v, file, &refs)?))
+            }
+            None => None,
         };
         let mut numbers: Vec<NumberConfig> = Vec::new();
         for (i, n) in raw.numbers.into_iter().enumerate() {
@@ -599,6 +619,7 @@ impl Config {
             prompt_dir,
             flows: Arc::new(flows),
             voicemail,
+            acd,
             unknown_flow,
         })
     }

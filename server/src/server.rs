@@ -174,6 +174,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("metrics.listen", old.metrics != new.metrics);
     check("server.data_dir", old.data_dir != new.data_dir);
     check("network.allow", old.allow.0 != new.allow.0);
+    check("acd", old.acd != new.acd);
     changed
 }
 
@@ -182,12 +183,14 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 pub fn build_context(
     config: Config,
     voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
+    acd: Option<crate::acd::task::AcdCalls>,
 ) -> Result<CallContext, ServerError> {
     let prompts = load_prompts(&config)?;
     let config = Arc::new(config);
     Ok(CallContext {
         library: prompts.library,
         voicemail,
+        acd,
         timers: TimerConfig {
             t1: config.sip.t1,
             t2: config.sip.t2,
@@ -230,8 +233,12 @@ impl Reloader {
                 new.source
             ));
         }
-        let ctx = build_context(new, self.current.voicemail.clone())
-            .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
+        let ctx = build_context(
+            new,
+            self.current.voicemail.clone(),
+            self.current.acd.clone(),
+        )
+        .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
         if let Some(vm) = &ctx.voicemail {
             vm.reload(ctx.config.voicemail.clone()).map_err(|e| {
                 format!(
@@ -350,7 +357,20 @@ pub async fn run(
         })?;
         Some(vm)
     };
-    let ctx = Arc::new(build_context(config, voicemail.clone())?);
+    let acd = config.acd.clone().map(|acd| {
+        let task = crate::acd::task::AcdTask::new(
+            acd,
+            Some(store.clone()),
+            bus.clone(),
+            tokio::time::Instant::now().into_std(),
+        );
+        task.spawn()
+    });
+    let (_acd_api, acd_calls) = match acd {
+        Some((api, calls)) => (Some(api), Some(calls)),
+        None => (None, None),
+    };
+    let ctx = Arc::new(build_context(config, voicemail.clone(), acd_calls)?);
     let config = ctx.config.clone();
     let (ctx_tx, ctx_rx) = watch::channel(ctx.clone());
     let (reload_tx, reload_rx) = mpsc::channel(4);

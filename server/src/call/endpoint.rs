@@ -859,6 +859,7 @@ mod tests {
                 prompts: HashMap::new(),
                 library: HashMap::new(),
                 voicemail: None,
+                acd: None,
                 config,
             });
             let bus = EventBus::new(16);
