@@ -8,7 +8,9 @@
 //!   with the same realm, nonce and opaque, `qop="auth"`, and `stale=TRUE` when the
 //!   previous credentials were right but their nonce was stale.
 //! - Nonces are stateless: `<ms since the challenger started, 16 hex><HMAC-SHA-256 of
-//!   that time and the realm under the server secret, 32 hex>`; one is valid for
+//!   that time, a counter and the realm under the server secret, 32 hex>`, the counter
+//!   (16 hex) between them so that two clients challenged in the same millisecond do not
+//!   share a nonce (and its nonce-counts); one is valid for
 //!   [`AuthConfig::nonce_lifetime`] (300 s). A nonce from another secret (a restarted
 //!   server) or too old, with an otherwise correct response, is [`AuthError::StaleNonce`]
 //!   (the client retries with the new nonce without asking its user).
@@ -184,6 +186,8 @@ pub struct Challenger {
     secret: [u8; 32],
     epoch: Instant,
     opaque: String,
+    /// Makes every nonce unique.
+    issued: u64,
     /// Highest nonce-count accepted per nonce, with the nonce's timestamp (ms).
     counts: HashMap<String, (u32, u64)>,
 }
@@ -198,6 +202,7 @@ impl Challenger {
             secret,
             epoch: now,
             opaque,
+            issued: 0,
             counts: HashMap::new(),
         }
     }
@@ -211,20 +216,23 @@ impl Challenger {
         u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn mac(&self, ts: u64) -> String {
+    fn mac(&self, ts: u64, serial: u64) -> String {
         let mut msg = ts.to_be_bytes().to_vec();
+        msg.extend_from_slice(&serial.to_be_bytes());
         msg.extend_from_slice(self.config.realm.as_bytes());
         to_hex(&hmac_sha256(&self.secret, &msg)[..16])
     }
 
-    /// A fresh nonce for `now`.
-    pub fn nonce(&self, now: Instant) -> String {
+    /// A fresh nonce for `now` (unique: a counter is part of it).
+    pub fn nonce(&mut self, now: Instant) -> String {
         let ts = self.millis(now);
-        format!("{ts:016x}{}", self.mac(ts))
+        self.issued = self.issued.wrapping_add(1);
+        let serial = self.issued;
+        format!("{ts:016x}{serial:016x}{}", self.mac(ts, serial))
     }
 
     /// The `WWW-Authenticate` values of a 401, most preferred algorithm first.
-    pub fn challenges(&self, now: Instant, stale: bool) -> Vec<String> {
+    pub fn challenges(&mut self, now: Instant, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now);
         self.config
             .algorithms
@@ -336,12 +344,14 @@ impl Challenger {
 
     /// The nonce's timestamp if it is ours and fresh.
     fn check_nonce(&self, now: Instant, nonce: &str) -> Result<u64, AuthError> {
-        if nonce.len() != 48 || !nonce.is_char_boundary(16) {
+        if nonce.len() != 64 || !nonce.is_ascii() {
             return Err(AuthError::StaleNonce);
         }
-        let (ts_hex, mac) = nonce.split_at(16);
+        let (ts_hex, rest) = nonce.split_at(16);
+        let (serial_hex, mac) = rest.split_at(16);
         let ts = u64::from_str_radix(ts_hex, 16).map_err(|_| AuthError::StaleNonce)?;
-        if !constant_time_eq(self.mac(ts).as_bytes(), mac.as_bytes()) {
+        let serial = u64::from_str_radix(serial_hex, 16).map_err(|_| AuthError::StaleNonce)?;
+        if !constant_time_eq(self.mac(ts, serial).as_bytes(), mac.as_bytes()) {
             return Err(AuthError::StaleNonce);
         }
         let age = self
@@ -635,7 +645,7 @@ mod tests {
     #[test]
     fn challenges_offer_sha256_before_md5_with_one_nonce() {
         let t0 = Instant::now();
-        let ch = challenger(t0);
+        let mut ch = challenger(t0);
         let c = ch.challenges(t0, false);
         assert_eq!(c.len(), 2);
         let (a, b) = (challenge_params(&c[0]), challenge_params(&c[1]));
@@ -650,7 +660,7 @@ mod tests {
             "TRUE"
         );
         // another secret makes other nonces and opaques
-        let other = Challenger::new(AuthConfig::new("caruso.test"), [8u8; 32], t0);
+        let mut other = Challenger::new(AuthConfig::new("caruso.test"), [8u8; 32], t0);
         let o = challenge_params(&other.challenges(t0, false)[0]);
         assert_ne!(o["nonce"], a["nonce"]);
         assert_ne!(o["opaque"], a["opaque"]);
@@ -712,7 +722,7 @@ mod tests {
         let at_limit = t0 + Duration::from_secs(300);
         assert!(ch.verify(at_limit, "REGISTER", &auth, &users()).is_ok());
         // a nonce from a server with another secret (restarted): stale, not wrong
-        let other = Challenger::new(AuthConfig::new("caruso.test"), [9u8; 32], t0);
+        let mut other = Challenger::new(AuthConfig::new("caruso.test"), [9u8; 32], t0);
         let foreign = answer(&other.challenges(t0, false)[0], "alice", "s3cret", 1);
         let foreign = foreign.replace(
             &challenge_params(&other.challenges(t0, false)[0])["opaque"],
@@ -758,23 +768,36 @@ mod tests {
         let mut config = AuthConfig::new("caruso.test");
         config.max_tracked_nonces = 3;
         let mut ch = Challenger::new(config, [7u8; 32], t0);
-        let mut first = None;
+        let mut issued = Vec::new();
         for i in 0..5u64 {
             let t = t0 + Duration::from_millis(i * 10);
             let c = ch.challenges(t, false)[0].clone();
             assert!(ch
                 .verify(t, "REGISTER", &answer(&c, "alice", "s3cret", 1), &users())
                 .is_ok());
-            first.get_or_insert(c);
+            issued.push(c);
             assert!(ch.tracked_nonces() <= 3);
         }
-        // the oldest entry was evicted; a later nonce keeps its count
         let t = t0 + Duration::from_millis(50);
-        let c = ch.challenges(t0 + Duration::from_millis(40), false)[0].clone();
+        // a recent nonce keeps its count
         assert!(matches!(
-            ch.verify(t, "REGISTER", &answer(&c, "alice", "s3cret", 1), &users()),
+            ch.verify(
+                t,
+                "REGISTER",
+                &answer(&issued[4], "alice", "s3cret", 1),
+                &users()
+            ),
             Err(AuthError::ReplayedNonceCount { .. })
         ));
+        // the oldest was evicted to make room (its count is forgotten)
+        assert!(ch
+            .verify(
+                t,
+                "REGISTER",
+                &answer(&issued[0], "alice", "s3cret", 1),
+                &users()
+            )
+            .is_ok());
         // once expired, tracked entries are dropped before anything else
         let late = t0 + Duration::from_secs(400);
         let fresh = ch.challenges(late, false)[0].clone();
@@ -787,6 +810,21 @@ mod tests {
             )
             .is_ok());
         assert_eq!(ch.tracked_nonces(), 1);
+    }
+
+    #[test]
+    fn two_clients_challenged_at_once_get_their_own_nonce() {
+        let t0 = Instant::now();
+        let mut ch = challenger(t0);
+        let a = ch.challenges(t0, false)[0].clone();
+        let b = ch.challenges(t0, false)[0].clone();
+        assert_ne!(challenge_params(&a)["nonce"], challenge_params(&b)["nonce"]);
+        assert!(ch
+            .verify(t0, "REGISTER", &answer(&a, "alice", "s3cret", 1), &users())
+            .is_ok());
+        assert!(ch
+            .verify(t0, "REGISTER", &answer(&b, "alice", "s3cret", 1), &users())
+            .is_ok());
     }
 
     #[test]
