@@ -449,7 +449,7 @@ impl<'a> DigestParams<'a> {
     fn parse(value: &'a str) -> Result<Self, AuthError> {
         let value = value.trim();
         let (scheme, rest) = value
-            .split_once(|c: char| c == ' ' || c == '\t')
+            .split_once([' ', '\t'])
             .unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("Digest") {
             return Err(AuthError::Malformed(format!(
