@@ -448,9 +448,7 @@ struct DigestParams<'a>(Vec<(&'a str, String)>);
 impl<'a> DigestParams<'a> {
     fn parse(value: &'a str) -> Result<Self, AuthError> {
         let value = value.trim();
-        let (scheme, rest) = value
-            .split_once([' ', '\t'])
-            .unwrap_or((value, ""));
+        let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("Digest") {
             return Err(AuthError::Malformed(format!(
                 "scheme {scheme:?}, expected Digest"

@@ -51,6 +51,20 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// The phone users and passwords of the agents whose voice contact registers
+/// (`phone = { user, password }`), as [`Credentials`] for [`Registrar::handle_register`].
+pub fn credentials_of(agents: &[crate::acd::AgentConfig]) -> HashMap<String, String> {
+    agents
+        .iter()
+        .filter_map(|a| match &a.contact {
+            crate::acd::VoiceContact::Registered { user, password } => {
+                Some((user.clone(), password.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Why a REGISTER is refused; [`RegistrarError::status`] gives the response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegistrarError {
