@@ -20,6 +20,8 @@ pub const DESTINATION_DENIED: &str = "caruso_destination_denied_total";
 pub const SIP_DROPPED_OVERLOAD: &str = "caruso_sip_dropped_overload_total";
 /// Live SIP transactions (gauge).
 pub const SIP_TRANSACTIONS: &str = "caruso_sip_transactions";
+/// Live registrar bindings: registered contacts of all users (gauge).
+pub const SIP_REGISTRATIONS: &str = "caruso_sip_registrations";
 /// Live dialogs (gauge).
 pub const SIP_DIALOGS: &str = "caruso_sip_dialogs";
 /// Active calls (gauge).
@@ -112,6 +114,7 @@ fn describe() {
     );
     describe_gauge!(SIP_TRANSACTIONS, "live SIP transactions");
     describe_gauge!(SIP_DIALOGS, "live SIP dialogs");
+    describe_gauge!(SIP_REGISTRATIONS, "registered contacts of all users");
     describe_gauge!(CALLS_ACTIVE, "active calls");
     describe_counter!(CALLS_ENDED, "calls ended by reason");
     describe_counter!(RTP_PACKETS_SENT, "RTP packets sent");

@@ -407,6 +407,14 @@ pub async fn run(
     if let Some(vm) = &voicemail {
         endpoint = endpoint.with_mwi(vm.clone(), &bus);
     }
+    // TODO(integrator, registrar): serve REGISTER for the agents' phones:
+    //   let users = crate::sip::registrar::credentials_of(&acd.agents); // phone = { user, password }
+    //   let mut reg = RegistrarConfig::new(&config.sip.public_host);   // [sip.registrar] keys:
+    //   // realm, algorithms (["SHA-256", "MD5"]), nonce_lifetime_s, default/min/max_expires_s
+    //   endpoint = endpoint.with_registrar(Arc::new(users), reg);
+    //   let registrations = endpoint.registrations(); // watch of the bindings, for the ACD
+    // and feed GetStatus.registrations from `counters.registrations` (stats task below).
+    // tests/tests/registrar.rs is #[ignore]d until this is done.
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 
     let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
