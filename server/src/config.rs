@@ -78,6 +78,19 @@ struct RawSip {
     t4_ms: Option<u64>,
     max_message_size: Option<usize>,
     unknown_number: Option<String>,
+    #[serde(default)]
+    registrar: RawRegistrar,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRegistrar {
+    realm: Option<String>,
+    algorithms: Option<Vec<String>>,
+    nonce_lifetime_s: Option<u64>,
+    default_expires_s: Option<u32>,
+    min_expires_s: Option<u32>,
+    max_expires_s: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -213,6 +226,8 @@ pub struct SipConfig {
     pub max_message_size: usize,
     /// Behaviour for unknown numbers.
     pub unknown_number: UnknownNumber,
+    /// Registrar and digest settings (`[sip.registrar]`).
+    pub registrar: crate::sip::registrar::RegistrarConfig,
 }
 
 /// RTP settings.
@@ -392,6 +407,69 @@ impl Config {
                 ),
                 ))
             }
+        };
+
+        let registrar = {
+            let r = &raw.sip.registrar;
+            let mut reg = crate::sip::registrar::RegistrarConfig::new(&public_host);
+            if let Some(realm) = &r.realm {
+                if realm.trim().is_empty() || realm.contains('"') {
+                    return Err(cx.err(
+                        "sip.registrar.realm",
+                        format!("expected a realm without quotes, found {realm:?}"),
+                    ));
+                }
+                reg.auth.realm = realm.clone();
+            }
+            if let Some(algs) = &r.algorithms {
+                let mut out = Vec::new();
+                for (i, a) in algs.iter().enumerate() {
+                    let alg = crate::sip::auth::Algorithm::from_token(a).ok_or_else(|| {
+                        cx.err(
+                            format!("sip.registrar.algorithms[{i}]"),
+                            format!("expected \"SHA-256\" or \"MD5\", found {a:?}"),
+                        )
+                    })?;
+                    if !out.contains(&alg) {
+                        out.push(alg);
+                    }
+                }
+                if out.is_empty() {
+                    return Err(cx.err("sip.registrar.algorithms", "expected at least one algorithm"));
+                }
+                reg.auth.algorithms = out;
+            }
+            if let Some(n) = r.nonce_lifetime_s {
+                if !(10..=86_400).contains(&n) {
+                    return Err(cx.err(
+                        "sip.registrar.nonce_lifetime_s",
+                        format!("expected seconds between 10 and 86400, found {n}"),
+                    ));
+                }
+                reg.auth.nonce_lifetime = Duration::from_secs(n);
+            }
+            reg.min_expires = r.min_expires_s.unwrap_or(reg.min_expires);
+            reg.max_expires = r.max_expires_s.unwrap_or(reg.max_expires);
+            reg.default_expires = r.default_expires_s.unwrap_or(reg.default_expires);
+            if reg.min_expires == 0 || reg.min_expires > reg.max_expires {
+                return Err(cx.err(
+                    "sip.registrar.min_expires_s",
+                    format!(
+                        "expected 1 <= min_expires_s <= max_expires_s ({}), found {}",
+                        reg.max_expires, reg.min_expires
+                    ),
+                ));
+            }
+            if !(reg.min_expires..=reg.max_expires).contains(&reg.default_expires) {
+                return Err(cx.err(
+                    "sip.registrar.default_expires_s",
+                    format!(
+                        "expected seconds between min_expires_s ({}) and max_expires_s ({}), found {}",
+                        reg.min_expires, reg.max_expires, reg.default_expires
+                    ),
+                ));
+            }
+            reg
         };
 
         let rtp_ip: IpAddr = match raw.rtp.ip.as_deref() {
@@ -604,6 +682,7 @@ impl Config {
                 t4,
                 max_message_size,
                 unknown_number,
+                registrar,
             },
             rtp: RtpConfig {
                 ip: rtp_ip,

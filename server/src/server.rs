@@ -184,6 +184,9 @@ pub fn build_context(
     config: Config,
     voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
     acd: Option<crate::acd::task::AcdCalls>,
+    registrations: Option<
+        watch::Receiver<Arc<crate::sip::registrar::Registrations>>,
+    >,
 ) -> Result<CallContext, ServerError> {
     let prompts = load_prompts(&config)?;
     let config = Arc::new(config);
@@ -191,6 +194,7 @@ pub fn build_context(
         library: prompts.library,
         voicemail,
         acd,
+        registrations,
         timers: TimerConfig {
             t1: config.sip.t1,
             t2: config.sip.t2,
@@ -237,6 +241,7 @@ impl Reloader {
             new,
             self.current.voicemail.clone(),
             self.current.acd.clone(),
+            self.current.registrations.clone(),
         )
         .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
         if let Some(vm) = &ctx.voicemail {
@@ -370,7 +375,22 @@ pub async fn run(
         Some((api, calls)) => (Some(api), Some(calls)),
         None => (None, None),
     };
-    let ctx = Arc::new(build_context(config, voicemail.clone(), acd_calls)?);
+    // The agents' phones register here (digest auth with the passwords of [acd.agents]).
+    let registrar = config.acd.as_ref().and_then(|acd| {
+        let users = crate::sip::registrar::credentials_of(&acd.agents);
+        (!users.is_empty()).then(|| {
+            let (tx, rx) = watch::channel(Arc::new(
+                crate::sip::registrar::Registrations::default(),
+            ));
+            (users, tx, rx)
+        })
+    });
+    let ctx = Arc::new(build_context(
+        config,
+        voicemail.clone(),
+        acd_calls,
+        registrar.as_ref().map(|(_, _, rx)| rx.clone()),
+    )?);
     let config = ctx.config.clone();
     let (ctx_tx, ctx_rx) = watch::channel(ctx.clone());
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -407,14 +427,13 @@ pub async fn run(
     if let Some(vm) = &voicemail {
         endpoint = endpoint.with_mwi(vm.clone(), &bus);
     }
-    // TODO(integrator, registrar): serve REGISTER for the agents' phones:
-    //   let users = crate::sip::registrar::credentials_of(&acd.agents); // phone = { user, password }
-    //   let mut reg = RegistrarConfig::new(&config.sip.public_host);   // [sip.registrar] keys:
-    //   // realm, algorithms (["SHA-256", "MD5"]), nonce_lifetime_s, default/min/max_expires_s
-    //   endpoint = endpoint.with_registrar(Arc::new(users), reg);
-    //   let registrations = endpoint.registrations(); // watch of the bindings, for the ACD
-    // and feed GetStatus.registrations from `counters.registrations` (stats task below).
-    // tests/tests/registrar.rs is #[ignore]d until this is done.
+    if let Some((users, tx, _)) = registrar {
+        endpoint = endpoint.with_registrar(
+            Arc::new(users),
+            config.sip.registrar.clone(),
+            tx,
+        );
+    }
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 
     let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
@@ -427,6 +446,7 @@ pub async fn run(
                 active_calls: c.calls.load(Ordering::Relaxed),
                 dialogs: c.dialogs.load(Ordering::Relaxed),
                 transactions: c.transactions.load(Ordering::Relaxed),
+                registrations: c.registrations.load(Ordering::Relaxed),
             };
             if stats_tx.send(s).is_err() {
                 break;

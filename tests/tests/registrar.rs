@@ -33,7 +33,6 @@ fn server(md5_only: bool) -> Server {
 }
 
 #[test]
-#[ignore = "needs [acd.agents] wired"]
 fn sipp_phone_registers_with_md5_refreshes_and_unregisters_udp() {
     let s = server(true);
     let res = Sipp::new(&s, "reg_register.xml")
@@ -53,7 +52,6 @@ fn sipp_phone_registers_with_md5_refreshes_and_unregisters_udp() {
 }
 
 #[test]
-#[ignore = "needs [acd.agents] wired"]
 fn sipp_phone_registers_over_tcp() {
     let s = server(true);
     let res = Sipp::new(&s, "reg_register.xml")
@@ -65,7 +63,6 @@ fn sipp_phone_registers_over_tcp() {
 }
 
 #[test]
-#[ignore = "needs [acd.agents] wired"]
 fn wrong_password_is_forbidden_without_a_new_challenge() {
     let s = server(true);
     let res = Sipp::new(&s, "reg_wrong_password.xml")
@@ -188,7 +185,6 @@ fn sha256_credentials(challenge: &str, uri: &str, password: &str, nc: u32) -> St
 }
 
 #[test]
-#[ignore = "needs [acd.agents] wired"]
 fn sha256_offered_first_and_accepted_replay_refused() {
     let s = server(false);
     let mut phone = Phone::new(s.sip_addr());

@@ -155,12 +155,13 @@ impl Endpoint {
 
     /// Serves REGISTER (RFC 3261 §10.3) for the users of `credentials`, with digest
     /// authentication. Without it, REGISTER gets 405.
+    /// The bindings are published on `snapshot` (see [`Endpoint::registrations`]).
     pub fn with_registrar(
         mut self,
         credentials: Arc<dyn Credentials>,
         config: RegistrarConfig,
+        snapshot: watch::Sender<Arc<Registrations>>,
     ) -> Self {
-        let (snapshot, _) = watch::channel(Arc::new(Registrations::default()));
         self.registrar = Some(Reg {
             registrar: Registrar::new(config, rand::random(), now()),
             credentials,
@@ -989,6 +990,7 @@ mod tests {
                 library: HashMap::new(),
                 voicemail: None,
                 acd: None,
+                registrations: None,
                 config,
             });
             let bus = EventBus::new(16);
@@ -1140,6 +1142,8 @@ mod tests {
                     prompts: HashMap::new(),
                     library: HashMap::new(),
                     voicemail: None,
+                    acd: None,
+                    registrations: None,
                     config: config.clone(),
                 });
                 let counters = Arc::new(Counters::default());
@@ -1149,6 +1153,7 @@ mod tests {
                     ep = ep.with_registrar(
                         Arc::new(users),
                         RegistrarConfig::new(&config.sip.public_host),
+                        watch::channel(Arc::new(Registrations::default())).0,
                     );
                 }
                 let mut snapshots = ep.registrations();

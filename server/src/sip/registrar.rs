@@ -53,10 +53,10 @@ use std::time::{Duration, Instant};
 
 /// The phone users and passwords of the agents whose voice contact registers
 /// (`phone = { user, password }`), as [`Credentials`] for [`Registrar::handle_register`].
-pub fn credentials_of(agents: &[crate::acd::AgentConfig]) -> HashMap<String, String> {
+pub fn credentials_of<A: AsRef<crate::acd::AgentConfig>>(agents: &[A]) -> HashMap<String, String> {
     agents
         .iter()
-        .filter_map(|a| match &a.contact {
+        .filter_map(|a| match &a.as_ref().contact {
             crate::acd::VoiceContact::Registered { user, password } => {
                 Some((user.clone(), password.clone()))
             }
