@@ -37,7 +37,10 @@ fn sipp_phone_registers_with_md5_refreshes_and_unregisters_udp() {
     let s = server(true);
     let res = Sipp::new(&s, "reg_register.xml")
         .key("user", USER)
-        .key("password", PASSWORD)
+        .arg("-au")
+        .arg(USER)
+        .arg("-ap")
+        .arg(PASSWORD)
         .run();
     assert!(res.all_succeeded(1), "{res}");
     // registered, then unregistered: no binding left
@@ -56,7 +59,10 @@ fn sipp_phone_registers_over_tcp() {
     let s = server(true);
     let res = Sipp::new(&s, "reg_register.xml")
         .key("user", USER)
-        .key("password", PASSWORD)
+        .arg("-au")
+        .arg(USER)
+        .arg("-ap")
+        .arg(PASSWORD)
         .transport(Transport::Tcp)
         .run();
     assert!(res.all_succeeded(1), "{res}");
@@ -67,7 +73,10 @@ fn wrong_password_is_forbidden_without_a_new_challenge() {
     let s = server(true);
     let res = Sipp::new(&s, "reg_wrong_password.xml")
         .key("user", USER)
-        .key("password", "not-the-password")
+        .arg("-au")
+        .arg(USER)
+        .arg("-ap")
+        .arg("not-the-password")
         .run();
     assert!(res.all_succeeded(1), "{res}");
 }
