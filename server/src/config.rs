@@ -435,7 +435,10 @@ impl Config {
                     }
                 }
                 if out.is_empty() {
-                    return Err(cx.err("sip.registrar.algorithms", "expected at least one algorithm"));
+                    return Err(cx.err(
+                        "sip.registrar.algorithms",
+                        "expected at least one algorithm",
+                    ));
                 }
                 reg.auth.algorithms = out;
             }

@@ -184,9 +184,7 @@ pub fn build_context(
     config: Config,
     voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
     acd: Option<crate::acd::task::AcdCalls>,
-    registrations: Option<
-        watch::Receiver<Arc<crate::sip::registrar::Registrations>>,
-    >,
+    registrations: Option<watch::Receiver<Arc<crate::sip::registrar::Registrations>>>,
 ) -> Result<CallContext, ServerError> {
     let prompts = load_prompts(&config)?;
     let config = Arc::new(config);
@@ -379,9 +377,8 @@ pub async fn run(
     let registrar = config.acd.as_ref().and_then(|acd| {
         let users = crate::sip::registrar::credentials_of(&acd.agents);
         (!users.is_empty()).then(|| {
-            let (tx, rx) = watch::channel(Arc::new(
-                crate::sip::registrar::Registrations::default(),
-            ));
+            let (tx, rx) =
+                watch::channel(Arc::new(crate::sip::registrar::Registrations::default()));
             (users, tx, rx)
         })
     });
@@ -428,11 +425,7 @@ pub async fn run(
         endpoint = endpoint.with_mwi(vm.clone(), &bus);
     }
     if let Some((users, tx, _)) = registrar {
-        endpoint = endpoint.with_registrar(
-            Arc::new(users),
-            config.sip.registrar.clone(),
-            tx,
-        );
+        endpoint = endpoint.with_registrar(Arc::new(users), config.sip.registrar.clone(), tx);
     }
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 

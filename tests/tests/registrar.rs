@@ -4,9 +4,7 @@
 //! (offered before MD5), with nonce-count replay refused.
 //!
 //! The users are the agents' phones of the ACD config (`[[acd.agents]]` with
-//! `phone = { user, password }`), and the registrar's settings are `[sip.registrar]`:
-//! until the integrator wires both into the config and `server.rs`, these tests are
-//! ignored.
+//! `phone = { user, password }`); the registrar's settings are `[sip.registrar]`.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
