@@ -278,6 +278,13 @@ struct QueueTable {
     cursor: usize,
     /// Round-robin: members position of the last agent offered.
     rr_last: Option<u32>,
+    /// Best-skill: the queue's own requirements as sorted level-table columns (`None`
+    /// when no available agent has one of the skills).
+    base: Option<Vec<(u16, u8)>>,
+    /// Best-skill: members by score on `base` (highest first), then longest idle.
+    by_score: Vec<Cand>,
+    /// `by_score[..score_cursor]` are all assigned already.
+    score_cursor: usize,
 }
 
 /// What a routable call asks for.
@@ -375,11 +382,39 @@ impl<'a> Pass<'a> {
             } else {
                 None
             };
+            let mut base = None;
+            let mut by_score = Vec::new();
+            if q.strategy == Strategy::BestSkill {
+                let mut cols: Vec<(u16, u8)> = Vec::new();
+                let mut unknown = false;
+                for r in &q.requirements {
+                    match skills.get(&*r.skill) {
+                        Some(&col) => match cols.iter_mut().find(|c| c.0 == col) {
+                            Some(c) => c.1 = c.1.max(r.min_level.max(1)),
+                            None => cols.push((col, r.min_level.max(1))),
+                        },
+                        None => unknown = true,
+                    }
+                }
+                if !unknown {
+                    cols.sort_unstable();
+                    let score = |c: &Cand| -> u32 {
+                        let row = &levels[c.agent as usize * width..][..width];
+                        cols.iter().map(|&(k, _)| u32::from(row[k as usize])).sum()
+                    };
+                    by_score = ordered.clone(); // longest idle first
+                    by_score.sort_by_key(|c| Reverse(score(c))); // stable: idle order kept
+                    base = Some(cols);
+                }
+            }
             queues.push(QueueTable {
                 members,
                 ordered,
                 cursor: 0,
                 rr_last,
+                base,
+                by_score,
+                score_cursor: 0,
             });
         }
         let assigned = vec![false; avail.len()];
@@ -461,7 +496,11 @@ impl<'a> Pass<'a> {
         let mut reqs: Vec<(u16, u8)> = Vec::new();
         let mut excluded: Vec<u32> = Vec::new();
         let mut picked: Vec<u32> = Vec::new();
+        let mut free = self.avail.len();
         for (ci, qi, want) in self.order() {
+            if free == 0 {
+                break;
+            }
             let call = &s.waiting[ci];
             let q = &s.queues[qi];
             // Effective requirements, as columns of the level table.
@@ -476,6 +515,7 @@ impl<'a> Pass<'a> {
             if unmet {
                 continue;
             }
+            reqs.sort_unstable();
             excluded.clear();
             for id in call.excluded.iter().chain(&call.ringing) {
                 if let Some(&d) = self.by_id.get(&**id) {
@@ -538,13 +578,44 @@ impl<'a> Pass<'a> {
                     }
                 }
                 (Strategy::Random, _) => {
-                    picked.extend(table.members.iter().map(|c| c.agent).filter(|&d| ok(d)));
-                    if !picked.is_empty() {
-                        let r = splitmix64(s.seed ^ splitmix64(call.call));
-                        let k = (r % picked.len() as u64) as usize;
-                        let one = picked[k];
-                        picked.clear();
-                        picked.push(one);
+                    // Uniform among the eligible: draw members uniformly and keep the
+                    // first eligible one (rejection sampling); after RANDOM_DRAWS misses,
+                    // count the eligible ones and draw among them. Both are uniform, so
+                    // is their mixture.
+                    const RANDOM_DRAWS: usize = 32;
+                    let n = table.members.len() as u64;
+                    let mut r = splitmix64(s.seed ^ splitmix64(call.call));
+                    if n > 0 {
+                        for _ in 0..RANDOM_DRAWS {
+                            r = splitmix64(r);
+                            let c = table.members[(r % n) as usize];
+                            if ok(c.agent) {
+                                picked.push(c.agent);
+                                break;
+                            }
+                        }
+                    }
+                    if picked.is_empty() {
+                        picked.extend(table.members.iter().map(|c| c.agent).filter(|&d| ok(d)));
+                        if !picked.is_empty() {
+                            let one = picked[(splitmix64(r) % picked.len() as u64) as usize];
+                            picked.clear();
+                            picked.push(one);
+                        }
+                    }
+                }
+                (Strategy::BestSkill, _) if table.base.as_deref() == Some(&reqs[..]) => {
+                    // The call needs exactly its queue's skills: the presorted order holds.
+                    while table
+                        .by_score
+                        .get(table.score_cursor)
+                        .is_some_and(|c| assigned[c.agent as usize])
+                    {
+                        table.score_cursor += 1;
+                    }
+                    let rest = &table.by_score[table.score_cursor..];
+                    if let Some(c) = rest.iter().find(|c| ok(c.agent)) {
+                        picked.push(c.agent);
                     }
                 }
                 (Strategy::BestSkill, _) => {
@@ -575,6 +646,7 @@ impl<'a> Pass<'a> {
             for &d in &picked {
                 self.assigned[d as usize] = true;
             }
+            free -= picked.len();
             out.push(Assignment {
                 call: call.call,
                 queue: q.name.clone(),

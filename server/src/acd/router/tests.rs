@@ -764,6 +764,34 @@ mod prop {
 
     proptest! {
         #[test]
+        fn best_skill_picks_the_top_score_then_longest_idle(s in arb_snapshot()) {
+            // One best-skill queue, one call at a time: the pick matches a brute force.
+            let mut q = (*s.queues[0]).clone();
+            q.strategy = crate::acd::Strategy::BestSkill;
+            for c in &s.waiting {
+                let c = WaitingCall { queue: q.name.clone(), ringing: vec![], ringing_since: None, ..c.clone() };
+                let one = AcdSnapshot {
+                    queues: vec![Arc::new(q.clone())],
+                    waiting: vec![c.clone()],
+                    ..s.clone()
+                };
+                let reqs = crate::acd::router::effective_requirements(&q, &c, s.now);
+                let best = s
+                    .agents
+                    .iter()
+                    .filter(|a| is_eligible(a, &q, &c, s.now))
+                    .map(|a| {
+                        let pos = q.members.iter().position(|m| *m == a.id).unwrap();
+                        (std::cmp::Reverse(crate::acd::router::skill_score(a, &reqs)), a.ready_since, pos, a.id.clone())
+                    })
+                    .min()
+                    .map(|b| b.3);
+                let got = route(&one).first().map(|a| a.agents[0].clone());
+                prop_assert_eq!(got, best);
+            }
+        }
+
+        #[test]
         fn a_pass_is_a_valid_matching(s in arb_snapshot()) {
             let out = route(&s);
             prop_assert_eq!(&out, &route(&s), "deterministic");
@@ -798,5 +826,26 @@ mod prop {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn best_skill_with_caller_requirements_scores_all_required_skills() {
+    // Queue needs x; the caller also needs y. (caller needs y?, expected)
+    let table: &[(bool, &str)] = &[(false, "c"), (true, "b")];
+    for &(needs_y, want) in table {
+        let mut q = queue("q", Strategy::BestSkill, &["a", "b", "c"]);
+        q.requirements = vec![req("x", 1)];
+        let agents = vec![
+            agent("a", &[("x", 5), ("y", 1)], 10), // 5, or 6 with y
+            agent("b", &[("x", 3), ("y", 4)], 20), // 3, or 7 with y
+            agent("c", &[("x", 5)], 30),           // 5, lacks y
+        ];
+        let mut c = call(1, "q", 1);
+        if needs_y {
+            c.requirements = vec![req("y", 1)];
+        }
+        let s = snap(vec![q], agents, vec![c]);
+        assert_eq!(routed(&s), one(1, &[want]), "needs y: {needs_y}");
     }
 }
