@@ -58,9 +58,10 @@ pub enum AgentCommand {
         note: String,
     },
     /// Blind-transfer the current call (exactly one target).
+    #[command(group(clap::ArgGroup::new("target").required(true).multiple(false)))]
     Transfer {
         /// To a queue.
-        #[arg(long, group = "target", required = true)]
+        #[arg(long, group = "target")]
         queue: Option<String>,
         /// To another agent.
         #[arg(long, group = "target")]
@@ -269,8 +270,8 @@ impl Interceptor for Bearer {
 pub type Client = AgentClient<InterceptedService<Channel, Bearer>>;
 
 /// The token from `--token` or the environment.
-fn token(arg: Option<String>) -> anyhow::Result<String> {
-    let token = match arg {
+pub fn token(args: &AgentArgs) -> anyhow::Result<String> {
+    let token = match args.token.clone() {
         Some(t) => t,
         None => std::env::var(TOKEN_ENV)
             .with_context(|| format!("no agent token: pass --token or set {TOKEN_ENV}"))?,
@@ -283,7 +284,7 @@ fn token(arg: Option<String>) -> anyhow::Result<String> {
 
 /// Runs `caruso-agent agent ...`; the exit code on success (2: `events` timed out).
 pub async fn run(args: AgentArgs, channel: Channel, timeout: Duration) -> anyhow::Result<i32> {
-    let token = token(args.token)?;
+    let token = token(&args)?;
     let value: AsciiMetadataValue = format!("Bearer {token}")
         .parse()
         .context("the agent token contains characters not allowed in gRPC metadata")?;

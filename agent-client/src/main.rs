@@ -70,6 +70,7 @@ fn main() -> std::process::ExitCode {
 async fn run(args: Args) -> anyhow::Result<u8> {
     let timeout = Duration::from_secs(args.timeout.max(1));
     if let Command::Agent(agent_args) = args.command {
+        agent::token(&agent_args)?; // before connecting: a missing token is the first error
         let channel = channel(&args.server, timeout).await?;
         let code = agent::run(agent_args, channel, timeout).await?;
         return Ok(u8::try_from(code).unwrap_or(1));
