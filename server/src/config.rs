@@ -55,6 +55,8 @@ struct RawConfig {
     flows: Option<toml::Value>,
     /// Voicemail, validated by `voicemail::config::parse_voicemail`.
     voicemail: Option<toml::Value>,
+    /// ACD, validated by `acd::config::parse_acd`.
+    acd: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -76,6 +78,19 @@ struct RawSip {
     t4_ms: Option<u64>,
     max_message_size: Option<usize>,
     unknown_number: Option<String>,
+    #[serde(default)]
+    registrar: RawRegistrar,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRegistrar {
+    realm: Option<String>,
+    algorithms: Option<Vec<String>>,
+    nonce_lifetime_s: Option<u64>,
+    default_expires_s: Option<u32>,
+    min_expires_s: Option<u32>,
+    max_expires_s: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -211,6 +226,8 @@ pub struct SipConfig {
     pub max_message_size: usize,
     /// Behaviour for unknown numbers.
     pub unknown_number: UnknownNumber,
+    /// Registrar and digest settings (`[sip.registrar]`).
+    pub registrar: crate::sip::registrar::RegistrarConfig,
 }
 
 /// RTP settings.
@@ -270,6 +287,8 @@ pub struct Config {
     pub flows: Arc<crate::ivr::flow::FlowSet>,
     /// Mailboxes and voicemail settings.
     pub voicemail: crate::voicemail::config::VoicemailConfig,
+    /// Queues, agents and reason codes (`None`: no `[acd]` table).
+    pub acd: Option<Arc<crate::acd::config::AcdConfig>>,
     /// The entry used for unknown numbers when `sip.unknown_number` names a flow.
     unknown_flow: Option<NumberConfig>,
 }
@@ -390,6 +409,72 @@ impl Config {
             }
         };
 
+        let registrar = {
+            let r = &raw.sip.registrar;
+            let mut reg = crate::sip::registrar::RegistrarConfig::new(&public_host);
+            if let Some(realm) = &r.realm {
+                if realm.trim().is_empty() || realm.contains('"') {
+                    return Err(cx.err(
+                        "sip.registrar.realm",
+                        format!("expected a realm without quotes, found {realm:?}"),
+                    ));
+                }
+                reg.auth.realm = realm.clone();
+            }
+            if let Some(algs) = &r.algorithms {
+                let mut out = Vec::new();
+                for (i, a) in algs.iter().enumerate() {
+                    let alg = crate::sip::auth::Algorithm::from_token(a).ok_or_else(|| {
+                        cx.err(
+                            format!("sip.registrar.algorithms[{i}]"),
+                            format!("expected \"SHA-256\" or \"MD5\", found {a:?}"),
+                        )
+                    })?;
+                    if !out.contains(&alg) {
+                        out.push(alg);
+                    }
+                }
+                if out.is_empty() {
+                    return Err(cx.err(
+                        "sip.registrar.algorithms",
+                        "expected at least one algorithm",
+                    ));
+                }
+                reg.auth.algorithms = out;
+            }
+            if let Some(n) = r.nonce_lifetime_s {
+                if !(10..=86_400).contains(&n) {
+                    return Err(cx.err(
+                        "sip.registrar.nonce_lifetime_s",
+                        format!("expected seconds between 10 and 86400, found {n}"),
+                    ));
+                }
+                reg.auth.nonce_lifetime = Duration::from_secs(n);
+            }
+            reg.min_expires = r.min_expires_s.unwrap_or(reg.min_expires);
+            reg.max_expires = r.max_expires_s.unwrap_or(reg.max_expires);
+            reg.default_expires = r.default_expires_s.unwrap_or(reg.default_expires);
+            if reg.min_expires == 0 || reg.min_expires > reg.max_expires {
+                return Err(cx.err(
+                    "sip.registrar.min_expires_s",
+                    format!(
+                        "expected 1 <= min_expires_s <= max_expires_s ({}), found {}",
+                        reg.max_expires, reg.min_expires
+                    ),
+                ));
+            }
+            if !(reg.min_expires..=reg.max_expires).contains(&reg.default_expires) {
+                return Err(cx.err(
+                    "sip.registrar.default_expires_s",
+                    format!(
+                        "expected seconds between min_expires_s ({}) and max_expires_s ({}), found {}",
+                        reg.min_expires, reg.max_expires, reg.default_expires
+                    ),
+                ));
+            }
+            reg
+        };
+
         let rtp_ip: IpAddr = match raw.rtp.ip.as_deref() {
             None => listen_ip,
             Some(s) => s
@@ -473,13 +558,29 @@ impl Config {
                         .map(|m| m.number.clone())
                         .collect(),
                     trunks: Vec::new(),
-                    queues: None,
+                    // Without an [acd] table queue names cannot be checked.
+                    queues: raw.acd.as_ref().map(crate::acd::config::queue_names),
                 };
                 let dir = prompt_dir.clone();
                 let exists = move |name: &str| dir.join(format!("{name}.wav")).is_file();
                 crate::ivr::flow::parse_flows(v, file, &refs, &exists)?
             }
             None => crate::ivr::flow::FlowSet::default(),
+        };
+        let acd = match &raw.acd {
+            Some(v) => {
+                let dir = prompt_dir.clone();
+                let exists = move |name: &str| dir.join(format!("{name}.wav")).is_file();
+                let mut refs = crate::acd::config::AcdReferences::new(&exists);
+                refs.mailboxes = voicemail
+                    .mailboxes
+                    .iter()
+                    .map(|m| m.number.clone())
+                    .collect();
+                refs.flows = crate::acd::config::AcdReferences::flows_of(&flows);
+                Some(Arc::new(crate::acd::config::parse_acd(v, file, &refs)?))
+            }
+            None => None,
         };
         let mut numbers: Vec<NumberConfig> = Vec::new();
         for (i, n) in raw.numbers.into_iter().enumerate() {
@@ -584,6 +685,7 @@ impl Config {
                 t4,
                 max_message_size,
                 unknown_number,
+                registrar,
             },
             rtp: RtpConfig {
                 ip: rtp_ip,
@@ -599,6 +701,7 @@ impl Config {
             prompt_dir,
             flows: Arc::new(flows),
             voicemail,
+            acd,
             unknown_flow,
         })
     }

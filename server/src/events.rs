@@ -45,6 +45,26 @@ pub struct MailboxEvent {
 pub enum Event {
     /// A mailbox changed.
     Mailbox(MailboxEvent),
+    /// An agent's state changed (`from`/`to` as shown to people: `ready`, `on call` ...).
+    AgentState {
+        /// Agent id.
+        agent: String,
+        /// Previous state.
+        from: String,
+        /// New state.
+        to: String,
+    },
+    /// A queue changed: a call joined, was answered, abandoned or left (`change`).
+    Queue {
+        /// Queue name.
+        queue: String,
+        /// ACD call key.
+        call: u64,
+        /// `joined`, `answered`, `abandoned`, `max_wait`, `exit_key` ...
+        change: String,
+        /// Calls waiting afterwards.
+        waiting: u32,
+    },
 }
 
 /// An event with its place in the bus order.

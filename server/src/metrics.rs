@@ -20,6 +20,8 @@ pub const DESTINATION_DENIED: &str = "caruso_destination_denied_total";
 pub const SIP_DROPPED_OVERLOAD: &str = "caruso_sip_dropped_overload_total";
 /// Live SIP transactions (gauge).
 pub const SIP_TRANSACTIONS: &str = "caruso_sip_transactions";
+/// Live registrar bindings: registered contacts of all users (gauge).
+pub const SIP_REGISTRATIONS: &str = "caruso_sip_registrations";
 /// Live dialogs (gauge).
 pub const SIP_DIALOGS: &str = "caruso_sip_dialogs";
 /// Active calls (gauge).
@@ -51,6 +53,20 @@ pub const VOICEMAIL_SAVED: &str = "caruso_voicemail_messages_saved_total";
 pub const VOICEMAIL_SAVE_FAILED: &str = "caruso_voicemail_save_failures_total";
 /// Failed voicemail logins by phone (wrong mailbox or PIN).
 pub const VOICEMAIL_LOGIN_FAILURES: &str = "caruso_voicemail_login_failures_total";
+/// Calls that entered an ACD queue, label `queue`.
+pub const ACD_QUEUED: &str = "caruso_acd_calls_queued_total";
+/// Calls waiting in a queue now, label `queue`.
+pub const ACD_WAITING: &str = "caruso_acd_calls_waiting";
+/// Calls answered by an agent, label `queue`.
+pub const ACD_ANSWERED: &str = "caruso_acd_calls_answered_total";
+/// Callers who hung up while waiting, label `queue`.
+pub const ACD_ABANDONED: &str = "caruso_acd_calls_abandoned_total";
+/// Callers sent to the queue's exit, labels `queue`, `reason`.
+pub const ACD_EXITS: &str = "caruso_acd_exits_total";
+/// Offers an agent did not take, label `queue`.
+pub const ACD_MISSED: &str = "caruso_acd_offers_missed_total";
+/// Wait from queueing to the agent's answer, label `queue`.
+pub const ACD_WAIT_SECONDS: &str = "caruso_queue_wait_seconds";
 /// Config reloads, label `result` (`applied`, `refused`).
 pub const CONFIG_RELOADS: &str = "caruso_config_reloads_total";
 
@@ -98,6 +114,7 @@ fn describe() {
     );
     describe_gauge!(SIP_TRANSACTIONS, "live SIP transactions");
     describe_gauge!(SIP_DIALOGS, "live SIP dialogs");
+    describe_gauge!(SIP_REGISTRATIONS, "registered contacts of all users");
     describe_gauge!(CALLS_ACTIVE, "active calls");
     describe_counter!(CALLS_ENDED, "calls ended by reason");
     describe_counter!(RTP_PACKETS_SENT, "RTP packets sent");

@@ -174,6 +174,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("metrics.listen", old.metrics != new.metrics);
     check("server.data_dir", old.data_dir != new.data_dir);
     check("network.allow", old.allow.0 != new.allow.0);
+    check("acd", old.acd != new.acd);
     changed
 }
 
@@ -182,12 +183,16 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
 pub fn build_context(
     config: Config,
     voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
+    acd: Option<crate::acd::task::AcdCalls>,
+    registrations: Option<watch::Receiver<Arc<crate::sip::registrar::Registrations>>>,
 ) -> Result<CallContext, ServerError> {
     let prompts = load_prompts(&config)?;
     let config = Arc::new(config);
     Ok(CallContext {
         library: prompts.library,
         voicemail,
+        acd,
+        registrations,
         timers: TimerConfig {
             t1: config.sip.t1,
             t2: config.sip.t2,
@@ -230,8 +235,13 @@ impl Reloader {
                 new.source
             ));
         }
-        let ctx = build_context(new, self.current.voicemail.clone())
-            .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
+        let ctx = build_context(
+            new,
+            self.current.voicemail.clone(),
+            self.current.acd.clone(),
+            self.current.registrations.clone(),
+        )
+        .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
         if let Some(vm) = &ctx.voicemail {
             vm.reload(ctx.config.voicemail.clone()).map_err(|e| {
                 format!(
@@ -350,7 +360,34 @@ pub async fn run(
         })?;
         Some(vm)
     };
-    let ctx = Arc::new(build_context(config, voicemail.clone())?);
+    let acd = config.acd.clone().map(|acd| {
+        let task = crate::acd::task::AcdTask::new(
+            acd,
+            Some(store.clone()),
+            bus.clone(),
+            tokio::time::Instant::now().into_std(),
+        );
+        task.spawn()
+    });
+    let (_acd_api, acd_calls) = match acd {
+        Some((api, calls)) => (Some(api), Some(calls)),
+        None => (None, None),
+    };
+    // The agents' phones register here (digest auth with the passwords of [acd.agents]).
+    let registrar = config.acd.as_ref().and_then(|acd| {
+        let users = crate::sip::registrar::credentials_of(&acd.agents);
+        (!users.is_empty()).then(|| {
+            let (tx, rx) =
+                watch::channel(Arc::new(crate::sip::registrar::Registrations::default()));
+            (users, tx, rx)
+        })
+    });
+    let ctx = Arc::new(build_context(
+        config,
+        voicemail.clone(),
+        acd_calls,
+        registrar.as_ref().map(|(_, _, rx)| rx.clone()),
+    )?);
     let config = ctx.config.clone();
     let (ctx_tx, ctx_rx) = watch::channel(ctx.clone());
     let (reload_tx, reload_rx) = mpsc::channel(4);
@@ -387,6 +424,9 @@ pub async fn run(
     if let Some(vm) = &voicemail {
         endpoint = endpoint.with_mwi(vm.clone(), &bus);
     }
+    if let Some((users, tx, _)) = registrar {
+        endpoint = endpoint.with_registrar(Arc::new(users), config.sip.registrar.clone(), tx);
+    }
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 
     let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
@@ -399,6 +439,7 @@ pub async fn run(
                 active_calls: c.calls.load(Ordering::Relaxed),
                 dialogs: c.dialogs.load(Ordering::Relaxed),
                 transactions: c.transactions.load(Ordering::Relaxed),
+                registrations: c.registrations.load(Ordering::Relaxed),
             };
             if stats_tx.send(s).is_err() {
                 break;

@@ -13,7 +13,12 @@
 //! Times inside snapshots are `std::time::Instant`s given by the caller (`now` is part of
 //! the snapshot), so tests use a hand-made clock.
 
+pub mod agent;
 pub mod api;
+pub mod config;
+pub mod ewt;
+pub mod router;
+pub mod task;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -269,6 +274,9 @@ pub struct WaitingCall {
     pub excluded: Vec<AgentId>,
     /// Agents ringing for it now (ring-progressively adds to them).
     pub ringing: Vec<AgentId>,
+    /// When the first agent in `ringing` started ringing (`None` when nobody rings).
+    /// Ring-progressively adds the next agent every `ring_timeout` after this.
+    pub ringing_since: Option<Instant>,
 }
 
 /// Everything the router decides on.

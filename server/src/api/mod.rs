@@ -47,6 +47,8 @@ pub struct ServerStats {
     pub transactions: u64,
     /// SIP dialogs currently alive.
     pub dialogs: u64,
+    /// Registered contacts (agents' phones).
+    pub registrations: u64,
 }
 
 /// Errors of the gRPC API.
@@ -225,6 +227,7 @@ mod tests {
             active_calls: 3,
             transactions: 7,
             dialogs: 2,
+            registrations: 0,
         });
         let status = client
             .get_status(GetStatusRequest {})

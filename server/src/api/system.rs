@@ -67,7 +67,7 @@ impl SystemService {
             active_calls: stats.active_calls,
             sip_transactions: stats.transactions,
             sip_dialogs: stats.dialogs,
-            registrations: 0,
+            registrations: stats.registrations,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
@@ -140,6 +140,7 @@ mod tests {
             active_calls: 1,
             transactions: 2,
             dialogs: 3,
+            registrations: 4,
         };
         let s = svc.status_at(stats, Instant::now());
         assert_eq!(

@@ -12,16 +12,23 @@
 //! task; its NOTIFYs are client transactions of the endpoint's transaction layer, whose
 //! responses and timeouts go back to the manager; mailbox events from the bus become
 //! NOTIFYs. Nothing here waits on the store beyond a `VoicemailAccess` read.
+//!
+//! Registrar (when [`Endpoint::with_registrar`] gave it the users' passwords): REGISTER
+//! goes to a [`Registrar`] owned by this task (digest challenge, bindings, expiry); its
+//! bindings are published as a [`Registrations`] snapshot ([`Endpoint::registrations`])
+//! and counted in [`Counters::registrations`]. Without it, REGISTER gets 405.
 
 use super::actor::{self, CallSetup, MediaSockets, ACCEPT, ALLOW, SUPPORTED};
 use super::ports::PortPool;
 use super::{CallContext, CallEnded, CallHandle, CallMsg, CallReport};
 use crate::events::{BusEvent, Event, EventBus};
 use crate::metrics as m;
+use crate::sip::auth::Credentials;
 use crate::sip::message::{
     HeaderAccess, HeaderName, Method, Request, Response, SipMessage, TransportKind,
 };
 use crate::sip::mwi::{MwiConfig, MwiManager, NotifyId, VoicemailDirectory};
+use crate::sip::registrar::{Registrar, RegistrarConfig, RegistrarEvent, Registrations};
 use crate::sip::transaction::{
     ClientTxId, Incoming, Peer, ServerTxId, TransactionEvent, TransactionLayer, TxId,
 };
@@ -47,6 +54,8 @@ pub struct Counters {
     pub dialogs: AtomicU64,
     /// Live SIP transactions (in calls and in the endpoint).
     pub transactions: AtomicU64,
+    /// Live registrar bindings (registered contacts of all users).
+    pub registrations: AtomicU64,
 }
 
 /// The endpoint task's state.
@@ -66,6 +75,14 @@ pub struct Endpoint {
     /// New contexts after a config reload; a call starts on the newest and keeps it.
     reloads: Option<watch::Receiver<Arc<CallContext>>>,
     mwi: Option<Mwi>,
+    registrar: Option<Reg>,
+}
+
+/// The endpoint's registrar: the bindings, the passwords and the snapshot it publishes.
+struct Reg {
+    registrar: Registrar,
+    credentials: Arc<dyn Credentials>,
+    snapshot: watch::Sender<Arc<Registrations>>,
 }
 
 /// The endpoint's message-waiting state: the notifier, the mailboxes it reads and the
@@ -105,6 +122,7 @@ impl Endpoint {
             reported_tx: 0,
             reloads: None,
             mwi: None,
+            registrar: None,
         }
     }
 
@@ -135,6 +153,29 @@ impl Endpoint {
         self
     }
 
+    /// Serves REGISTER (RFC 3261 §10.3) for the users of `credentials`, with digest
+    /// authentication. Without it, REGISTER gets 405.
+    /// The bindings are published on `snapshot` (see [`Endpoint::registrations`]).
+    pub fn with_registrar(
+        mut self,
+        credentials: Arc<dyn Credentials>,
+        config: RegistrarConfig,
+        snapshot: watch::Sender<Arc<Registrations>>,
+    ) -> Self {
+        self.registrar = Some(Reg {
+            registrar: Registrar::new(config, rand::random(), now()),
+            credentials,
+            snapshot,
+        });
+        self
+    }
+
+    /// The registrar's bindings, updated on every change (`None` without
+    /// [`Endpoint::with_registrar`]); take it before [`Endpoint::run`].
+    pub fn registrations(&self) -> Option<watch::Receiver<Arc<Registrations>>> {
+        self.registrar.as_ref().map(|r| r.snapshot.subscribe())
+    }
+
     /// Runs until `shutdown` turns true and every call has ended (or the grace time is over).
     pub async fn run(
         mut self,
@@ -149,11 +190,16 @@ impl Endpoint {
                 break;
             }
             let mwi_timeout = self.mwi.as_ref().and_then(|m| m.manager.poll_timeout());
+            let reg_timeout = self
+                .registrar
+                .as_ref()
+                .and_then(|r| r.registrar.poll_timeout());
             let next = self
                 .layer
                 .poll_timeout()
                 .into_iter()
                 .chain(mwi_timeout)
+                .chain(reg_timeout)
                 .min()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -174,6 +220,10 @@ impl Endpoint {
                     self.layer.handle_timeout(now);
                     if let Some(mwi) = self.mwi.as_mut() {
                         mwi.manager.handle_timeout(now);
+                    }
+                    if let Some(reg) = self.registrar.as_mut() {
+                        reg.registrar.handle_timeout(now);
+                        self.registrar_changed();
                     }
                 }
                 changed = shutdown.changed(), if !self.shutting_down => {
@@ -428,12 +478,23 @@ impl Endpoint {
             self.on_subscribe(id, req, from);
             return;
         }
+        if req.method == Method::Register && self.registrar.is_some() {
+            self.on_register(id, req, from);
+            return;
+        }
         let mut a = out_of_dialog_answer(&req);
         if self.mwi.is_some() && req.method == Method::Options && a.status == 200 {
             a.headers.push((
                 HeaderName::Other("Allow-Events".into()),
                 crate::sip::mwi::EVENT_PACKAGE.into(),
             ));
+        }
+        if self.registrar.is_some() {
+            for (name, value) in a.headers.iter_mut() {
+                if *name == HeaderName::Allow {
+                    value.push_str(", REGISTER");
+                }
+            }
         }
         info!(method = %req.method, status = a.status, "request outside any call answered");
         self.respond(id, &req, a.status, a.reason, &a.headers);
@@ -466,6 +527,75 @@ impl Endpoint {
             .push(HeaderName::Server, self.ctx.config.user_agent.clone());
         if let Err(e) = self.layer.send_response(now(), id, resp) {
             debug!(error = %e, "response not sent");
+        }
+    }
+
+    /// A REGISTER: §8.2's checks that apply to it, then the registrar.
+    fn on_register(&mut self, id: ServerTxId, req: Request, from: Peer) {
+        if !matches!(req.uri.scheme.as_str(), "sip" | "sips") {
+            self.respond(id, &req, 416, "Unsupported URI Scheme", &[]);
+            return;
+        }
+        let unsupported = unsupported_requirements(&req);
+        if !unsupported.is_empty() {
+            let h = [(HeaderName::Unsupported, unsupported.join(", "))];
+            self.respond(id, &req, 420, "Bad Extension", &h);
+            return;
+        }
+        let Some(reg) = self.registrar.as_mut() else {
+            return;
+        };
+        let mut resp = reg
+            .registrar
+            .handle_register(now(), &req, from, reg.credentials.as_ref());
+        let user = req
+            .to_header()
+            .ok()
+            .and_then(|t| t.uri.user_name().map(str::to_string));
+        info!(
+            user = %super::redact(user.as_deref().unwrap_or("")),
+            sip.status = resp.status,
+            registrations = reg.registrar.registrations(),
+            "REGISTER answered"
+        );
+        let ok = resp.status == 200;
+        resp.headers
+            .push(HeaderName::Server, self.ctx.config.user_agent.clone());
+        if let Err(e) = self.layer.send_response(now(), id, resp) {
+            debug!(error = %e, "response not sent");
+        }
+        if ok {
+            self.registrar_changed();
+        }
+    }
+
+    /// After the registrar may have changed: logs its events, updates the counter and
+    /// the gauge, publishes a new snapshot.
+    fn registrar_changed(&mut self) {
+        let Some(reg) = self.registrar.as_mut() else {
+            return;
+        };
+        let mut changed = false;
+        while let Some(ev) = reg.registrar.poll_event() {
+            changed = true;
+            match ev {
+                RegistrarEvent::Registered { user, binding } => {
+                    info!(user = %super::redact(&user), source = %binding.source.addr, "device registered")
+                }
+                RegistrarEvent::Unregistered { user, .. } => {
+                    info!(user = %super::redact(&user), "device unregistered")
+                }
+                RegistrarEvent::Expired { user, .. } => {
+                    info!(user = %super::redact(&user), "device registration expired")
+                }
+            }
+        }
+        let snapshot = reg.registrar.snapshot();
+        if changed || **reg.snapshot.borrow() != snapshot {
+            let n = snapshot.len() as u64;
+            let before = self.counters.registrations.swap(n, Ordering::Relaxed);
+            metrics::gauge!(m::SIP_REGISTRATIONS).increment(n as f64 - before as f64);
+            reg.snapshot.send_replace(Arc::new(snapshot));
         }
     }
 
@@ -859,6 +989,8 @@ mod tests {
                 prompts: HashMap::new(),
                 library: HashMap::new(),
                 voicemail: None,
+                acd: None,
+                registrations: None,
                 config,
             });
             let bus = EventBus::new(16);
@@ -944,6 +1076,156 @@ mod tests {
                 .await
                 .expect("endpoint stops")
                 .unwrap();
+        }
+    }
+
+    mod registrar {
+        use super::super::*;
+        use crate::config::Config;
+        use crate::sip::auth::{digest_response, Algorithm, DigestInput};
+        use crate::sip::message::parse_datagram;
+        use std::path::Path;
+
+        fn register(caddr: SocketAddr, cseq: u32, auth: &str) -> Request {
+            let wire = format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {caddr};branch=z9hG4bKreg{cseq}\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:1001@127.0.0.1>;tag=ph\r\n\
+                 To: <sip:1001@127.0.0.1>\r\n\
+                 Call-ID: reg-1\r\n\
+                 CSeq: {cseq} REGISTER\r\n\
+                 Contact: <sip:1001@{caddr}>\r\n\
+                 Expires: 600\r\n\
+                 {auth}Content-Length: 0\r\n\r\n"
+            );
+            match parse_datagram(wire.as_bytes()).unwrap() {
+                SipMessage::Request(r) => r,
+                SipMessage::Response(_) => unreachable!(),
+            }
+        }
+
+        async fn response(sock: &UdpSocket) -> Response {
+            let mut buf = vec![0u8; 65_535];
+            let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+                .await
+                .expect("a response")
+                .unwrap();
+            match parse_datagram(&buf[..n]).unwrap() {
+                SipMessage::Response(r) => r,
+                SipMessage::Request(r) => panic!("unexpected {}", r.method),
+            }
+        }
+
+        fn param(c: &str, name: &str) -> String {
+            let start = c.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            let rest = c[start..].trim_start_matches('"');
+            rest.split(['"', ',']).next().unwrap().to_string()
+        }
+
+        /// REGISTER over UDP: 401 with SHA-256 then MD5, 200 with SHA-256 credentials,
+        /// the binding in the snapshot and the counter; without a registrar, 405.
+        #[tokio::test]
+        async fn register_is_challenged_then_bound() {
+            for with_registrar in [true, false] {
+                let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let caddr = client.local_addr().unwrap();
+                let toml = format!(
+                    "[sip]\nudp = \"{}\"\n[network]\nallow = [\"127.0.0.0/8\"]\n",
+                    server.local_addr().unwrap()
+                );
+                let config = Arc::new(Config::from_toml(&toml, "t.toml", Path::new(".")).unwrap());
+                let ctx = Arc::new(CallContext {
+                    timers: Default::default(),
+                    allow: config.allow.clone(),
+                    prompts: HashMap::new(),
+                    library: HashMap::new(),
+                    voicemail: None,
+                    acd: None,
+                    registrations: None,
+                    config: config.clone(),
+                });
+                let counters = Arc::new(Counters::default());
+                let mut ep = Endpoint::new(ctx, Some(server.clone()), counters.clone(), None);
+                let users: HashMap<String, String> = HashMap::from([("1001".into(), "pw".into())]);
+                if with_registrar {
+                    ep = ep.with_registrar(
+                        Arc::new(users),
+                        RegistrarConfig::new(&config.sip.public_host),
+                        watch::channel(Arc::new(Registrations::default())).0,
+                    );
+                }
+                let mut snapshots = ep.registrations();
+                let (in_tx, in_rx) = mpsc::channel(16);
+                let (stop_tx, stop_rx) = watch::channel(false);
+                let task = tokio::spawn(ep.run(in_rx, stop_rx));
+                let from = Peer {
+                    addr: caddr,
+                    transport: TransportKind::Udp,
+                };
+                let deliver = |r: Request| Inbound {
+                    message: SipMessage::Request(r),
+                    from,
+                    link: Link::Udp(server.clone()),
+                };
+                in_tx.send(deliver(register(caddr, 1, ""))).await.unwrap();
+                let first = response(&client).await;
+                if !with_registrar {
+                    assert_eq!(first.status, 405);
+                    assert!(snapshots.is_none());
+                } else {
+                    assert_eq!(first.status, 401);
+                    let c: Vec<&str> = first
+                        .headers
+                        .get_all(&HeaderName::WwwAuthenticate)
+                        .collect();
+                    assert_eq!(c.len(), 2);
+                    assert!(c[0].contains("algorithm=SHA-256") && c[1].contains("algorithm=MD5"));
+                    let (realm, nonce, opaque) = (
+                        param(c[0], "realm"),
+                        param(c[0], "nonce"),
+                        param(c[0], "opaque"),
+                    );
+                    let digest = digest_response(&DigestInput {
+                        algorithm: Algorithm::Sha256,
+                        username: "1001",
+                        realm: &realm,
+                        password: "pw",
+                        method: "REGISTER",
+                        uri: "sip:127.0.0.1",
+                        nonce: &nonce,
+                        nc: "00000001",
+                        cnonce: "abc",
+                        qop: "auth",
+                    });
+                    let auth = format!(
+                        "Authorization: Digest username=\"1001\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:127.0.0.1\", response=\"{digest}\", algorithm=SHA-256, cnonce=\"abc\", qop=auth, nc=00000001, opaque=\"{opaque}\"\r\n"
+                    );
+                    in_tx
+                        .send(deliver(register(caddr, 2, &auth)))
+                        .await
+                        .unwrap();
+                    let ok = response(&client).await;
+                    assert_eq!(ok.status, 200, "{}", ok.reason);
+                    assert_eq!(
+                        ok.headers.get(&HeaderName::Contact),
+                        Some(format!("<sip:1001@{caddr}>;expires=600").as_str())
+                    );
+                    let rx = snapshots.as_mut().unwrap();
+                    tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|s| s.len() == 1))
+                        .await
+                        .expect("snapshot")
+                        .unwrap();
+                    assert_eq!(rx.borrow().contacts("1001")[0].source, from);
+                    assert_eq!(counters.registrations.load(Ordering::Relaxed), 1);
+                }
+                stop_tx.send(true).unwrap();
+                tokio::time::timeout(Duration::from_secs(5), task)
+                    .await
+                    .expect("endpoint stops")
+                    .unwrap();
+            }
         }
     }
 

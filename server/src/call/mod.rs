@@ -49,6 +49,11 @@ pub struct CallContext {
     pub prompts: HashMap<String, Prompt>,
     /// The prompt library (`ivr.prompt_dir`), by name.
     pub library: HashMap<String, Prompt>,
+    /// The registrar's bindings (agents' phones), if `[acd]` has registering agents.
+    pub registrations:
+        Option<tokio::sync::watch::Receiver<Arc<crate::sip::registrar::Registrations>>>,
+    /// The ACD task, if `[acd]` is configured (shared by every config generation).
+    pub acd: Option<crate::acd::task::AcdCalls>,
     /// Voicemail storage (shared by every config generation), if mailboxes exist.
     pub voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
     /// RFC 3261 timer values.

@@ -793,8 +793,9 @@ mod tests {
     ) -> Vec<MailboxEvent> {
         let mut out = Vec::new();
         while let Ok(ev) = rx.try_recv() {
-            let Event::Mailbox(m) = &ev.event;
-            out.push(m.clone());
+            if let Event::Mailbox(m) = &ev.event {
+                out.push(m.clone());
+            }
         }
         out
     }

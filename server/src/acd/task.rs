@@ -1,0 +1,1081 @@
+//! The ACD task: the one owner of agents and waiting calls.
+//!
+//! Inputs, all on channels, handled one at a time in arrival order:
+//! - [`AcdCommand`]s from the agent API (log in, ready, not ready, wrap-up ...);
+//! - [`CallToAcd`] from call actors (a caller enters a queue, an agent's phone answered
+//!   or missed, the caller hung up, the call ended);
+//! - its own deadlines (wrap-up ends, retry delays, relaxation steps, maximum waits).
+//!
+//! After every input it takes a snapshot and asks the pure [`router::route`] for
+//! assignments, so an agent who becomes ready is offered a waiting call in the same
+//! step (no polling tick). Assignments go to the call's actor as [`AcdToCall::Ring`];
+//! the actor rings the agent's phone and reports back. Every agent change is saved to
+//! the store (tree `acd_agents`) and published on the event bus.
+
+use super::agent::{Agent, AgentChange, AgentEvent as Fsm, MissReason};
+use super::api::{AcdCommand, AcdError, AgentEvent, AgentStatus};
+use super::config::AcdConfig;
+use super::{
+    router, AcdSnapshot, AgentConfig, AgentId, AgentState, AgentView, CallKey, ExitTarget,
+    QueueConfig, QueueName, Requirement, VoiceContact, WaitingCall,
+};
+use crate::events::{Event, EventBus};
+use crate::ivr::Variables;
+use crate::metrics as m;
+use crate::store::Store;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{debug, info, warn};
+
+/// Events kept per agent stream before a slow client lags.
+const AGENT_STREAM: usize = 64;
+
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh key for a call entering the ACD.
+pub fn next_call_key() -> CallKey {
+    NEXT_CALL.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How ringing an agent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingOutcome {
+    /// The agent's phone answered: the call is connected to the agent.
+    Answered,
+    /// No answer within the ring timeout.
+    NoAnswer,
+    /// The phone refused (busy, decline ...).
+    Rejected,
+    /// The phone could not be reached (not registered, no route).
+    Unreachable,
+}
+
+/// What a call actor tells the ACD.
+#[derive(Debug)]
+pub enum CallToAcd {
+    /// A caller enters a queue.
+    Queue {
+        /// Key from [`next_call_key`].
+        call: CallKey,
+        /// Queue name.
+        queue: String,
+        /// Caller priority (higher first).
+        priority: i32,
+        /// Extra requirements for this caller.
+        requirements: Vec<Requirement>,
+        /// Caller number.
+        caller_number: String,
+        /// Caller display name.
+        caller_name: String,
+        /// Customer data for the agent.
+        data: Variables,
+        /// Where the ACD answers.
+        tx: mpsc::Sender<AcdToCall>,
+    },
+    /// The result of ringing one agent.
+    Ring {
+        /// Call.
+        call: CallKey,
+        /// Agent.
+        agent: AgentId,
+        /// What happened.
+        outcome: RingOutcome,
+    },
+    /// The caller hung up (waiting or ringing) or pressed the queue's exit key.
+    Left {
+        /// Call.
+        call: CallKey,
+        /// True for the exit key (the ACD answers with the exit), false for a hang-up.
+        exit_key: bool,
+    },
+    /// A connected call ended (either side).
+    Ended {
+        /// Call.
+        call: CallKey,
+    },
+}
+
+/// What the ACD tells a call actor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcdToCall {
+    /// Ring this agent's phone for at most `timeout` and report a [`CallToAcd::Ring`].
+    Ring {
+        /// Agent.
+        agent: AgentId,
+        /// The phone.
+        contact: VoiceContact,
+        /// Ring timeout.
+        timeout: Duration,
+    },
+    /// Stop ringing this agent (another one answered, or the offer was withdrawn).
+    CancelRing {
+        /// Agent.
+        agent: AgentId,
+    },
+    /// Leave the queue for this target (max wait, no agents, full queue, exit key).
+    Exit(ExitTarget),
+}
+
+/// Everything the ACD task receives.
+#[derive(Debug)]
+enum Input {
+    Command(AcdCommand),
+    Call(CallToAcd),
+}
+
+/// The address call actors use.
+#[derive(Debug, Clone)]
+pub struct AcdCalls {
+    tx: mpsc::Sender<CallToAcd>,
+}
+
+impl AcdCalls {
+    /// Sends an event without waiting; `false` when the ACD is gone or overloaded (the
+    /// caller then treats the queue as unavailable).
+    pub fn send(&self, ev: CallToAcd) -> bool {
+        self.tx.try_send(ev).is_ok()
+    }
+}
+
+#[derive(Debug)]
+struct Waiting {
+    queue: Arc<QueueConfig>,
+    queued_at: Instant,
+    priority: i32,
+    requirements: Vec<Requirement>,
+    caller_number: String,
+    caller_name: String,
+    data: Variables,
+    tx: mpsc::Sender<AcdToCall>,
+    /// Agents excluded until an instant (retry delay after a miss).
+    excluded: Vec<(AgentId, Instant)>,
+    ringing: Vec<AgentId>,
+    ringing_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Connected {
+    agent: AgentId,
+    queue: Arc<QueueConfig>,
+    tx: mpsc::Sender<AcdToCall>,
+}
+
+struct AgentSlot {
+    config: Arc<AgentConfig>,
+    fsm: Agent,
+    events: broadcast::Sender<AgentEvent>,
+    queues: Vec<QueueName>,
+}
+
+/// The ACD task's state (see the module doc).
+pub struct AcdTask {
+    config: Arc<AcdConfig>,
+    agents: BTreeMap<AgentId, AgentSlot>,
+    by_token: HashMap<String, AgentId>,
+    waiting: BTreeMap<CallKey, Waiting>,
+    connected: HashMap<CallKey, Connected>,
+    last_offered: HashMap<QueueName, AgentId>,
+    store: Option<Arc<dyn Store>>,
+    bus: EventBus,
+    seed: u64,
+}
+
+impl std::fmt::Debug for AcdTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcdTask")
+            .field("agents", &self.agents.len())
+            .field("waiting", &self.waiting.len())
+            .field("connected", &self.connected.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Day number (UTC) for the agents' daily figures.
+fn day_of(wall_ms: u64) -> u32 {
+    (wall_ms / 86_400_000) as u32
+}
+
+impl AcdTask {
+    /// A task over `config`, restoring agents from `store` (a logged-in agent comes back
+    /// not ready "restart").
+    pub fn new(
+        config: Arc<AcdConfig>,
+        store: Option<Arc<dyn Store>>,
+        bus: EventBus,
+        now: Instant,
+    ) -> AcdTask {
+        let reasons: Arc<[String]> = config.reasons.clone().into();
+        let day = day_of(crate::call::unix_ms());
+        let mut agents = BTreeMap::new();
+        let mut by_token = HashMap::new();
+        for cfg in &config.agents {
+            let fsm = match store.as_deref() {
+                Some(s) => match Agent::load(cfg, reasons.clone(), s, now, day) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(agent = %cfg.id, error = %e, "agent record unreadable: starting logged out");
+                        Agent::new(cfg, reasons.clone(), now, day)
+                    }
+                },
+                None => Agent::new(cfg, reasons.clone(), now, day),
+            };
+            let queues = config.queues_of(&cfg.id).map(|q| q.name.clone()).collect();
+            by_token.insert(cfg.token.clone(), cfg.id.clone());
+            agents.insert(
+                cfg.id.clone(),
+                AgentSlot {
+                    config: cfg.clone(),
+                    fsm,
+                    events: broadcast::channel(AGENT_STREAM).0,
+                    queues,
+                },
+            );
+        }
+        AcdTask {
+            config,
+            agents,
+            by_token,
+            waiting: BTreeMap::new(),
+            connected: HashMap::new(),
+            last_offered: HashMap::new(),
+            store,
+            bus,
+            seed: rand::random(),
+        }
+    }
+
+    /// Starts the task; returns the API handle and the call actors' handle.
+    pub fn spawn(self) -> (super::api::AcdHandle, AcdCalls) {
+        let (cmd_tx, cmd_rx) = mpsc::channel(256);
+        let (call_tx, call_rx) = mpsc::channel(4096);
+        tokio::spawn(self.run(cmd_rx, call_rx));
+        (super::api::AcdHandle::new(cmd_tx), AcdCalls { tx: call_tx })
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<AcdCommand>,
+        mut calls: mpsc::Receiver<CallToAcd>,
+    ) {
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let sleep = tokio::time::sleep_until(far());
+        tokio::pin!(sleep);
+        loop {
+            let deadline = self.poll_timeout(tokio::time::Instant::now().into_std());
+            sleep.as_mut().reset(
+                deadline
+                    .map(tokio::time::Instant::from_std)
+                    .unwrap_or_else(far),
+            );
+            let input = tokio::select! {
+                c = commands.recv() => match c {
+                    Some(c) => Some(Input::Command(c)),
+                    None => break,
+                },
+                c = calls.recv() => match c {
+                    Some(c) => Some(Input::Call(c)),
+                    None => break,
+                },
+                _ = &mut sleep => None,
+            };
+            let now = tokio::time::Instant::now().into_std();
+            match input {
+                Some(Input::Command(c)) => self.handle_command(now, c),
+                Some(Input::Call(c)) => self.handle_call(now, c),
+                None => self.handle_timeout(now),
+            }
+            self.route_pass(now);
+        }
+        debug!("ACD task stopped");
+    }
+
+    /// The earliest deadline: wrap-up ends, retry delays, max waits, and the router's
+    /// own (relaxation steps, ring-progressively) at `now`.
+    pub fn poll_timeout(&self, now: Instant) -> Option<Instant> {
+        let mut d: Option<Instant> = None;
+        let mut consider = |t: Instant| d = Some(d.map_or(t, |d: Instant| d.min(t)));
+        for a in self.agents.values() {
+            if let Some(t) = a.fsm.poll_timeout() {
+                consider(t);
+            }
+        }
+        for w in self.waiting.values() {
+            for (_, until) in &w.excluded {
+                consider(*until);
+            }
+            if let Some(max) = w.queue.max_wait {
+                consider(w.queued_at + max);
+            }
+        }
+        if !self.waiting.is_empty() {
+            if let Some(t) = router::next_wakeup(&self.snapshot(now)) {
+                consider(t);
+            }
+        }
+        d
+    }
+
+    /// Deadlines reached at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ids: Vec<AgentId> = self.agents.keys().cloned().collect();
+        for id in ids {
+            let change = self
+                .agents
+                .get_mut(&id)
+                .and_then(|a| a.fsm.handle_timeout(now));
+            if let Some(c) = change {
+                self.applied(now, &id, c);
+            }
+        }
+        for w in self.waiting.values_mut() {
+            w.excluded.retain(|(_, until)| *until > now);
+        }
+        let expired: Vec<CallKey> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.queue.max_wait.is_some_and(|m| now >= w.queued_at + m))
+            .map(|(k, _)| *k)
+            .collect();
+        for call in expired {
+            info!(call, "maximum wait reached: caller leaves the queue");
+            self.exit(now, call, "max_wait");
+        }
+    }
+
+    /// Handles one command from the agent API.
+    pub fn handle_command(&mut self, now: Instant, cmd: AcdCommand) {
+        match cmd {
+            AcdCommand::Authenticate { token, reply } => {
+                let r = self.by_token.get(&token).cloned().ok_or(AcdError::BadToken);
+                let _ = reply.send(r);
+            }
+            AcdCommand::LogIn { agent, reply } => {
+                let r = self.apply(now, &agent, Fsm::LogIn { ready: false }, "log in");
+                let _ = reply.send(r);
+            }
+            AcdCommand::LogOut { agent, reply } => {
+                let r = self.apply(now, &agent, Fsm::LogOut, "log out");
+                let _ = reply.send(r);
+            }
+            AcdCommand::SetReady { agent, reply } => {
+                let r = self.apply(now, &agent, Fsm::SetReady, "set ready");
+                let _ = reply.send(r);
+            }
+            AcdCommand::SetNotReady {
+                agent,
+                reason,
+                reply,
+            } => {
+                let r = if self.config.has_reason(&reason) {
+                    self.apply(now, &agent, Fsm::SetNotReady { reason }, "set not ready")
+                } else {
+                    Err(AcdError::UnknownReason(
+                        reason,
+                        self.config.reasons.join(", "),
+                    ))
+                };
+                let _ = reply.send(r);
+            }
+            AcdCommand::EndWrapUp {
+                agent,
+                disposition,
+                note,
+                reply,
+            } => {
+                let r = self.apply(
+                    now,
+                    &agent,
+                    Fsm::EndWrapUp {
+                        disposition: Some(disposition).filter(|d| !d.is_empty()),
+                        note: Some(note).filter(|n| !n.is_empty()),
+                    },
+                    "end wrap-up",
+                );
+                let _ = reply.send(r);
+            }
+            AcdCommand::Transfer { agent, reply, .. } => {
+                let _ = reply.send(Err(AcdError::InvalidTransition {
+                    agent: agent.to_string(),
+                    state: "on a call".into(),
+                    action: "transfer (blind transfer is not built yet)".into(),
+                }));
+            }
+            AcdCommand::Status { agent, reply } => {
+                let r = self.status(now, &agent);
+                let _ = reply.send(r);
+            }
+            AcdCommand::Subscribe { agent, reply } => {
+                let r = match (self.agents.get(&agent), self.status(now, &agent)) {
+                    (Some(slot), Ok(st)) => {
+                        let rx = slot.events.subscribe();
+                        let _ = slot.events.send(AgentEvent::State(st));
+                        Ok(rx)
+                    }
+                    (_, Err(e)) => Err(e),
+                    (None, _) => Err(AcdError::UnknownAgent(agent.to_string())),
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// Handles one event from a call actor.
+    pub fn handle_call(&mut self, now: Instant, ev: CallToAcd) {
+        match ev {
+            CallToAcd::Queue {
+                call,
+                queue,
+                priority,
+                requirements,
+                caller_number,
+                caller_name,
+                data,
+                tx,
+            } => self.enqueue(
+                now,
+                call,
+                &queue,
+                priority,
+                requirements,
+                caller_number,
+                caller_name,
+                data,
+                tx,
+            ),
+            CallToAcd::Ring {
+                call,
+                agent,
+                outcome,
+            } => self.ring_result(now, call, agent, outcome),
+            CallToAcd::Left { call, exit_key } => {
+                if exit_key {
+                    self.exit(now, call, "exit_key");
+                } else {
+                    self.abandoned(now, call);
+                }
+            }
+            CallToAcd::Ended { call } => self.ended(now, call),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        queue: &str,
+        priority: i32,
+        requirements: Vec<Requirement>,
+        caller_number: String,
+        caller_name: String,
+        data: Variables,
+        tx: mpsc::Sender<AcdToCall>,
+    ) {
+        let Some(q) = self.config.queue(queue).cloned() else {
+            warn!(queue, "call sent to an unknown queue: hanging up");
+            let _ = tx.try_send(AcdToCall::Exit(ExitTarget::Hangup(vec![
+                "transfer-unavailable".into(),
+            ])));
+            return;
+        };
+        let label = q.name.to_string();
+        let staffed = self
+            .agents
+            .values()
+            .any(|a| a.queues.contains(&q.name) && !matches!(a.fsm.state(), AgentState::LoggedOut));
+        let full = q.max_len.is_some_and(|max| {
+            self.waiting
+                .values()
+                .filter(|w| w.queue.name == q.name)
+                .count()
+                >= max
+        });
+        let reason = if !staffed {
+            Some("no_agents")
+        } else if full {
+            Some("full")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            info!(queue = %label, reason, "caller not queued: exit");
+            metrics::counter!(m::ACD_EXITS, "queue" => label, "reason" => reason).increment(1);
+            let _ = tx.try_send(AcdToCall::Exit(q.exit.clone()));
+            return;
+        }
+        metrics::counter!(m::ACD_QUEUED, "queue" => label.clone()).increment(1);
+        metrics::gauge!(m::ACD_WAITING, "queue" => label).increment(1.0);
+        info!(call, queue = %q.name, "caller queued");
+        self.publish_queue(&q.name, call, "joined");
+        self.waiting.insert(
+            call,
+            Waiting {
+                queue: q,
+                queued_at: now,
+                priority,
+                requirements,
+                caller_number,
+                caller_name,
+                data,
+                tx,
+                excluded: Vec::new(),
+                ringing: Vec::new(),
+                ringing_since: None,
+            },
+        );
+    }
+
+    fn remove_waiting(&mut self, call: CallKey) -> Option<Waiting> {
+        let w = self.waiting.remove(&call)?;
+        metrics::gauge!(m::ACD_WAITING, "queue" => w.queue.name.to_string()).decrement(1.0);
+        Some(w)
+    }
+
+    fn exit(&mut self, now: Instant, call: CallKey, reason: &'static str) {
+        let Some(w) = self.remove_waiting(call) else {
+            return;
+        };
+        self.withdraw_ringing(now, call, &w);
+        metrics::counter!(m::ACD_EXITS, "queue" => w.queue.name.to_string(), "reason" => reason)
+            .increment(1);
+        self.publish_queue(&w.queue.name, call, reason);
+        let _ = w.tx.try_send(AcdToCall::Exit(w.queue.exit.clone()));
+    }
+
+    /// The caller hung up while waiting or ringing.
+    fn abandoned(&mut self, now: Instant, call: CallKey) {
+        if let Some(w) = self.remove_waiting(call) {
+            info!(call, queue = %w.queue.name, waited_ms = now.saturating_duration_since(w.queued_at).as_millis() as u64, "caller abandoned");
+            metrics::counter!(m::ACD_ABANDONED, "queue" => w.queue.name.to_string()).increment(1);
+            self.withdraw_ringing(now, call, &w);
+            self.publish_queue(&w.queue.name, call, "abandoned");
+        } else if self.connected.contains_key(&call) {
+            self.ended(now, call);
+        }
+    }
+
+    /// Cancels the offers of a call that leaves the queue (the agents go back to ready).
+    fn withdraw_ringing(&mut self, now: Instant, call: CallKey, w: &Waiting) {
+        for agent in &w.ringing {
+            let _ = w.tx.try_send(AcdToCall::CancelRing {
+                agent: agent.clone(),
+            });
+            let _ = self.apply(now, agent, Fsm::OfferCancelled(call), "cancel offer");
+            self.agent_event(agent, AgentEvent::Ended { call });
+        }
+    }
+
+    fn ring_result(&mut self, now: Instant, call: CallKey, agent: AgentId, outcome: RingOutcome) {
+        let Some(w) = self.waiting.get_mut(&call) else {
+            // The call left meanwhile; the agent was already released.
+            return;
+        };
+        w.ringing.retain(|a| *a != agent);
+        if w.ringing.is_empty() {
+            w.ringing_since = None;
+        }
+        match outcome {
+            RingOutcome::Answered => {
+                let Some(w) = self.remove_waiting(call) else {
+                    return;
+                };
+                let waited = now.saturating_duration_since(w.queued_at);
+                metrics::counter!(m::ACD_ANSWERED, "queue" => w.queue.name.to_string())
+                    .increment(1);
+                metrics::histogram!(m::ACD_WAIT_SECONDS, "queue" => w.queue.name.to_string())
+                    .record(waited.as_secs_f64());
+                info!(call, agent = %agent, queue = %w.queue.name, waited_ms = waited.as_millis() as u64, "call connected to agent");
+                for other in &w.ringing {
+                    let _ = w.tx.try_send(AcdToCall::CancelRing {
+                        agent: other.clone(),
+                    });
+                    let _ = self.apply(now, other, Fsm::OfferCancelled(call), "cancel offer");
+                    self.agent_event(other, AgentEvent::Ended { call });
+                }
+                if let Err(e) = self.apply(now, &agent, Fsm::OfferAnswered(call), "answer") {
+                    warn!(error = %e, "answer from an agent not reserved for the call");
+                }
+                self.agent_event(&agent, AgentEvent::Connected { call });
+                self.publish_queue(&w.queue.name, call, "answered");
+                self.connected.insert(
+                    call,
+                    Connected {
+                        agent,
+                        queue: w.queue.clone(),
+                        tx: w.tx,
+                    },
+                );
+            }
+            RingOutcome::NoAnswer | RingOutcome::Rejected | RingOutcome::Unreachable => {
+                let why = match outcome {
+                    RingOutcome::NoAnswer => MissReason::NoAnswer,
+                    RingOutcome::Rejected => MissReason::Rejected,
+                    _ => MissReason::Unregistered,
+                };
+                let retry = w.queue.retry_delay;
+                w.excluded.push((agent.clone(), now + retry));
+                info!(call, agent = %agent, ?outcome, "offer missed");
+                metrics::counter!(m::ACD_MISSED, "queue" => w.queue.name.to_string()).increment(1);
+                if let Err(e) = self.apply(now, &agent, Fsm::OfferMissed { call, why }, "miss") {
+                    warn!(error = %e, "miss from an agent not reserved for the call");
+                }
+                self.agent_event(&agent, AgentEvent::Ended { call });
+            }
+        }
+    }
+
+    fn ended(&mut self, now: Instant, call: CallKey) {
+        let Some(c) = self.connected.remove(&call) else {
+            return;
+        };
+        let wrap_up = c.queue.wrap_up;
+        let _ = self.apply(now, &c.agent, Fsm::CallEnded { call, wrap_up }, "end call");
+        self.agent_event(&c.agent, AgentEvent::Ended { call });
+        drop(c.tx);
+    }
+
+    fn status(&self, now: Instant, agent: &AgentId) -> Result<AgentStatus, AcdError> {
+        let slot = self
+            .agents
+            .get(agent)
+            .ok_or_else(|| AcdError::UnknownAgent(agent.to_string()))?;
+        Ok(AgentStatus {
+            agent: agent.clone(),
+            name: slot.config.name.clone(),
+            state: slot.fsm.state().clone(),
+            since: now.saturating_duration_since(slot.fsm.since()),
+            queues: slot.queues.clone(),
+        })
+    }
+
+    /// Applies an agent event; on success publishes and persists the change.
+    fn apply(
+        &mut self,
+        now: Instant,
+        agent: &AgentId,
+        ev: Fsm,
+        action: &str,
+    ) -> Result<AgentStatus, AcdError> {
+        let slot = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| AcdError::UnknownAgent(agent.to_string()))?;
+        let change = slot.fsm.handle(now, ev).map_err(|e| {
+            debug!(agent = %agent, error = %e, "agent event refused");
+            match e {
+                super::agent::AgentError::UnknownReason { reason, .. } => {
+                    AcdError::UnknownReason(reason, self.config.reasons.join(", "))
+                }
+                other => AcdError::InvalidTransition {
+                    agent: agent.to_string(),
+                    state: slot.fsm.state().to_string(),
+                    action: format!("{action}: {other}"),
+                },
+            }
+        })?;
+        self.applied(now, agent, change);
+        self.status(now, agent)
+    }
+
+    /// Publishes, persists and streams an applied change.
+    fn applied(&mut self, now: Instant, agent: &AgentId, change: AgentChange) {
+        info!(agent = %agent, from = %change.from, to = %change.to, "agent state");
+        if let (Some(store), Some(slot)) = (self.store.as_deref(), self.agents.get(agent)) {
+            if let Err(e) = slot.fsm.save(store, now, crate::call::unix_ms()) {
+                warn!(agent = %agent, error = %e, "cannot save the agent's state");
+            }
+        }
+        self.bus.publish(Event::AgentState {
+            agent: agent.to_string(),
+            from: change.from.to_string(),
+            to: change.to.to_string(),
+        });
+        if let Ok(st) = self.status(now, agent) {
+            self.agent_event(agent, AgentEvent::State(st));
+        }
+    }
+
+    fn agent_event(&self, agent: &AgentId, ev: AgentEvent) {
+        if let Some(slot) = self.agents.get(agent) {
+            // No subscriber is fine; a lagging one learns it from its receiver.
+            let _ = slot.events.send(ev);
+        }
+    }
+
+    fn publish_queue(&self, queue: &QueueName, call: CallKey, change: &str) {
+        let waiting = self
+            .waiting
+            .values()
+            .filter(|w| w.queue.name == *queue)
+            .count() as u32;
+        self.bus.publish(Event::Queue {
+            queue: queue.to_string(),
+            call,
+            change: change.to_string(),
+            waiting,
+        });
+    }
+
+    /// The router's view of the ACD at `now`.
+    pub fn snapshot(&self, now: Instant) -> AcdSnapshot {
+        AcdSnapshot {
+            now,
+            queues: self.config.queues.clone(),
+            waiting: self
+                .waiting
+                .iter()
+                .map(|(k, w)| WaitingCall {
+                    call: *k,
+                    queue: w.queue.name.clone(),
+                    queued_at: w.queued_at,
+                    priority: w.priority,
+                    requirements: w.requirements.clone(),
+                    excluded: w
+                        .excluded
+                        .iter()
+                        .filter(|(_, until)| *until > now)
+                        .map(|(a, _)| a.clone())
+                        .collect(),
+                    ringing: w.ringing.clone(),
+                    ringing_since: w.ringing_since,
+                })
+                .collect(),
+            agents: self
+                .agents
+                .values()
+                .filter(|a| !matches!(a.fsm.state(), AgentState::LoggedOut))
+                .map(|a| a.fsm.view(now))
+                .collect::<Vec<AgentView>>(),
+            last_offered: self
+                .last_offered
+                .iter()
+                .map(|(q, a)| (q.clone(), a.clone()))
+                .collect(),
+            seed: self.seed,
+        }
+    }
+
+    /// Routes and offers: every assignment reserves its agents and rings them.
+    pub fn route_pass(&mut self, now: Instant) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let snap = self.snapshot(now);
+        let assignments = router::route(&snap);
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        for a in assignments {
+            for agent in &a.agents {
+                if self.apply(now, agent, Fsm::Offer(a.call), "offer").is_err() {
+                    continue;
+                }
+                let Some(w) = self.waiting.get_mut(&a.call) else {
+                    continue;
+                };
+                w.ringing.push(agent.clone());
+                w.ringing_since.get_or_insert(now);
+                let Some(slot) = self.agents.get(agent) else {
+                    continue;
+                };
+                let ring = AcdToCall::Ring {
+                    agent: agent.clone(),
+                    contact: slot.config.contact.clone(),
+                    timeout: w.queue.ring_timeout,
+                };
+                let offered = AgentEvent::Offered {
+                    call: a.call,
+                    caller_number: w.caller_number.clone(),
+                    caller_name: w.caller_name.clone(),
+                    queue: w.queue.name.clone(),
+                    waited: now.saturating_duration_since(w.queued_at),
+                    data: w.data.clone(),
+                };
+                if w.tx.try_send(ring).is_err() {
+                    warn!(call = a.call, "call actor unreachable: offer withdrawn");
+                }
+                self.last_offered.insert(a.queue.clone(), agent.clone());
+                info!(call = a.call, agent = %agent, queue = %a.queue, "offering call");
+                self.agent_event(agent, offered);
+            }
+        }
+    }
+
+    /// Agents and their states (for tests and the monitor).
+    pub fn agent_state(&self, agent: &str) -> Option<&AgentState> {
+        self.agents.get(agent).map(|a| a.fsm.state())
+    }
+
+    /// Calls waiting.
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acd::config::{parse_acd, AcdReferences};
+    use crate::store::MemoryStore;
+    use tokio::sync::oneshot;
+
+    const CONFIG: &str = r#"
+reasons = ["break", "lunch"]
+[[queues]]
+name = "sales"
+skills = { sales = 2 }
+ring_timeout_s = 15
+retry_delay_s = 5
+wrap_up_s = 10
+exit = { mailbox = "200" }
+[[queues]]
+name = "support"
+skills = { support = 1 }
+exit = { hangup = [] }
+[[agents]]
+id = "alice"
+name = "Alice"
+token = "ta"
+skills = { sales = 3 }
+max_no_answer = 2
+phone = { uri = "sip:alice@127.0.0.1:5071" }
+[[agents]]
+id = "bob"
+name = "Bob"
+token = "tb"
+skills = { sales = 2, support = 1 }
+phone = { uri = "sip:bob@127.0.0.1:5072" }
+"#;
+
+    fn config() -> Arc<AcdConfig> {
+        let v: toml::Value = toml::from_str(CONFIG).unwrap();
+        let exists = |_: &str| true;
+        let mut refs = AcdReferences::new(&exists);
+        refs.mailboxes = vec!["200".into()];
+        Arc::new(parse_acd(&v, "t.toml", &refs).expect("test config"))
+    }
+
+    fn task(now: Instant, store: Option<Arc<dyn Store>>) -> AcdTask {
+        AcdTask::new(config(), store, EventBus::new(64), now)
+    }
+
+    fn ask<T>(
+        t: &mut AcdTask,
+        now: Instant,
+        make: impl FnOnce(super::super::api::Reply<T>) -> AcdCommand,
+    ) -> Result<T, AcdError> {
+        let (tx, mut rx) = oneshot::channel();
+        t.handle_command(now, make(tx));
+        t.route_pass(now);
+        rx.try_recv().expect("answered at once")
+    }
+
+    fn ready(t: &mut AcdTask, now: Instant, agent: &str) {
+        let a: AgentId = agent.into();
+        ask(t, now, |reply| AcdCommand::LogIn {
+            agent: a.clone(),
+            reply,
+        })
+        .unwrap();
+        ask(t, now, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
+    }
+
+    fn queue(t: &mut AcdTask, now: Instant, call: CallKey, q: &str) -> mpsc::Receiver<AcdToCall> {
+        let (tx, rx) = mpsc::channel(16);
+        t.handle_call(
+            now,
+            CallToAcd::Queue {
+                call,
+                queue: q.into(),
+                priority: 0,
+                requirements: Vec::new(),
+                caller_number: "555".into(),
+                caller_name: "Caller".into(),
+                data: Variables::new(),
+                tx,
+            },
+        );
+        t.route_pass(now);
+        rx
+    }
+
+    fn rung(rx: &mut mpsc::Receiver<AcdToCall>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            out.push(match m {
+                AcdToCall::Ring { agent, .. } => format!("ring {agent}"),
+                AcdToCall::CancelRing { agent } => format!("cancel {agent}"),
+                AcdToCall::Exit(t) => format!("exit {t:?}"),
+            });
+        }
+        out
+    }
+
+    fn state(t: &AcdTask, agent: &str) -> AgentState {
+        t.agent_state(agent).cloned().unwrap()
+    }
+
+    #[test]
+    fn a_waiting_call_is_offered_in_the_same_step_an_agent_becomes_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let a: AgentId = "alice".into();
+        ask(&mut t, t0, |reply| AcdCommand::LogIn {
+            agent: a.clone(),
+            reply,
+        })
+        .unwrap();
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert!(rung(&mut rx).is_empty(), "alice is logged in but not ready");
+        assert_eq!(t.waiting_len(), 1);
+        ask(&mut t, t0, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        assert_eq!(state(&t, "alice"), AgentState::Reserved(1));
+    }
+
+    #[test]
+    fn answered_then_ended_goes_through_wrap_up_back_to_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        let mut rx = queue(&mut t, t0, 7, "sales");
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        t.handle_call(
+            t0,
+            CallToAcd::Ring {
+                call: 7,
+                agent: "alice".into(),
+                outcome: RingOutcome::Answered,
+            },
+        );
+        assert_eq!(state(&t, "alice"), AgentState::OnCall(7));
+        assert_eq!(t.waiting_len(), 0);
+        t.handle_call(t0 + Duration::from_secs(60), CallToAcd::Ended { call: 7 });
+        assert_eq!(state(&t, "alice"), AgentState::WrapUp);
+        let end = t.poll_timeout(t0).expect("wrap-up deadline");
+        assert_eq!(end, t0 + Duration::from_secs(70), "sales has 10 s wrap-up");
+        t.handle_timeout(end);
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+    }
+
+    #[test]
+    fn a_missed_offer_goes_to_the_next_agent_and_max_no_answer_sets_not_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        ready(&mut t, t0, "bob");
+        assert!(
+            rung(&mut rx).is_empty(),
+            "the call is already ringing alice"
+        );
+        let miss = |t: &mut AcdTask, now, call| {
+            t.handle_call(
+                now,
+                CallToAcd::Ring {
+                    call,
+                    agent: "alice".into(),
+                    outcome: RingOutcome::NoAnswer,
+                },
+            );
+            t.route_pass(now);
+        };
+        miss(&mut t, t0 + Duration::from_secs(15), 1);
+        assert_eq!(rung(&mut rx), ["ring bob"], "excluded alice, bob is next");
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+        // A second call: alice (longest idle now that bob is reserved) misses again: her
+        // second miss in a row (max_no_answer = 2) makes her not ready.
+        let mut rx2 = queue(&mut t, t0 + Duration::from_secs(16), 2, "sales");
+        assert_eq!(rung(&mut rx2), ["ring alice"]);
+        miss(&mut t, t0 + Duration::from_secs(31), 2);
+        assert_eq!(
+            state(&t, "alice"),
+            AgentState::NotReady(super::super::agent::REASON_NO_ANSWER.into())
+        );
+        assert!(rung(&mut rx2).is_empty(), "nobody else is free");
+    }
+
+    #[test]
+    fn a_caller_hanging_up_while_ringing_frees_the_agent() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "bob");
+        let mut rx = queue(&mut t, t0, 3, "support");
+        assert_eq!(rung(&mut rx), ["ring bob"]);
+        t.handle_call(
+            t0,
+            CallToAcd::Left {
+                call: 3,
+                exit_key: false,
+            },
+        );
+        assert_eq!(rung(&mut rx), ["cancel bob"]);
+        assert_eq!(state(&t, "bob"), AgentState::Ready);
+        assert_eq!(t.waiting_len(), 0);
+    }
+
+    #[test]
+    fn no_agent_logged_in_sends_the_caller_to_the_exit() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert_eq!(rung(&mut rx), ["exit Mailbox(\"200\")"]);
+        assert_eq!(t.waiting_len(), 0);
+    }
+
+    #[test]
+    fn refused_commands_name_the_state_and_change_nothing() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let err = ask(&mut t, t0, |reply| AcdCommand::SetReady {
+            agent: "alice".into(),
+            reply,
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, AcdError::InvalidTransition { state, .. } if state.contains("logged out")),
+            "{err}"
+        );
+        assert_eq!(state(&t, "alice"), AgentState::LoggedOut);
+        ready(&mut t, t0, "alice");
+        let err = ask(&mut t, t0, |reply| AcdCommand::SetNotReady {
+            agent: "alice".into(),
+            reason: "nap".into(),
+            reply,
+        })
+        .unwrap_err();
+        assert!(matches!(err, AcdError::UnknownReason(..)), "{err}");
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+        let who = ask(&mut t, t0, |reply| AcdCommand::Authenticate {
+            token: "tb".into(),
+            reply,
+        })
+        .unwrap();
+        assert_eq!(&*who, "bob");
+        assert_eq!(
+            ask(&mut t, t0, |reply| AcdCommand::Authenticate {
+                token: "nope".into(),
+                reply,
+            })
+            .unwrap_err(),
+            AcdError::BadToken
+        );
+    }
+
+    #[test]
+    fn agent_states_survive_a_restart_through_the_store() {
+        let t0 = Instant::now();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+        let mut t = task(t0, Some(store.clone()));
+        ready(&mut t, t0, "alice");
+        drop(t);
+        let t = task(t0 + Duration::from_secs(5), Some(store));
+        assert_eq!(
+            state(&t, "alice"),
+            AgentState::NotReady(super::super::agent::REASON_RESTART.into())
+        );
+        assert_eq!(state(&t, "bob"), AgentState::LoggedOut);
+    }
+}
