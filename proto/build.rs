@@ -8,6 +8,7 @@ use prost::Message;
 const PROTOS: &[&str] = &[
     "proto/caruso/v1/system.proto",
     "proto/caruso/v1/voicemail.proto",
+    "proto/caruso/v1/agent.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,7 +1,12 @@
 //! `caruso-agent`: the agent's command-line client for a caruso server's gRPC API.
 //!
-//! For now it talks to `caruso.v1.System` only:
-//! `caruso-agent [--server http://127.0.0.1:50051] version|status|reload-config`.
+//! - `caruso-agent [--server http://127.0.0.1:50051] version|status|reload-config`
+//!   (`caruso.v1.System`);
+//! - `caruso-agent agent --token T <subcommand>` (`caruso.v1.Agent`): the agent's
+//!   program, scriptable (`login`, `ready`, `events --until connected`, ...) or
+//!   interactive (`console`). See [`agent`].
+
+mod agent;
 
 use std::time::Duration;
 
@@ -18,7 +23,7 @@ use tonic::transport::{Channel, Endpoint};
 #[command(name = "caruso-agent", version, about = "caruso agent client (gRPC)")]
 struct Args {
     /// gRPC address of the caruso server.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, global = true, default_value = "http://127.0.0.1:50051")]
     server: String,
     /// Seconds to wait for the connection and for each answer.
     #[arg(long, default_value_t = 5)]
@@ -37,12 +42,39 @@ enum Command {
     Status,
     /// Ask the server to re-read its config file (administrators; like SIGHUP).
     ReloadConfig,
+    /// The agent's program: log in, ready / not ready, wrap-up, transfer, events.
+    Agent(agent::AgentArgs),
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(Args::parse())) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command; the process exit code on success.
+async fn run(args: Args) -> anyhow::Result<u8> {
     let timeout = Duration::from_secs(args.timeout.max(1));
+    if let Command::Agent(agent_args) = args.command {
+        agent::token(&agent_args)?; // before connecting: a missing token is the first error
+        let channel = channel(&args.server, timeout).await?;
+        let code = agent::run(agent_args, channel, timeout).await?;
+        return Ok(u8::try_from(code).unwrap_or(1));
+    }
     let mut client = connect(&args.server, timeout).await?;
     match args.command {
         Command::Version => {
@@ -68,21 +100,37 @@ async fn main() -> anyhow::Result<()> {
             }
             Err(status) => anyhow::bail!("reload refused: {}", status.message()),
         },
+        Command::Agent(_) => unreachable!("handled above"),
     }
-    Ok(())
+    Ok(0)
 }
 
-/// Opens a channel to `server`, failing with a message that names it.
+/// Opens a `caruso.v1.System` client to `server` (each call limited to `timeout`),
+/// failing with a message that names it.
 async fn connect(server: &str, timeout: Duration) -> anyhow::Result<SystemClient<Channel>> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
+    let endpoint = endpoint(server, timeout)?.timeout(timeout);
+    Ok(SystemClient::new(open(server, endpoint).await?))
+}
+
+/// Opens a channel to `server` without a per-call deadline (event streams are
+/// long-lived; the agent commands time their unary calls themselves).
+async fn channel(server: &str, timeout: Duration) -> anyhow::Result<Channel> {
+    open(server, endpoint(server, timeout)?).await
+}
+
+/// The endpoint of `server` with a connect timeout.
+fn endpoint(server: &str, timeout: Duration) -> anyhow::Result<Endpoint> {
+    Ok(Endpoint::from_shared(server.to_owned())
         .with_context(|| format!("invalid server address {server:?}"))?
-        .connect_timeout(timeout)
-        .timeout(timeout);
-    let channel = endpoint
+        .connect_timeout(timeout))
+}
+
+/// Connects, failing with a message that names `server`.
+async fn open(server: &str, endpoint: Endpoint) -> anyhow::Result<Channel> {
+    endpoint
         .connect()
         .await
-        .with_context(|| format!("cannot reach the caruso server at {server} (is it running?)"))?;
-    Ok(SystemClient::new(channel))
+        .with_context(|| format!("cannot reach the caruso server at {server} (is it running?)"))
 }
 
 /// Renders a version answer as `key: value` lines.

@@ -1,5 +1,5 @@
 //! caruso gRPC API: the `.proto` files under `proto/` compiled to tonic/prost code
-//! (`caruso.v1.System`, `caruso.v1.Voicemail`).
+//! (`caruso.v1.System`, `caruso.v1.Voicemail`, `caruso.v1.Agent`).
 //!
 //! ```no_run
 //! use caruso_proto::caruso::v1::{system_client::SystemClient, GetVersionRequest};

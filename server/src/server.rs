@@ -450,9 +450,16 @@ pub async fn run(
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let res = api::serve(addr, stats_rx, Some(reload_tx), api_voicemail, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
+            let res = api::serve(
+                addr,
+                stats_rx,
+                Some(reload_tx),
+                api_voicemail,
+                None,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
             .await;
             if let Err(e) = res {
                 warn!(error = %e, "gRPC API stopped");

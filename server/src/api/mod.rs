@@ -1,5 +1,5 @@
 //! gRPC API: the `caruso.v1.System` service, `caruso.v1.Voicemail` (when voicemail
-//! storage is given), `grpc.health.v1.Health` and server reflection (v1), served by
+//! storage is given), `caruso.v1.Agent` (when the ACD runs), `grpc.health.v1.Health` and server reflection (v1), served by
 //! tonic on one TCP address (default `127.0.0.1:50051`).
 //!
 //! Contract: the services read the server's state only through a
@@ -11,10 +11,11 @@
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
 //! use caruso::api::{serve, ServerStats};
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, std::future::pending()).await
 //! # }
 //! ```
 
+mod agent;
 mod system;
 mod voicemail;
 
@@ -23,15 +24,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use caruso_proto::caruso::v1::agent_server::AgentServer;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
+pub use agent::AgentService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
+use crate::acd::api::{AcdError, AcdHandle};
 use crate::voicemail::{Voicemail, VoicemailError};
 
 /// Snapshot of the server's load that the runtime publishes for the API.
@@ -73,6 +77,12 @@ pub enum ApiError {
     /// Voicemail storage refused or failed.
     #[error(transparent)]
     Voicemail(#[from] VoicemailError),
+    /// The request carried no (usable) credentials.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The ACD refused an agent command.
+    #[error(transparent)]
+    Acd(#[from] AcdError),
 }
 
 /// The one place where API errors become gRPC statuses.
@@ -91,6 +101,17 @@ impl From<ApiError> for tonic::Status {
                     tonic::Status::internal(e.to_string())
                 }
             },
+            ApiError::Unauthenticated(why) => tonic::Status::unauthenticated(why),
+            ApiError::Acd(e) => match e {
+                AcdError::BadToken => tonic::Status::unauthenticated(e.to_string()),
+                AcdError::InvalidTransition { .. } | AcdError::UnknownReason(..) => {
+                    tonic::Status::failed_precondition(e.to_string())
+                }
+                AcdError::UnknownAgent(_) | AcdError::UnknownTarget(_) => {
+                    tonic::Status::not_found(e.to_string())
+                }
+                AcdError::Stopped => tonic::Status::unavailable(e.to_string()),
+            },
             ApiError::Bind { .. } | ApiError::Reflection(_) | ApiError::Transport(_) => {
                 tonic::Status::internal(err.to_string())
             }
@@ -99,18 +120,19 @@ impl From<ApiError> for tonic::Status {
 }
 
 /// Binds `addr` and serves the API until `shutdown` completes; `caruso.v1.Voicemail`
-/// only when `voicemail` storage is given.
+/// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is.
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
+    acd: Option<AcdHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, reload, voicemail, shutdown).await
+    serve_on(listener, stats, reload, voicemail, acd, shutdown).await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
@@ -121,6 +143,7 @@ pub async fn serve_on(
     stats: watch::Receiver<ServerStats>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
+    acd: Option<AcdHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -136,6 +159,11 @@ pub async fn serve_on(
             .set_serving::<VoicemailServer<VoicemailService>>()
             .await;
     }
+    if acd.is_some() {
+        health_reporter
+            .set_serving::<AgentServer<AgentService>>()
+            .await;
+    }
     let mut system = SystemService::new(stats, Instant::now());
     if let Some(reload) = reload {
         system = system.with_reload(reload);
@@ -146,6 +174,7 @@ pub async fn serve_on(
         .add_service(reflection)
         .add_service(SystemServer::new(system))
         .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
+        .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             health_reporter
@@ -174,7 +203,7 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, rx, None, None, async {
+        let task = tokio::spawn(serve_on(listener, rx, None, None, None, async {
             let _ = stop_rx.await;
         }));
         (addr, tx, stop_tx, task)
@@ -235,7 +264,7 @@ mod tests {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
-        let err = serve(addr, rx, None, None, std::future::pending())
+        let err = serve(addr, rx, None, None, None, std::future::pending())
             .await
             .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));

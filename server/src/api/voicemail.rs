@@ -285,6 +285,7 @@ mod tests {
             stats_rx,
             None,
             Some(vm.clone()),
+            None,
             async {
                 let _ = stop_rx.await;
             },
