@@ -369,7 +369,7 @@ pub async fn run(
         );
         task.spawn()
     });
-    let (_acd_api, acd_calls) = match acd {
+    let (acd_api, acd_calls) = match acd {
         Some((api, calls)) => (Some(api), Some(calls)),
         None => (None, None),
     };
@@ -455,7 +455,7 @@ pub async fn run(
                 stats_rx,
                 Some(reload_tx),
                 api_voicemail,
-                None,
+                acd_api,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },
