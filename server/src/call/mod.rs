@@ -9,6 +9,7 @@
 pub mod actor;
 pub mod app;
 pub mod endpoint;
+pub mod leg;
 pub mod ports;
 
 use crate::config::{AllowList, Config};
