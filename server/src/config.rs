@@ -76,6 +76,7 @@ struct RawSip {
     t4_ms: Option<u64>,
     max_message_size: Option<usize>,
     unknown_number: Option<String>,
+    ring_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -211,6 +212,9 @@ pub struct SipConfig {
     pub max_message_size: usize,
     /// Behaviour for unknown numbers.
     pub unknown_number: UnknownNumber,
+    /// How long an outbound leg (an IVR `extension` node's target) rings before we
+    /// CANCEL it (`sip.ring_timeout_s`, default 30 s).
+    pub ring_timeout: Duration,
 }
 
 /// RTP settings.
@@ -365,6 +369,13 @@ impl Config {
                     t1.as_millis(),
                     t2.as_millis()
                 ),
+            ));
+        }
+        let ring_timeout_s = raw.sip.ring_timeout_s.unwrap_or(30);
+        if !(1..=600).contains(&ring_timeout_s) {
+            return Err(cx.err(
+                "sip.ring_timeout_s",
+                format!("expected seconds between 1 and 600, found {ring_timeout_s}"),
             ));
         }
         let max_message_size = raw.sip.max_message_size.unwrap_or(65_535);
@@ -584,6 +595,7 @@ impl Config {
                 t4,
                 max_message_size,
                 unknown_number,
+                ring_timeout: Duration::from_secs(ring_timeout_s),
             },
             rtp: RtpConfig {
                 ip: rtp_ip,
