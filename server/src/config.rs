@@ -703,6 +703,18 @@ mod tests {
     }
 
     #[test]
+    fn ring_timeout_defaults_to_30_s_and_is_bounded() {
+        assert_eq!(parse("").unwrap().sip.ring_timeout, Duration::from_secs(30));
+        let c = parse("[sip]\nring_timeout_s = 12\n").unwrap();
+        assert_eq!(c.sip.ring_timeout, Duration::from_secs(12));
+        for bad in ["0", "601"] {
+            let e = parse(&format!("[sip]\nring_timeout_s = {bad}\n")).unwrap_err();
+            assert_eq!(e.key, "sip.ring_timeout_s");
+            assert!(e.to_string().contains("between 1 and 600"), "{e}");
+        }
+    }
+
+    #[test]
     fn errors_name_file_key_and_expectation() {
         let e = parse("[rtp]\nport_min = 20001\n").unwrap_err();
         assert_eq!(e.file, "test.toml");
