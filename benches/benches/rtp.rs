@@ -1,5 +1,7 @@
-//! RTP session hot paths: one paced packet per tick (prompt encode + header + queue) and
-//! the handling of one incoming G.711 packet (parse, A.1 sequence, A.8 jitter).
+//! RTP session hot paths: one paced packet per tick (prompt encode + header + queue), the
+//! handling of one incoming G.711 packet (parse, A.1 sequence, A.8 jitter), and the
+//! bridge's relay of one packet (receive + decode on one leg, live FIFO, encode + send
+//! on the other, PCMU -> PCMA).
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
@@ -66,6 +68,41 @@ fn rtp(c: &mut Criterion) {
                 remote,
                 black_box(&buf[..len]),
             );
+        })
+    });
+
+    // The bridge's per-packet relay: a PCMU packet in on leg A (decoded by its capture),
+    // moved to leg B's live FIFO, encoded as PCMA and sent on B's next tick.
+    let t0 = Instant::now();
+    let mut a = RtpSession::new(config(remote), t0);
+    a.set_capture(true);
+    let mut bcfg = config(remote);
+    bcfg.codec = Codec::Pcma;
+    bcfg.payload_type = 8;
+    let mut bs = RtpSession::new(bcfg, t0);
+    let mut relay = Vec::with_capacity(320);
+    let payload: Vec<u8> = (0..160u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut seq: u16 = 0;
+    let mut k: u32 = 0;
+    g.bench_function("bridge_relay_one_packet_pcmu_to_pcma", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            k = k.wrapping_add(1);
+            let now = t0 + Duration::from_millis(20) * k;
+            let h = RtpHeaderFields {
+                marker: false,
+                payload_type: 0,
+                sequence_number: seq,
+                timestamp: k.wrapping_mul(160),
+                ssrc: 99,
+            };
+            let len = write_rtp(&h, &payload, &mut buf).unwrap();
+            a.handle_packet(now, remote, &buf[..len]);
+            relay.clear();
+            a.take_audio(&mut relay);
+            bs.write_audio(now, &relay);
+            bs.handle_timeout(now);
+            black_box(bs.poll_transmit())
         })
     });
     g.finish();

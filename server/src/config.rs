@@ -78,6 +78,7 @@ struct RawSip {
     t4_ms: Option<u64>,
     max_message_size: Option<usize>,
     unknown_number: Option<String>,
+    ring_timeout_s: Option<u64>,
     #[serde(default)]
     registrar: RawRegistrar,
 }
@@ -228,6 +229,9 @@ pub struct SipConfig {
     pub unknown_number: UnknownNumber,
     /// Registrar and digest settings (`[sip.registrar]`).
     pub registrar: crate::sip::registrar::RegistrarConfig,
+    /// How long an outbound leg (an IVR `extension` node's target) rings before we
+    /// CANCEL it (`sip.ring_timeout_s`, default 30 s).
+    pub ring_timeout: Duration,
 }
 
 /// RTP settings.
@@ -384,6 +388,13 @@ impl Config {
                     t1.as_millis(),
                     t2.as_millis()
                 ),
+            ));
+        }
+        let ring_timeout_s = raw.sip.ring_timeout_s.unwrap_or(30);
+        if !(1..=600).contains(&ring_timeout_s) {
+            return Err(cx.err(
+                "sip.ring_timeout_s",
+                format!("expected seconds between 1 and 600, found {ring_timeout_s}"),
             ));
         }
         let max_message_size = raw.sip.max_message_size.unwrap_or(65_535);
@@ -686,6 +697,7 @@ impl Config {
                 max_message_size,
                 unknown_number,
                 registrar,
+                ring_timeout: Duration::from_secs(ring_timeout_s),
             },
             rtp: RtpConfig {
                 ip: rtp_ip,
@@ -791,6 +803,18 @@ mod tests {
         assert_eq!(c.rtp.codecs, vec![Codec::Pcmu, Codec::Pcma]);
         assert!(c.allow.0.is_empty());
         assert!(c.number("100").is_none());
+    }
+
+    #[test]
+    fn ring_timeout_defaults_to_30_s_and_is_bounded() {
+        assert_eq!(parse("").unwrap().sip.ring_timeout, Duration::from_secs(30));
+        let c = parse("[sip]\nring_timeout_s = 12\n").unwrap();
+        assert_eq!(c.sip.ring_timeout, Duration::from_secs(12));
+        for bad in ["0", "601"] {
+            let e = parse(&format!("[sip]\nring_timeout_s = {bad}\n")).unwrap_err();
+            assert_eq!(e.key, "sip.ring_timeout_s");
+            assert!(e.to_string().contains("between 1 and 600"), "{e}");
+        }
     }
 
     #[test]

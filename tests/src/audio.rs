@@ -48,6 +48,41 @@ pub fn ulaw_decode(c: u8) -> i16 {
     }
 }
 
+/// Decodes one A-law code to a 16-bit sample (ITU-T G.711).
+pub fn alaw_decode(c: u8) -> i16 {
+    let a = c ^ 0x55;
+    let mut t = i32::from(a & 0x0f) << 4;
+    let seg = (a & 0x70) >> 4;
+    match seg {
+        0 => t += 8,
+        1 => t += 0x108,
+        _ => {
+            t += 0x108;
+            t <<= seg - 1;
+        }
+    }
+    if a & 0x80 != 0 {
+        t as i16
+    } else {
+        -t as i16
+    }
+}
+
+/// The decoded audio of the packets with payload type `pt` (0 PCMU, 8 PCMA), in
+/// arrival order.
+pub fn decoded(packets: &[RtpPacket], pt: u8) -> Vec<i16> {
+    let mut ps: Vec<&RtpPacket> = packets.iter().filter(|p| p.pt == pt).collect();
+    ps.sort_by(|a, b| a.time.total_cmp(&b.time));
+    ps.iter()
+        .flat_map(|p| {
+            p.payload.iter().map(move |&c| match pt {
+                8 => alaw_decode(c),
+                _ => ulaw_decode(c),
+            })
+        })
+        .collect()
+}
+
 /// `samples` through µ-law and back: what a PCMU link delivers of them.
 pub fn ulaw_roundtrip(samples: &[i16]) -> Vec<i16> {
     samples

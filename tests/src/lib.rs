@@ -319,6 +319,8 @@ pub struct ServerConfig {
     pub rtp_inactivity_s: Option<u64>,
     /// Limit the RTP range to this many port pairs, when set.
     pub rtp_pairs: Option<u16>,
+    /// `sip.ring_timeout_s`, when set.
+    pub ring_timeout_s: Option<u64>,
     /// Extra TOML appended verbatim.
     pub extra: String,
 }
@@ -331,8 +333,15 @@ impl ServerConfig {
             numbers: Vec::new(),
             rtp_inactivity_s: None,
             rtp_pairs: None,
+            ring_timeout_s: None,
             extra: String::new(),
         }
+    }
+
+    /// Sets how long an outbound leg rings before caruso cancels it (seconds).
+    pub fn ring_timeout(mut self, secs: u64) -> Self {
+        self.ring_timeout_s = Some(secs);
+        self
     }
 
     /// Sets the RTP inactivity timeout (seconds).
@@ -381,6 +390,9 @@ impl ServerConfig {
                 "\n\n[api]",
                 &format!("\ninactivity_timeout_s = {t}\n\n[api]"),
             );
+        }
+        if let Some(t) = self.ring_timeout_s {
+            s = s.replace("\n\n[rtp]", &format!("\nring_timeout_s = {t}\n\n[rtp]"));
         }
         for n in &self.numbers {
             let prompt = dir.join(format!("prompt-{}.wav", n.number));

@@ -76,6 +76,35 @@ def ulaw_decode(c):
     return -mag if u & 0x80 else mag
 
 
+def alaw_encode(s):
+    """G.711 A-law (ITU-T G.711; same law as caruso::media::codec)."""
+    s = int(s)
+    mask = 0xD5 if s >= 0 else 0x55
+    mag = min(s if s >= 0 else -s - 1, 32767)
+    if mag < 256:
+        aval = (mag >> 4) & 0x0F
+    else:
+        seg = mag.bit_length() - 8
+        aval = (seg << 4) | ((mag >> (seg + 3)) & 0x0F)
+    return (aval ^ mask) & 0xFF
+
+
+def noise(seed, secs):
+    """Seeded pseudo-random noise (xorshift32, amplitude ~6000), recognisable in a stream."""
+    x = (0x9E3779B9 ^ ((seed * 0x85EBCA6B) & 0xFFFFFFFF)) & 0xFFFFFFFF
+    out = []
+    for _ in range(int(round(secs * RATE))):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        v = x >> 16
+        if v >= 32768:
+            v -= 65536
+        out.append(int(v / 5))
+    return out
+
+
+PT_PCMA = 8
 SILENCE = bytes([0xFF]) * FRAME
 
 # --------------------------------------------------------------------------------------
@@ -152,13 +181,14 @@ class Stream:
         us = at_samples * 1_000_000 // RATE
         self.packets.append((us, self._rtp(pt, marker, ts, payload)))
 
-    def audio(self, samples, first_marker=False):
-        """PCMU packets of 20 ms, padded with silence to whole frames."""
+    def audio(self, samples, first_marker=False, pt=PT_PCMU):
+        """PCMU (or PCMA) packets of 20 ms, padded with silence to whole frames."""
+        enc = alaw_encode if pt == PT_PCMA else ulaw_encode
         for k in range(0, len(samples), FRAME):
             frame = samples[k:k + FRAME]
             frame = frame + [0] * (FRAME - len(frame))
-            payload = bytes(ulaw_encode(s) for s in frame)
-            self.send(self.at, PT_PCMU, first_marker and k == 0, self.ts_base + self.at, payload)
+            payload = bytes(enc(s) for s in frame)
+            self.send(self.at, pt, first_marker and k == 0, self.ts_base + self.at, payload)
             self.at += FRAME
 
     def silence(self, ms, background):
@@ -236,10 +266,13 @@ def build_digits(digits, ts_base, ssrc=0x0C0FFEE1, seq=1000, lead_ms=LEAD_MS, ga
 
 
 def build_audio(samples, ts_base, ssrc=0x0C0FFEE2, seq=3000, lead_ms=LEAD_MS, then="",
-                gap_ms=400, event_ms=100):
+                gap_ms=400, event_ms=100, pt=PT_PCMU):
     s = Stream(ts_base, ssrc, seq)
-    s.silence(lead_ms, "silence")
-    s.audio(samples, first_marker=True)
+    if pt == PT_PCMA:
+        s.audio([0] * (RATE * lead_ms // 1000), pt=PT_PCMA)
+    else:
+        s.silence(lead_ms, "silence")
+    s.audio(samples, first_marker=True, pt=pt)
     for i, d in enumerate(then):
         if i:
             s.silence(gap_ms, "none")
@@ -301,6 +334,12 @@ ALL = {
     # In-band DTMF for a caller without telephone-event: tones inside PCMU.
     "inband_1.pcap": lambda: build_inband("1", _base(19), *_ids(19)),
     "inband_2.pcap": lambda: build_inband("2", _base(20), *_ids(20)),
+    # Bridging (tests/tests/bridge.rs): the called party's audio (the known audio, then
+    # the digit 5 as RFC 4733) in PCMU, the same audio in PCMA, and the caller's audio
+    # (seeded noise, recognisably different) in PCMU.
+    "bridge_callee_pcmu.pcap": lambda: build_audio(known_audio(3.0), _base(21), *_ids(21), then="5"),
+    "bridge_callee_pcma.pcap": lambda: build_audio(known_audio(3.0), _base(22), *_ids(22), pt=PT_PCMA),
+    "bridge_caller_pcmu.pcap": lambda: build_audio(noise(11, 3.0), _base(23), *_ids(23)),
 }
 
 

@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+mod bridge;
+use bridge::Outbound;
+
 /// Methods we accept, for `Allow`.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, SUBSCRIBE";
 /// Extensions we support, for `Supported`.
@@ -123,6 +126,7 @@ pub async fn run(setup: CallSetup, rx: mpsc::Receiver<CallMsg>) {
         call.run(rx).await;
         let record = call.record();
         call.release_media();
+        call.drop_outbound();
         let _ = done.send(CallReport::Ended(CallEnded {
             call_id,
             local_tag,
@@ -178,6 +182,10 @@ struct Call {
     final_stats: RtpCounters,
     /// The IVR flow / voicemail application, for numbers with a flow.
     host: Option<AppHost>,
+    /// The outbound leg this call placed (IVR `extension`), bridged once answered.
+    outbound: Option<Outbound>,
+    /// Ringback plays to the caller (looped) while the outbound leg rings.
+    ringback: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -251,6 +259,8 @@ impl Call {
             answered_ms: None,
             final_stats: RtpCounters::default(),
             host: None,
+            outbound: None,
+            ringback: false,
         }
     }
 
@@ -281,6 +291,11 @@ impl Call {
             let t = now();
             match ev {
                 Some(Some(CallMsg::Sip(inbound))) => self.on_inbound(t, *inbound),
+                Some(Some(CallMsg::LegReady {
+                    call_id,
+                    media,
+                    udp,
+                })) => self.on_leg_ready(t, call_id, media, udp),
                 Some(Some(CallMsg::Shutdown)) | Some(None) => {
                     if self.phase == Phase::Ended {
                         break; // only lingering for retransmissions: nothing to end
@@ -328,7 +343,8 @@ impl Call {
     fn finished(&self, now: Instant) -> bool {
         match (self.phase, self.ended_at) {
             (Phase::Ended, Some(at)) => {
-                self.layer.is_empty() || now >= at + linger_limit(&self.ctx)
+                (self.layer.is_empty() && self.outbound.is_none())
+                    || now >= at + linger_limit(&self.ctx)
             }
             _ => false,
         }
@@ -353,6 +369,7 @@ impl Call {
         if let Some(at) = self.ended_at {
             consider(Some(at + linger_limit(&self.ctx)));
         }
+        consider(self.outbound_timeout());
         d
     }
 
@@ -374,6 +391,7 @@ impl Call {
                 progressed = true;
                 self.on_media_event(now, ev);
             }
+            progressed |= self.drive_outbound(now).await;
             while let Some(t) = self.layer.poll_transmit() {
                 progressed = true;
                 count_sent(&t.message);
@@ -472,6 +490,10 @@ impl Call {
     }
 
     fn on_inbound(&mut self, now: Instant, inbound: Inbound) {
+        if self.is_outbound_message(&inbound.message) {
+            self.on_outbound_sip(now, inbound);
+            return;
+        }
         if let SipMessage::Request(r) = &inbound.message {
             metrics::counter!(m::SIP_REQUESTS_RECEIVED, "method" => r.method.as_str().to_string())
                 .increment(1);
@@ -906,13 +928,18 @@ impl Call {
 
     /// Acts on what the application host asked for.
     fn after_host(&mut self, now: Instant, out: HostOutcome) {
-        if out == HostOutcome::Hangup {
-            self.hang_up(now, EndReason::Completed);
+        match out {
+            HostOutcome::Continue => {}
+            HostOutcome::Hangup => self.hang_up(now, EndReason::Completed),
+            HostOutcome::Connect(target) => self.connect(now, target),
         }
     }
 
     /// A digit from the caller, for the application if one runs.
     fn on_digit(&mut self, now: Instant, source: DtmfSource, digit: DtmfDigit) {
+        if self.relay_digit_to_leg(now, digit) {
+            return;
+        }
         match (self.host.as_mut(), self.session.as_mut()) {
             (Some(h), Some(s)) => {
                 let out = h.digit(now, source, digit, s);
@@ -1057,6 +1084,7 @@ impl Call {
 
     fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
+            MediaEvent::PromptFinished if self.ringback => self.replay_ringback(now),
             MediaEvent::PromptFinished => match (self.host.as_mut(), self.session.as_mut()) {
                 (Some(h), Some(s)) => {
                     let out = h.prompt_finished(now, s);
@@ -1124,10 +1152,13 @@ impl Call {
         if self.layer.poll_timeout().is_some_and(|t| t <= now) {
             self.layer.handle_timeout(now);
         }
+        // Bridged: the leg's media in, audio across both ways, then both sessions send.
+        self.outbound_tick(now);
         if let Some(s) = self.session.as_mut() {
             s.handle_timeout(now);
         }
-        if let (Some(h), Some(s)) = (self.host.as_mut(), self.session.as_mut()) {
+        let host_idle = self.host.as_ref().is_some_and(|h| h.is_connecting());
+        if let (Some(h), Some(s), false) = (self.host.as_mut(), self.session.as_mut(), host_idle) {
             let out = h.tick(now, s);
             self.after_host(now, out);
         }
@@ -1140,6 +1171,7 @@ impl Call {
     /// answer, a BYE after the ACK when the 200 is not yet acknowledged (RFC 3261 §15).
     fn hang_up(&mut self, now: Instant, reason: EndReason) {
         self.end_app();
+        self.end_outbound(now);
         match self.phase {
             Phase::Ringing => {
                 if let Some((id, req)) = self.invite.clone() {
@@ -1216,6 +1248,7 @@ impl Call {
         }
         self.end_reason.get_or_insert(reason);
         self.end_app();
+        self.end_outbound(now);
         self.session_stop(now);
         self.release_media();
         self.release_active();

@@ -5,9 +5,10 @@
 //! voicemail storage, and the call's inputs into [`AppInput`]s: prompt ends, DTMF from
 //! RFC 4733, SIP INFO and in-band detection (one key press delivered once, whichever ways
 //! the caller's device sends it), and 20 ms frames of the caller's audio. A `Transfer`
-//! starts the next application (deposit, retrieval) or, for targets that are not built
-//! yet (queues, extensions, trunks: the ACD issue), plays `transfer-unavailable` and
-//! hangs up.
+//! starts the next application (deposit, retrieval), hands an `extension` target to the
+//! call ([`HostOutcome::Connect`]: the call dials it and bridges the media; a failure
+//! comes back as [`AppHost::connect_failed`]), or, for targets that are not built yet
+//! (queues, trunks: the ACD issue), plays `transfer-unavailable` and hangs up.
 
 use super::CallContext;
 use crate::ivr::engine::FlowRun;
@@ -36,12 +37,16 @@ const DEDUP_WINDOW: Duration = Duration::from_millis(500);
 const MAX_ACTIONS_PER_STEP: usize = 256;
 
 /// What the call must do after the host ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostOutcome {
     /// Keep going.
     Continue,
     /// The application hung up: end the call with BYE.
     Hangup,
+    /// Connect the caller to this target (an outbound leg bridged to the call). The host
+    /// is idle meanwhile; on failure the call reports it with
+    /// [`AppHost::connect_failed`].
+    Connect(Target),
 }
 
 /// The application currently running.
@@ -51,6 +56,8 @@ enum Running {
     Deposit(Box<Deposit>),
     Retrieval(Box<Retrieval>),
     Farewell(Farewell),
+    /// The call is being connected to an outbound leg: nothing runs.
+    Connecting(Idle),
 }
 
 impl Running {
@@ -60,6 +67,7 @@ impl Running {
             Running::Deposit(a) => a.as_mut(),
             Running::Retrieval(a) => a.as_mut(),
             Running::Farewell(a) => a,
+            Running::Connecting(a) => a,
         }
     }
 
@@ -69,7 +77,23 @@ impl Running {
             Running::Deposit(a) => a.as_ref(),
             Running::Retrieval(a) => a.as_ref(),
             Running::Farewell(a) => a,
+            Running::Connecting(a) => a,
         }
+    }
+}
+
+/// No application: the call is connected (or being connected) to another leg.
+#[derive(Debug)]
+struct Idle;
+
+impl CallApp for Idle {
+    fn handle_input(&mut self, _now: Instant, _input: AppInput<'_>) {}
+    fn handle_timeout(&mut self, _now: Instant) {}
+    fn poll_action(&mut self) -> Option<Action> {
+        None
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
     }
 }
 
@@ -386,7 +410,11 @@ impl AppHost {
                         rec.discard();
                     }
                 }
-                Action::Transfer(target, vars) => self.transfer(now, session, target, vars),
+                Action::Transfer(target, vars) => {
+                    if let Some(out) = self.transfer(now, session, target, vars) {
+                        return out;
+                    }
+                }
                 Action::Hangup => {
                     session.stop_playback();
                     self.outstanding = 0;
@@ -455,15 +483,45 @@ impl AppHost {
         }
     }
 
+    /// The outbound leg asked for by [`HostOutcome::Connect`] failed (busy, no answer,
+    /// unreachable, not resolvable): the caller hears `transfer-unavailable`, then the
+    /// call hangs up.
+    pub fn connect_failed(&mut self, now: Instant, session: &mut RtpSession) -> HostOutcome {
+        session.stop_playback();
+        self.outstanding = 0;
+        self.interruptible = false;
+        self.running = Running::Farewell(Farewell {
+            prompt: "transfer-unavailable",
+            actions: VecDeque::new(),
+        });
+        self.running.app().handle_input(now, AppInput::Start);
+        self.step(now, session)
+    }
+
+    /// Whether the host is idle because the call is connected to another leg.
+    pub fn is_connecting(&self) -> bool {
+        matches!(self.running, Running::Connecting(_))
+    }
+
     fn transfer(
         &mut self,
         now: Instant,
         session: &mut RtpSession,
         target: Target,
         _vars: Variables,
-    ) {
+    ) -> Option<HostOutcome> {
         session.stop_playback();
         self.outstanding = 0;
+        if let Target::Extension(user) = &target {
+            // Dialed by the call (an outbound leg); the call resolves it and reports a
+            // failure back with `connect_failed`.
+            metrics::counter!(m::IVR_TRANSFERS, "target" => "extension", "routed" => "yes")
+                .increment(1);
+            info!(extension = %super::redact(user), "connecting the caller to an extension");
+            self.running = Running::Connecting(Idle);
+            self.interruptible = false;
+            return Some(HostOutcome::Connect(target));
+        }
         let access: Option<Arc<dyn VoicemailAccess>> = self
             .ctx
             .voicemail
@@ -493,7 +551,7 @@ impl AppHost {
             (Target::Mailbox { .. }, None) => ("mailbox", None),
             (Target::VoicemailRetrieval { .. }, None) => ("voicemail", None),
             (Target::Queue(_), _) => ("queue", None),
-            (Target::Extension(_), _) => ("extension", None),
+            (Target::Extension(_), _) => ("extension", None), // handled above
             (Target::External { .. }, _) => ("external", None),
         };
         let routed = next.is_some();
@@ -513,6 +571,7 @@ impl AppHost {
             }
         };
         self.running.app().handle_input(now, AppInput::Start);
+        None
     }
 }
 

@@ -213,6 +213,12 @@ impl Endpoint {
                 Some(report) = self.ended_rx.recv() => match report {
                     CallReport::PortFreed(port) => self.ports.release(port),
                     CallReport::Ended(ended) => self.on_call_ended(ended),
+                    CallReport::LegStarted { call_id, local_tag, leg_call_id, leg_tag } => {
+                        self.on_leg_started(&call_id, &local_tag, leg_call_id, leg_tag)
+                    }
+                    CallReport::LegEnded { leg_call_id, leg_tag } => {
+                        self.calls.remove_leg(&leg_call_id, &leg_tag)
+                    }
                 },
                 ev = next_bus_event(&mut self.mwi) => self.on_bus_event(ev),
                 _ = tokio::time::sleep_until(next) => {
@@ -363,6 +369,40 @@ impl Endpoint {
             // flush makes it durable within 500 ms (no promise is made to the caller here).
             if let Err(e) = ended.record.save(store.as_ref()) {
                 warn!(error = %e, "call record not stored");
+            }
+        }
+    }
+
+    /// A call places an outbound leg: its Call-ID now reaches the call, and the call gets
+    /// a port pair and the UDP link (or `None`s, which fail the leg). Never waits.
+    fn on_leg_started(
+        &mut self,
+        call_id: &str,
+        local_tag: &str,
+        leg_call_id: String,
+        leg_tag: String,
+    ) {
+        let key = MatchKey {
+            to_tag: Some(local_tag.to_string()),
+            ..MatchKey::default()
+        };
+        let Some(handle) = self.calls.find(call_id, &key).cloned() else {
+            return; // the call is gone
+        };
+        self.calls
+            .insert_leg(leg_call_id.clone(), leg_tag.clone(), handle.clone());
+        let media = self.bind_media();
+        let port = media.as_ref().map(|m| m.port);
+        let msg = CallMsg::LegReady {
+            call_id: leg_call_id.clone(),
+            media,
+            udp: self.udp.clone(),
+        };
+        if !handle.try_send(msg) {
+            debug!("call mailbox full: outbound leg not started");
+            self.calls.remove_leg(&leg_call_id, &leg_tag);
+            if let Some(p) = port {
+                self.ports.release(p);
             }
         }
     }
@@ -785,6 +825,8 @@ struct Entry {
     invite_branch: String,
     invite_sent_by: String,
     handle: CallHandle,
+    /// An outbound leg of a call (matched by our tag only; not counted as a call).
+    leg: bool,
 }
 
 /// Running calls, matched the way RFC 3261 identifies dialogs and transactions.
@@ -818,8 +860,33 @@ impl CallTable {
             invite_branch: invite.branch.clone().unwrap_or_default(),
             invite_sent_by: invite.sent_by.clone().unwrap_or_default(),
             handle,
+            leg: false,
         });
         self.len += 1;
+    }
+
+    /// Routes an outbound leg's messages (its Call-ID with our tag `local_tag`: in From
+    /// of the responses to our requests, in To of the callee's requests) to `handle`.
+    /// Legs do not count in [`CallTable::len`].
+    pub fn insert_leg(&mut self, call_id: String, local_tag: String, handle: CallHandle) {
+        self.by_call_id.entry(call_id).or_default().push(Entry {
+            remote_tag: String::new(),
+            local_tag,
+            invite_branch: String::new(),
+            invite_sent_by: String::new(),
+            handle,
+            leg: true,
+        });
+    }
+
+    /// Stops routing an outbound leg.
+    pub fn remove_leg(&mut self, call_id: &str, local_tag: &str) {
+        if let Some(calls) = self.by_call_id.get_mut(call_id) {
+            calls.retain(|e| !(e.leg && e.local_tag == local_tag));
+            if calls.is_empty() {
+                self.by_call_id.remove(call_id);
+            }
+        }
     }
 
     /// The call a message belongs to.
@@ -831,7 +898,8 @@ impl CallTable {
             .find(|e| {
                 ours(&key.to_tag, e)
                     || ours(&key.from_tag, e)
-                    || (key.to_tag.is_none()
+                    || (!e.leg
+                        && key.to_tag.is_none()
                         && key.from_tag.as_deref().unwrap_or("") == e.remote_tag
                         && key.branch.as_deref() == Some(e.invite_branch.as_str())
                         && key.sent_by.as_deref() == Some(e.invite_sent_by.as_str()))
@@ -842,7 +910,10 @@ impl CallTable {
     /// Removes the call with our tag `local_tag`.
     pub fn remove(&mut self, call_id: &str, local_tag: &str) {
         if let Some(calls) = self.by_call_id.get_mut(call_id) {
-            if let Some(pos) = calls.iter().position(|e| e.local_tag == local_tag) {
+            if let Some(pos) = calls
+                .iter()
+                .position(|e| !e.leg && e.local_tag == local_tag)
+            {
                 calls.swap_remove(pos);
                 self.len -= 1;
             }
@@ -854,7 +925,11 @@ impl CallTable {
 
     /// Every running call.
     pub fn handles(&self) -> impl Iterator<Item = &CallHandle> {
-        self.by_call_id.values().flatten().map(|e| &e.handle)
+        self.by_call_id
+            .values()
+            .flatten()
+            .filter(|e| !e.leg)
+            .map(|e| &e.handle)
     }
 
     /// Number of running calls.
@@ -1302,5 +1377,52 @@ mod tests {
         t.remove("cid", "ours-b");
         assert!(t.is_empty());
         assert!(t.by_call_id.is_empty());
+    }
+
+    #[test]
+    fn an_outbound_leg_routes_to_its_call_by_our_tag_only() {
+        let mut t = CallTable::default();
+        let (a, _ra) = handle();
+        t.insert(
+            "cid".into(),
+            &key(Some("caller"), None, Some("z9hG4bK1")),
+            "ours-a".into(),
+            a.clone(),
+        );
+        t.insert_leg("leg".into(), "legtag".into(), a.clone());
+        assert_eq!(t.len(), 1, "a leg is not a call");
+        assert_eq!(t.handles().count(), 1);
+        // responses to our INVITE / BYE on the leg: our tag in From
+        assert!(is(
+            t.find(
+                "leg",
+                &key(Some("legtag"), Some("callee"), Some("z9hG4bKx"))
+            ),
+            &a
+        ));
+        assert!(is(
+            t.find("leg", &key(Some("legtag"), None, Some("z9hG4bKx"))),
+            &a
+        ));
+        // the callee's BYE: our tag in To
+        assert!(is(
+            t.find(
+                "leg",
+                &key(Some("callee"), Some("legtag"), Some("z9hG4bKy"))
+            ),
+            &a
+        ));
+        // a new INVITE reusing the leg's Call-ID without our tag is not the leg
+        assert!(t.find("leg", &key(Some(""), None, Some(""))).is_none());
+        assert!(t
+            .find("leg", &key(Some("x"), None, Some("z9hG4bK1")))
+            .is_none());
+        // removing the call's entry keeps the leg until it is removed itself
+        t.remove("leg", "legtag");
+        assert!(t.find("leg", &key(Some("legtag"), None, None)).is_some());
+        t.remove_leg("leg", "legtag");
+        assert!(t.find("leg", &key(Some("legtag"), None, None)).is_none());
+        assert!(!t.by_call_id.contains_key("leg"));
+        assert_eq!(t.len(), 1);
     }
 }

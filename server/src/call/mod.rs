@@ -9,6 +9,7 @@
 pub mod actor;
 pub mod app;
 pub mod endpoint;
+pub mod leg;
 pub mod ports;
 
 use crate::config::{AllowList, Config};
@@ -26,6 +27,17 @@ pub enum CallMsg {
     Sip(Box<Inbound>),
     /// The server is shutting down: end the call (BYE) and exit.
     Shutdown,
+    /// The endpoint's answer to [`CallReport::LegStarted`]: the leg's Call-ID is now
+    /// routed to this call; its RTP/RTCP sockets (`None`: no port pair free) and the UDP
+    /// link to send its SIP on (`None`: no UDP listener).
+    LegReady {
+        /// The leg's Call-ID (the call may have moved on to another leg).
+        call_id: String,
+        /// The leg's media sockets.
+        media: Option<actor::MediaSockets>,
+        /// The endpoint's UDP socket.
+        udp: Option<crate::sip::transport::Link>,
+    },
 }
 
 /// The address of a running call actor.
@@ -123,6 +135,26 @@ pub enum CallReport {
     PortFreed(u16),
     /// The actor exited.
     Ended(CallEnded),
+    /// The call places an outbound leg: route messages with `leg_call_id` and our tag
+    /// `leg_tag` to the call (`call_id` / `local_tag`), bind an RTP port pair for it and
+    /// answer with [`CallMsg::LegReady`].
+    LegStarted {
+        /// The calling call's Call-ID.
+        call_id: String,
+        /// The calling call's tag.
+        local_tag: String,
+        /// The leg's new Call-ID.
+        leg_call_id: String,
+        /// Our From tag on the leg.
+        leg_tag: String,
+    },
+    /// The leg is over: stop routing its Call-ID (its port comes back by `PortFreed`).
+    LegEnded {
+        /// The leg's Call-ID.
+        leg_call_id: String,
+        /// Our tag on the leg.
+        leg_tag: String,
+    },
 }
 
 /// Sent by a call actor to the endpoint when it exits.

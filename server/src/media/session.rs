@@ -44,7 +44,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::{Bytes, BytesMut};
 
 use super::codec::{encode_into, silence_code, Codec};
-use super::dtmf::{DtmfDigit, DtmfReceiver};
+use super::dtmf::{DtmfDigit, DtmfReceiver, DtmfSender};
 use super::rtp::{
     build_report, is_rtcp, ntp_timestamp, parse, parse_rtcp, write_rtp, ReportBlock,
     RtpHeaderFields, SenderInfo, RTP_HEADER_LEN,
@@ -63,6 +63,12 @@ const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
 /// RFC 3551 comfort noise payload type (accepted, not played).
 const PT_CN: u8 = 13;
+/// Most live audio ([`RtpSession::write_audio`]) buffered, in 8 kHz samples (200 ms):
+/// beyond it the oldest samples are dropped, so a clock drift between the writer and our
+/// pacing never builds latency.
+pub const LIVE_AUDIO_MAX: usize = 1600;
+/// Duration of a relayed or generated RFC 4733 event, in timestamp units (100 ms).
+const DTMF_EVENT_UNITS: u16 = 800;
 
 /// Configuration of one RTP session. Random values (SSRC, first sequence number and
 /// timestamp) are chosen by the caller.
@@ -261,6 +267,13 @@ pub struct RtpStats {
     pub remote_jitter: Option<u32>,
     /// Round-trip time from the peer's report blocks (RFC 3550 §6.4.1).
     pub rtt: Option<Duration>,
+    /// Live audio samples ([`RtpSession::write_audio`]) dropped because the FIFO was
+    /// full ([`LIVE_AUDIO_MAX`]): the oldest go, so latency never builds up.
+    pub live_dropped: u64,
+    /// Live audio frames sent short (the FIFO ran dry; the rest was silence).
+    pub live_underruns: u64,
+    /// RFC 4733 telephone-event packets sent ([`RtpSession::send_dtmf`]).
+    pub dtmf_packets_sent: u64,
 }
 
 impl RtpStats {
@@ -465,6 +478,12 @@ pub struct RtpSession {
     events: VecDeque<MediaEvent>,
     stats: RtpStats,
     capture: Option<Capture>,
+    /// Live audio to send (decoded samples), consumed by the pacing tick.
+    live: VecDeque<i16>,
+    /// Digits waiting to be sent as RFC 4733 events.
+    dtmf_queue: VecDeque<DtmfDigit>,
+    /// The event being sent: its packets and its start timestamp.
+    dtmf_out: Option<(DtmfSender, u32)>,
 }
 
 /// Longest gap in the caller's RTP timestamps filled with silence when capturing (2 s):
@@ -532,6 +551,9 @@ impl RtpSession {
             events: VecDeque::with_capacity(4),
             stats: RtpStats::default(),
             capture: None,
+            live: VecDeque::new(),
+            dtmf_queue: VecDeque::new(),
+            dtmf_out: None,
             cfg,
         }
     }
@@ -577,7 +599,12 @@ impl RtpSession {
     }
 
     fn sending(&self) -> bool {
-        self.cfg.direction.sends() && (self.playing.is_some() || self.cfg.send_silence)
+        self.cfg.direction.sends()
+            && (self.playing.is_some()
+                || !self.live.is_empty()
+                || self.dtmf_out.is_some()
+                || !self.dtmf_queue.is_empty()
+                || self.cfg.send_silence)
     }
 
     /// Puts the schedule on the first grid point at or after `now`.
@@ -667,6 +694,50 @@ impl RtpSession {
     pub fn stop_playback(&mut self) {
         self.playing = None;
         self.queue.clear();
+    }
+
+    /// Queues live audio (8 kHz samples, e.g. the other leg of a bridge) for sending: the
+    /// pacing tick takes one packet's worth per ptime, after any prompt (a prompt plays
+    /// first). The FIFO holds at most [`LIVE_AUDIO_MAX`] samples; the oldest beyond that
+    /// are dropped and counted in [`RtpStats::live_dropped`]. When it runs dry, the rest
+    /// of the packet is silence ([`RtpStats::live_underruns`]).
+    pub fn write_audio(&mut self, now: Instant, samples: &[i16]) {
+        self.last_now = now;
+        if self.closed || samples.is_empty() {
+            return;
+        }
+        let was_sending = self.sending();
+        self.live.extend(samples.iter().copied());
+        if self.live.len() > LIVE_AUDIO_MAX {
+            let excess = self.live.len() - LIVE_AUDIO_MAX;
+            self.live.drain(..excess);
+            self.stats.live_dropped += excess as u64;
+        }
+        if !was_sending && self.sending() {
+            self.resync(now);
+        }
+    }
+
+    /// Live audio samples queued and not yet sent.
+    pub fn live_buffered(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Drops the queued live audio.
+    pub fn clear_audio(&mut self) {
+        self.live.clear();
+    }
+
+    /// Sends `digit` as an RFC 4733 telephone-event (100 ms, then three end packets) in
+    /// place of audio on the next ticks; digits queue behind each other. Returns `false`
+    /// (nothing queued) when no telephone-event payload type was negotiated.
+    pub fn send_dtmf(&mut self, now: Instant, digit: DtmfDigit) -> bool {
+        self.last_now = now;
+        if self.cfg.telephone_event_pt.is_none() || self.closed {
+            return false;
+        }
+        self.dtmf_queue.push_back(digit);
+        true
     }
 
     /// Changes our direction (re-INVITE): media is sent only when it includes send;
@@ -885,6 +956,16 @@ impl RtpSession {
             .cfg
             .initial_timestamp
             .wrapping_add(((n - 1) as u32).wrapping_mul(spp as u32));
+        if self.dtmf_out.is_none() {
+            if let Some(d) = self.dtmf_queue.pop_front() {
+                self.dtmf_out = Some((DtmfSender::new(d, DTMF_EVENT_UNITS, spp as u16), ts));
+            }
+        }
+        if self.send_event_packet() {
+            // The audio this packet would have carried is replaced by the event.
+            self.skip_audio(spp);
+            return;
+        }
         let header = RtpHeaderFields {
             marker: !self.talking,
             payload_type: self.cfg.payload_type,
@@ -920,6 +1001,26 @@ impl RtpSession {
                     .map(|prompt| Playing { prompt, pos: 0 });
             }
         }
+        if filled < spp && !self.live.is_empty() {
+            let take = self.live.len().min(spp - filled);
+            let start = RTP_HEADER_LEN + filled;
+            let (a, b) = self.live.as_slices();
+            let from_a = a.len().min(take);
+            encode_into(codec, &a[..from_a], &mut self.buf[start..start + from_a]);
+            if take > from_a {
+                let rest = take - from_a;
+                encode_into(
+                    codec,
+                    &b[..rest],
+                    &mut self.buf[start + from_a..start + take],
+                );
+            }
+            self.live.drain(..take);
+            filled += take;
+            if filled < spp {
+                self.stats.live_underruns += 1;
+            }
+        }
         self.buf[RTP_HEADER_LEN + filled..].fill(silence_code(codec));
         let data = self.buf.split().freeze();
         self.seq = self.seq.wrapping_add(1);
@@ -931,6 +1032,76 @@ impl RtpSession {
             kind: MediaKind::Rtp,
             data,
         });
+    }
+
+    /// Sends the next packet of the RFC 4733 event in progress, if any (the event's
+    /// three end packets go out on three ticks; the next digit starts after them).
+    fn send_event_packet(&mut self) -> bool {
+        let Some(pt) = self.cfg.telephone_event_pt else {
+            self.dtmf_out = None;
+            self.dtmf_queue.clear();
+            return false;
+        };
+        let Some((sender, start_ts)) = self.dtmf_out.as_mut() else {
+            return false;
+        };
+        let Some(p) = sender.next() else {
+            self.dtmf_out = None;
+            return false;
+        };
+        let start_ts = *start_ts;
+        let header = RtpHeaderFields {
+            marker: p.marker,
+            payload_type: pt,
+            sequence_number: self.seq,
+            timestamp: start_ts,
+            ssrc: self.cfg.ssrc,
+        };
+        let payload = p.payload.to_bytes();
+        let len = RTP_HEADER_LEN + payload.len();
+        self.buf.reserve(len);
+        self.buf.resize(len, 0);
+        if write_rtp(&header, &payload, &mut self.buf[..len]).is_err() {
+            self.buf.clear();
+            return false;
+        }
+        let data = self.buf.split().freeze();
+        self.seq = self.seq.wrapping_add(1);
+        // After the event the audio is a new talkspurt (marker bit again).
+        self.talking = false;
+        self.stats.packets_sent += 1;
+        self.stats.octets_sent += payload.len() as u64;
+        self.stats.dtmf_packets_sent += 1;
+        if p.payload.end && sender_done(&self.dtmf_out) {
+            self.dtmf_out = None;
+        }
+        self.transmits.push_back(MediaTransmit {
+            to: self.remote,
+            kind: MediaKind::Rtp,
+            data,
+        });
+        true
+    }
+
+    /// Advances the prompt and live audio by `n` samples without sending them.
+    fn skip_audio(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(p) = self.playing.as_mut() else {
+                break;
+            };
+            let take = (p.prompt.len() - p.pos.min(p.prompt.len())).min(n);
+            p.pos += take;
+            n -= take;
+            if p.pos >= p.prompt.len() {
+                self.events.push_back(MediaEvent::PromptFinished);
+                self.playing = self
+                    .queue
+                    .pop_front()
+                    .map(|prompt| Playing { prompt, pos: 0 });
+            }
+        }
+        let live = n.min(self.live.len());
+        self.live.drain(..live);
     }
 
     fn send_rtcp(&mut self, now: Instant, bye: bool) {
@@ -961,6 +1132,9 @@ impl RtpSession {
     pub fn close(&mut self, now: Instant) {
         self.last_now = now;
         self.stop_playback();
+        self.live.clear();
+        self.dtmf_queue.clear();
+        self.dtmf_out = None;
         self.cfg.direction = Direction::Inactive;
         self.closed = true;
         self.send_rtcp(now, true);
@@ -998,6 +1172,11 @@ impl RtpSession {
         }
         Some(t)
     }
+}
+
+/// Whether the event sender has nothing left (its last end packet was just taken).
+fn sender_done(out: &Option<(DtmfSender, u32)>) -> bool {
+    out.as_ref().is_none_or(|(s, _)| s.clone().next().is_none())
 }
 
 #[cfg(test)]
@@ -1708,6 +1887,142 @@ mod tests {
         assert!(rtt >= 59 * MS && rtt <= 61 * MS, "{rtt:?}");
         // Nobody latched elsewhere: addresses were right from the start.
         assert_eq!((a.remote(), b.remote()), (b_addr, a_addr));
+    }
+
+    #[test]
+    fn write_audio_is_sent_paced_in_order_after_prompts() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(cfg(), t0);
+        // 30 ms of a ramp: one full packet and half of the next, then silence.
+        let ramp: Vec<i16> = (0..240).map(|i| (i as i16 - 120) * 200).collect();
+        s.write_audio(t0, &ramp);
+        assert_eq!(s.live_buffered(), 240);
+        let tx = run_until(&mut s, t0 + 60 * MS);
+        let rtp: Vec<_> = tx
+            .iter()
+            .map(|(_, t)| t)
+            .filter(|t| t.kind == MediaKind::Rtp)
+            .collect();
+        assert_eq!(rtp.len(), 3);
+        let p1 = rtp_of(rtp[0]);
+        let want: Vec<u8> = ramp[..160].iter().map(|&x| ulaw_encode(x)).collect();
+        assert_eq!(p1.payload, &want[..]);
+        let p2 = rtp_of(rtp[1]);
+        let want2: Vec<u8> = ramp[160..].iter().map(|&x| ulaw_encode(x)).collect();
+        assert_eq!(&p2.payload[..80], &want2[..]);
+        assert!(p2.payload[80..]
+            .iter()
+            .all(|&c| c == silence_code(Codec::Pcmu)));
+        assert_eq!(s.stats().live_underruns, 1);
+        assert_eq!(s.live_buffered(), 0);
+
+        // A prompt plays first; the live audio follows it.
+        let t = t0 + 60 * MS;
+        s.play(t, Prompt::from_samples(vec![1000i16; 160]));
+        s.write_audio(t, &[-3000i16; 160]);
+        let tx = run_until(&mut s, t + 40 * MS);
+        let rtp: Vec<_> = tx
+            .iter()
+            .map(|(_, t)| t)
+            .filter(|t| t.kind == MediaKind::Rtp)
+            .collect();
+        assert_eq!(rtp.len(), 2);
+        assert!(rtp_of(rtp[0])
+            .payload
+            .iter()
+            .all(|&c| c == ulaw_encode(1000)));
+        assert!(rtp_of(rtp[1])
+            .payload
+            .iter()
+            .all(|&c| c == ulaw_encode(-3000)));
+    }
+
+    #[test]
+    fn write_audio_fifo_is_bounded_dropping_the_oldest() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(cfg(), t0);
+        // 300 ms written at once: the oldest 100 ms go.
+        let samples: Vec<i16> = (0..2400)
+            .map(|i| if i < 800 { 5000 } else { -5000 })
+            .collect();
+        s.write_audio(t0, &samples);
+        assert_eq!(s.live_buffered(), LIVE_AUDIO_MAX);
+        assert_eq!(s.stats().live_dropped, 800);
+        let tx = run_until(&mut s, t0 + 20 * MS);
+        let p = rtp_of(&tx.iter().find(|(_, t)| t.kind == MediaKind::Rtp).unwrap().1);
+        assert!(
+            p.payload.iter().all(|&c| c == ulaw_encode(-5000)),
+            "oldest samples were dropped"
+        );
+        // A writer 1% fast for 60 s never holds more than 200 ms.
+        let mut now = t0 + 20 * MS;
+        for _ in 0..3000 {
+            s.write_audio(now, &[7i16; 162]);
+            now += 20 * MS;
+            let _ = run_until(&mut s, now);
+            assert!(s.live_buffered() <= LIVE_AUDIO_MAX);
+        }
+        assert!(s.stats().live_dropped > 800);
+        // closing drops what is queued
+        s.close(now);
+        assert_eq!(s.live_buffered(), 0);
+    }
+
+    #[test]
+    fn write_audio_in_pcma_and_on_hold() {
+        let t0 = Instant::now();
+        let mut c = cfg();
+        c.codec = Codec::Pcma;
+        c.payload_type = 8;
+        let mut s = RtpSession::new(c, t0);
+        s.write_audio(t0, &[1234i16; 160]);
+        let tx = run_until(&mut s, t0 + 20 * MS);
+        let p = rtp_of(&tx.iter().find(|(_, t)| t.kind == MediaKind::Rtp).unwrap().1);
+        assert_eq!(p.payload_type, 8);
+        assert!(p
+            .payload
+            .iter()
+            .all(|&c| c == crate::media::codec::alaw_encode(1234)));
+        // on hold (recvonly) nothing is sent; the FIFO stays bounded
+        s.set_direction(Direction::RecvOnly);
+        for i in 0..50u32 {
+            s.write_audio(t0 + (20 + i * 20) * MS, &[1i16; 160]);
+        }
+        let tx = run_until(&mut s, t0 + 1020 * MS);
+        assert!(tx.iter().all(|(_, t)| t.kind == MediaKind::Rtcp));
+        assert_eq!(s.live_buffered(), LIVE_AUDIO_MAX);
+    }
+
+    #[test]
+    fn send_dtmf_emits_rfc4733_events_that_a_receiver_decodes() {
+        let t0 = Instant::now();
+        let mut s = RtpSession::new(cfg(), t0);
+        assert!(s.send_dtmf(t0, DtmfDigit::from_char('5').unwrap()));
+        assert!(s.send_dtmf(t0, DtmfDigit::from_char('#').unwrap()));
+        let tx = run_until(&mut s, t0 + 400 * MS);
+        let rtp: Vec<_> = tx
+            .iter()
+            .map(|(_, t)| rtp_of(t))
+            .filter(|p| p.payload_type == 101)
+            .map(|p| (p.marker, p.timestamp, p.payload.to_vec()))
+            .collect();
+        // 100 ms in 20 ms steps: 4 updates then 3 end packets, per digit
+        assert_eq!(rtp.len(), 14);
+        assert_eq!(s.stats().dtmf_packets_sent, 14);
+        let mut rx = DtmfReceiver::new();
+        let digits: Vec<char> = rtp
+            .iter()
+            .filter_map(|(m, ts, p)| rx.handle_payload(t0, *ts, *m, p))
+            .map(|d| d.as_char())
+            .collect();
+        assert_eq!(digits, ['5', '#']);
+        assert!(rtp[0].0 && rtp[7].0, "marker on each event's first packet");
+        assert!(rtp[..7].iter().all(|(_, ts, _)| *ts == rtp[0].1));
+        // without telephone-event nothing is queued
+        let mut c = cfg();
+        c.telephone_event_pt = None;
+        let mut s = RtpSession::new(c, t0);
+        assert!(!s.send_dtmf(t0, DtmfDigit::from_char('1').unwrap()));
     }
 
     proptest::proptest! {
