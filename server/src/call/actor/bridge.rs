@@ -52,6 +52,7 @@ pub(super) struct Outbound {
     local_tag: String,
     target: Uri,
     peer: Peer,
+    ring_timeout: Duration,
     /// `None` until the endpoint answered with `LegReady`.
     leg: Option<Leg>,
     ready_by: Instant,
@@ -100,6 +101,15 @@ impl Call {
             self.outbound_failed(now);
             return;
         };
+        let ring_timeout = self.ctx.config.sip.ring_timeout;
+        self.dial(now, uri, peer, ring_timeout);
+    }
+
+    /// Places the outbound leg to `uri` at `peer` (UDP), ringing at most `ring_timeout`:
+    /// the entry point for anything that has resolved its target (the ACD's agent
+    /// contacts). Outcomes: bridged on answer; on failure the application's
+    /// `connect_failed`.
+    pub(super) fn dial(&mut self, now: Instant, uri: Uri, peer: Peer, ring_timeout: Duration) {
         if !self.ctx.allow.permits(peer.addr.ip()) {
             metrics::counter!(crate::metrics::DESTINATION_DENIED, "kind" => "sip").increment(1);
             warn!(dest = %peer.addr, "not dialing: destination outside network.allow");
@@ -124,6 +134,7 @@ impl Call {
             local_tag,
             target: uri,
             peer,
+            ring_timeout,
             leg: None,
             ready_by: now + LEG_SETUP_LIMIT,
             link: None,
@@ -207,7 +218,7 @@ impl Call {
             via_host: sip.public_host.clone(),
             via_port,
             local_media: local,
-            ring_timeout: sip.ring_timeout,
+            ring_timeout: o.ring_timeout,
             timers: self.ctx.timers,
             user_agent: self.ctx.config.user_agent.clone(),
             seed: rand::random(),
