@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 mod bridge;
+mod queue;
 use bridge::Outbound;
 
 /// Methods we accept, for `Allow`.
@@ -182,6 +183,8 @@ struct Call {
     final_stats: RtpCounters,
     /// The IVR flow / voicemail application, for numbers with a flow.
     host: Option<AppHost>,
+    /// Waiting in (or connected through) an ACD queue.
+    queued: Option<queue::Queued>,
     /// The outbound leg this call placed (IVR `extension`), bridged once answered.
     outbound: Option<Outbound>,
     /// Ringback plays to the caller (looped) while the outbound leg rings.
@@ -259,6 +262,7 @@ impl Call {
             answered_ms: None,
             final_stats: RtpCounters::default(),
             host: None,
+            queued: None,
             outbound: None,
             ringback: false,
         }
@@ -286,6 +290,11 @@ impl Call {
             }
             let ev = tokio::select! {
                 msg = rx.recv() => Some(msg),
+                Some(acd) = queue::next_acd(&mut self.queued) => {
+                    let t = now();
+                    self.on_acd(t, acd);
+                    continue;
+                }
                 _ = &mut sleep => None,
             };
             let t = now();
@@ -932,12 +941,16 @@ impl Call {
             HostOutcome::Continue => {}
             HostOutcome::Hangup => self.hang_up(now, EndReason::Completed),
             HostOutcome::Connect(target) => self.connect(now, target),
+            HostOutcome::Enqueue(queue, vars) => self.enqueue(now, queue, vars),
         }
     }
 
     /// A digit from the caller, for the application if one runs.
     fn on_digit(&mut self, now: Instant, source: DtmfSource, digit: DtmfDigit) {
         if self.relay_digit_to_leg(now, digit) {
+            return;
+        }
+        if self.queue_digit(digit) {
             return;
         }
         match (self.host.as_mut(), self.session.as_mut()) {
@@ -962,6 +975,7 @@ impl Call {
         if let Some(mut h) = self.host.take() {
             h.on_call_end();
         }
+        self.leave_queue();
     }
 
     fn on_reinvite(&mut self, now: Instant, id: ServerTxId, req: Request) {
@@ -1085,6 +1099,7 @@ impl Call {
     fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
             MediaEvent::PromptFinished if self.ringback => self.replay_ringback(now),
+            MediaEvent::PromptFinished if self.queue_prompt_finished(now) => {}
             MediaEvent::PromptFinished => match (self.host.as_mut(), self.session.as_mut()) {
                 (Some(h), Some(s)) => {
                     let out = h.prompt_finished(now, s);

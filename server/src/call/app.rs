@@ -47,6 +47,9 @@ pub enum HostOutcome {
     /// is idle meanwhile; on failure the call reports it with
     /// [`AppHost::connect_failed`].
     Connect(Target),
+    /// Put the caller in this ACD queue (with the call's variables); the host is idle
+    /// meanwhile; the ACD's exit comes back through [`AppHost::exit_to`].
+    Enqueue(String, Variables),
 }
 
 /// The application currently running.
@@ -100,15 +103,25 @@ impl CallApp for Idle {
 /// Plays one prompt, then hangs up (targets that are not built yet).
 #[derive(Debug)]
 struct Farewell {
-    prompt: &'static str,
+    prompts: Vec<Playable>,
     actions: VecDeque<Action>,
+}
+
+impl Farewell {
+    /// Plays `prompts`, then hangs up.
+    fn new(prompts: Vec<Playable>) -> Farewell {
+        Farewell {
+            prompts,
+            actions: VecDeque::new(),
+        }
+    }
 }
 
 impl CallApp for Farewell {
     fn handle_input(&mut self, _now: Instant, input: AppInput<'_>) {
         match input {
             AppInput::Start => self.actions.push_back(Action::Play {
-                items: vec![Playable::named(self.prompt)],
+                items: self.prompts.clone(),
                 interruptible: false,
             }),
             AppInput::PlaybackDone => self.actions.push_back(Action::Hangup),
@@ -490,11 +503,66 @@ impl AppHost {
         session.stop_playback();
         self.outstanding = 0;
         self.interruptible = false;
-        self.running = Running::Farewell(Farewell {
-            prompt: "transfer-unavailable",
-            actions: VecDeque::new(),
-        });
+        self.running =
+            Running::Farewell(Farewell::new(vec![Playable::named("transfer-unavailable")]));
         self.running.app().handle_input(now, AppInput::Start);
+        self.step(now, session)
+    }
+
+    /// The ACD sends the caller out of its queue: to a mailbox, another queue, a flow, or
+    /// a goodbye message.
+    pub fn exit_to(
+        &mut self,
+        now: Instant,
+        session: &mut RtpSession,
+        target: crate::acd::ExitTarget,
+    ) -> HostOutcome {
+        use crate::acd::ExitTarget;
+        session.stop_playback();
+        self.outstanding = 0;
+        self.interruptible = false;
+        let next = match target {
+            ExitTarget::Mailbox(mailbox) => Target::Mailbox {
+                mailbox,
+                greeting: crate::ivr::GreetingKind::Unavailable,
+            },
+            ExitTarget::Queue(q) => Target::Queue(q.to_string()),
+            ExitTarget::Flow { flow, node } => {
+                if node.is_some() {
+                    debug!("queue exit to a flow node: the flow starts at its start node");
+                }
+                match FlowRun::new(
+                    self.ctx.config.flows.clone(),
+                    &flow,
+                    Variables::new(),
+                    now,
+                    SystemTime::now(),
+                ) {
+                    Ok(run) => {
+                        self.running = Running::Flow(Box::new(run));
+                        self.running.app().handle_input(now, AppInput::Start);
+                        return self.step(now, session);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "queue exit flow cannot start");
+                        return HostOutcome::Hangup;
+                    }
+                }
+            }
+            ExitTarget::Hangup(prompts) => {
+                if prompts.is_empty() {
+                    return HostOutcome::Hangup;
+                }
+                self.running = Running::Farewell(Farewell::new(
+                    prompts.iter().map(|p| Playable::named(p)).collect(),
+                ));
+                self.running.app().handle_input(now, AppInput::Start);
+                return self.step(now, session);
+            }
+        };
+        if let Some(out) = self.transfer(now, session, next, Variables::new()) {
+            return out;
+        }
         self.step(now, session)
     }
 
@@ -512,6 +580,13 @@ impl AppHost {
     ) -> Option<HostOutcome> {
         session.stop_playback();
         self.outstanding = 0;
+        if let (Target::Queue(queue), Some(_)) = (&target, self.ctx.acd.as_ref()) {
+            metrics::counter!(m::IVR_TRANSFERS, "target" => "queue", "routed" => "yes")
+                .increment(1);
+            self.running = Running::Connecting(Idle);
+            self.interruptible = false;
+            return Some(HostOutcome::Enqueue(queue.clone(), _vars));
+        }
         if let Target::Extension(user) = &target {
             // Dialed by the call (an outbound leg); the call resolves it and reports a
             // failure back with `connect_failed`.
@@ -564,10 +639,7 @@ impl AppHost {
             }
             None => {
                 warn!(?target, "transfer target not available (queues, extensions and trunks come with the ACD): playing transfer-unavailable");
-                Running::Farewell(Farewell {
-                    prompt: "transfer-unavailable",
-                    actions: VecDeque::new(),
-                })
+                Running::Farewell(Farewell::new(vec![Playable::named("transfer-unavailable")]))
             }
         };
         self.running.app().handle_input(now, AppInput::Start);

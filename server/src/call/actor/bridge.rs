@@ -110,6 +110,11 @@ impl Call {
     /// contacts). Outcomes: bridged on answer; on failure the application's
     /// `connect_failed`.
     pub(super) fn dial(&mut self, now: Instant, uri: Uri, peer: Peer, ring_timeout: Duration) {
+        if self.outbound.as_ref().is_some_and(|o| o.failed) {
+            // A previous leg that failed (a queue's agent who did not answer) makes room
+            // for the next one; its remaining retransmissions are not absorbed.
+            self.drop_outbound();
+        }
         if !self.ctx.allow.permits(peer.addr.ip()) {
             metrics::counter!(crate::metrics::DESTINATION_DENIED, "kind" => "sip").increment(1);
             warn!(dest = %peer.addr, "not dialing: destination outside network.allow");
@@ -318,7 +323,11 @@ impl Call {
         match ev {
             LegEvent::Ringing => {
                 info!("outbound leg ringing");
-                if self.phase == super::Phase::Confirmed && !self.is_bridged() {
+                // A queued caller keeps hearing the queue's music while an agent rings.
+                if self.phase == super::Phase::Confirmed
+                    && !self.is_bridged()
+                    && self.queued.is_none()
+                {
                     self.ringback = true;
                     if let Some(s) = self.session.as_mut() {
                         s.stop_playback();
@@ -352,9 +361,13 @@ impl Call {
                     s.clear_audio();
                 }
                 info!(codec = ?neg.codec, remote = %neg.remote_addr, "outbound leg answered: bridged");
+                self.queue_leg_answered(now);
             }
             LegEvent::Failed { reason, status } => {
                 info!(reason = reason.as_str(), status, "outbound leg failed");
+                if self.queue_leg_failed(now, Some(reason)) {
+                    return;
+                }
                 self.outbound_failed(now);
             }
             LegEvent::RemoteHangup => {
@@ -426,8 +439,12 @@ impl Call {
         }
     }
 
-    /// The leg failed (or could not start): the application plays its message.
-    fn outbound_failed(&mut self, now: Instant) {
+    /// The leg failed (or could not start): the application plays its message (or, for
+    /// a queued caller, the ACD hears of it and the caller keeps waiting).
+    pub(super) fn outbound_failed(&mut self, now: Instant) {
+        if self.queue_leg_failed(now, None) {
+            return;
+        }
         self.stop_ringback();
         self.close_leg_media(now);
         if let Some(o) = self.outbound.as_mut() {
