@@ -68,3 +68,8 @@ say vm-pin-invalid.wav "A pin has 4 to 8 digits. Your pin was not changed."
 for f in *.wav; do
     printf '%-16s %s s\n' "$f" "$(soxi -D "$f")"
 done
+
+# Music on hold for the ACD queues: a soft plucked arpeggio, 7 s, looped by the server.
+sox -n -r 8000 -c 1 -b 16 -e signed-integer moh.wav synth 1 pluck C4 synth 1 pluck E4 : \
+    synth 1 pluck G4 : synth 1 pluck E4 : synth 1 pluck F4 : synth 1 pluck A4 : \
+    synth 1 pluck C5 : synth 1 pluck A4 vol 0.4

@@ -252,7 +252,7 @@ fn invalid_digit_plays_invalid_then_the_menu_again() {
 }
 
 /// The tables of the default config (`config/caruso.toml`) that define what a caller
-/// meets: `[ivr]`, `[[numbers]]`, `[flows.*]`, `[voicemail]`, with the prompt directory
+/// meets: `[ivr]`, `[[numbers]]`, `[flows.*]`, `[voicemail]`, `[acd]`, with the prompt directory
 /// made absolute (the harness writes its config elsewhere).
 fn default_config_call_tables() -> String {
     let path = workspace_root().join("config").join("caruso.toml");
@@ -263,7 +263,7 @@ fn default_config_call_tables() -> String {
         let t = line.trim_start();
         if t.starts_with('[') {
             let name = t.trim_start_matches('[');
-            keep = ["ivr]", "numbers]", "flows", "voicemail"]
+            keep = ["ivr]", "numbers]", "flows", "voicemail", "acd"]
                 .iter()
                 .any(|p| name.starts_with(p));
         }
@@ -281,12 +281,12 @@ fn default_config_call_tables() -> String {
 }
 
 #[test]
-fn demo_flow_of_the_default_config_sends_1_to_sales() {
+fn demo_flow_of_the_default_config_sends_2_to_support_and_its_exit() {
     let ports = Ports::block(60);
     let mut cfg = ServerConfig::new(ports);
     cfg.extra = default_config_call_tables();
     let server = Server::start(cfg);
-    let sipp = Sipp::new(&server, "ivr_demo_sales.xml")
+    let sipp = Sipp::new(&server, "ivr_demo_support.xml")
         .pcaps()
         .timeout(Duration::from_secs(45));
     let capture = RtpCapture::udp_to(sipp.media_port());
@@ -305,12 +305,22 @@ fn demo_flow_of_the_default_config_sends_1_to_sales() {
     let heard: Vec<&str> = found.into_iter().map(|(_, n)| n).collect();
     assert!(
         res.all_succeeded(1),
-        "the sales queue is not there yet: transfer-unavailable, then BYE\n{res}"
+        "no support agent is logged in: the queue's exit plays transfer-unavailable, then BYE\n{res}"
     );
     assert_eq!(
         heard,
         names,
-        "welcome, the main menu, then (after 1) transfer-unavailable\n{}",
+        "welcome, the main menu, then (after 2) transfer-unavailable\n{}",
         server.log_tail(30)
+    );
+    let exits = metric_sum(
+        &server.metrics(),
+        "caruso_acd_exits_total",
+        &["queue=\"support\"", "reason=\"no_agents\""],
+    );
+    assert_eq!(
+        exits,
+        Some(1.0),
+        "the support queue sent the caller to its exit"
     );
 }
