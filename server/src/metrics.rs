@@ -65,6 +65,8 @@ pub const ACD_ABANDONED: &str = "caruso_acd_calls_abandoned_total";
 pub const ACD_EXITS: &str = "caruso_acd_exits_total";
 /// Offers an agent did not take, label `queue`.
 pub const ACD_MISSED: &str = "caruso_acd_offers_missed_total";
+/// Blind transfers by agents (REFER or gRPC), label `target`.
+pub const ACD_TRANSFERS: &str = "caruso_acd_transfers_total";
 /// Wait from queueing to the agent's answer, label `queue`.
 pub const ACD_WAIT_SECONDS: &str = "caruso_queue_wait_seconds";
 /// Config reloads, label `result` (`applied`, `refused`).

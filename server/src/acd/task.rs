@@ -117,6 +117,8 @@ pub enum AcdToCall {
     },
     /// Leave the queue for this target (max wait, no agents, full queue, exit key).
     Exit(ExitTarget),
+    /// The connected agent transfers the caller (gRPC `Transfer`).
+    Transfer(super::api::TransferTarget),
 }
 
 /// Everything the ACD task receives.
@@ -396,12 +398,13 @@ impl AcdTask {
                 );
                 let _ = reply.send(r);
             }
-            AcdCommand::Transfer { agent, reply, .. } => {
-                let _ = reply.send(Err(AcdError::InvalidTransition {
-                    agent: agent.to_string(),
-                    state: "on a call".into(),
-                    action: "transfer (blind transfer is not built yet)".into(),
-                }));
+            AcdCommand::Transfer {
+                agent,
+                target,
+                reply,
+            } => {
+                let r = self.transfer(&agent, target);
+                let _ = reply.send(r);
             }
             AcdCommand::Status { agent, reply } => {
                 let r = self.status(now, &agent);
@@ -635,6 +638,44 @@ impl AcdTask {
         let _ = self.apply(now, &c.agent, Fsm::CallEnded { call, wrap_up }, "end call");
         self.agent_event(&c.agent, AgentEvent::Ended { call });
         drop(c.tx);
+    }
+
+    /// Blind transfer of the agent's connected call: the call's actor does it (and then
+    /// reports the call ended, which starts the agent's wrap-up).
+    fn transfer(
+        &mut self,
+        agent: &AgentId,
+        target: super::api::TransferTarget,
+    ) -> Result<(), AcdError> {
+        use super::api::TransferTarget;
+        match &target {
+            TransferTarget::Queue(q) if self.config.queue(q).is_none() => {
+                return Err(AcdError::UnknownTarget(format!("queue {q}")))
+            }
+            TransferTarget::Agent(a) => {
+                return Err(AcdError::UnknownTarget(format!(
+                    "agent {a} (transfer to a named agent is not built yet)"
+                )))
+            }
+            TransferTarget::Number(n) if n.trim().is_empty() => {
+                return Err(AcdError::UnknownTarget("an empty number".into()))
+            }
+            _ => {}
+        }
+        let Some((_, c)) = self.connected.iter().find(|(_, c)| c.agent == *agent) else {
+            let state = self
+                .agents
+                .get(agent)
+                .map(|a| a.fsm.state().to_string())
+                .ok_or_else(|| AcdError::UnknownAgent(agent.to_string()))?;
+            return Err(AcdError::InvalidTransition {
+                agent: agent.to_string(),
+                state,
+                action: "transfer (no connected call)".into(),
+            });
+        };
+        c.tx.try_send(AcdToCall::Transfer(target))
+            .map_err(|_| AcdError::Stopped)
     }
 
     fn status(&self, now: Instant, agent: &AgentId) -> Result<AgentStatus, AcdError> {
@@ -907,6 +948,7 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                 AcdToCall::Ring { agent, .. } => format!("ring {agent}"),
                 AcdToCall::CancelRing { agent } => format!("cancel {agent}"),
                 AcdToCall::Exit(t) => format!("exit {t:?}"),
+                AcdToCall::Transfer(t) => format!("transfer {t:?}"),
             });
         }
         out
@@ -1077,5 +1119,50 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
             AgentState::NotReady(super::super::agent::REASON_RESTART.into())
         );
         assert_eq!(state(&t, "bob"), AgentState::LoggedOut);
+    }
+
+    #[test]
+    fn an_agent_transfers_its_connected_call_through_the_call_actor() {
+        use super::super::api::TransferTarget;
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        let err = ask(&mut t, t0, |reply| AcdCommand::Transfer {
+            agent: "alice".into(),
+            target: TransferTarget::Queue("support".into()),
+            reply,
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&err, AcdError::InvalidTransition { action, .. } if action.contains("no connected call")),
+            "{err}"
+        );
+        let mut rx = queue(&mut t, t0, 9, "sales");
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        t.handle_call(
+            t0,
+            CallToAcd::Ring {
+                call: 9,
+                agent: "alice".into(),
+                outcome: RingOutcome::Answered,
+            },
+        );
+        let err = ask(&mut t, t0, |reply| AcdCommand::Transfer {
+            agent: "alice".into(),
+            target: TransferTarget::Queue("nowhere".into()),
+            reply,
+        })
+        .unwrap_err();
+        assert!(matches!(err, AcdError::UnknownTarget(_)), "{err}");
+        ask(&mut t, t0, |reply| AcdCommand::Transfer {
+            agent: "alice".into(),
+            target: TransferTarget::Queue("support".into()),
+            reply,
+        })
+        .unwrap();
+        assert_eq!(rung(&mut rx), ["transfer Queue(\"support\")"]);
+        // The actor then reports the call ended: alice goes to wrap-up.
+        t.handle_call(t0 + Duration::from_secs(5), CallToAcd::Ended { call: 9 });
+        assert_eq!(state(&t, "alice"), AgentState::WrapUp);
     }
 }

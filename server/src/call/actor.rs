@@ -189,6 +189,8 @@ struct Call {
     outbound: Option<Outbound>,
     /// Ringback plays to the caller (looped) while the outbound leg rings.
     ringback: bool,
+    /// The called party (an agent) holds the call: the caller hears music.
+    held_by_callee: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -265,6 +267,7 @@ impl Call {
             queued: None,
             outbound: None,
             ringback: false,
+            held_by_callee: false,
         }
     }
 
@@ -1099,6 +1102,7 @@ impl Call {
     fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
             MediaEvent::PromptFinished if self.ringback => self.replay_ringback(now),
+            MediaEvent::PromptFinished if self.held_by_callee => self.play_hold_music(now),
             MediaEvent::PromptFinished if self.queue_prompt_finished(now) => {}
             MediaEvent::PromptFinished => match (self.host.as_mut(), self.session.as_mut()) {
                 (Some(h), Some(s)) => {

@@ -49,7 +49,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Methods the leg accepts in its dialog, for `Allow`.
-const LEG_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+const LEG_ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER";
 
 /// Everything a new leg needs.
 #[derive(Debug, Clone)]
@@ -149,6 +149,10 @@ pub enum LegEvent {
     MediaChanged(Negotiated),
     /// A DTMF digit from the callee's SIP INFO.
     Dtmf(DtmfDigit),
+    /// The callee transfers the caller (blind transfer, RFC 3515 REFER): the Refer-To
+    /// URI. The REFER was accepted (202) and its NOTIFY says 200; the caller's call
+    /// ends this leg.
+    Refer(Uri),
 }
 
 /// Where the leg is.
@@ -680,11 +684,58 @@ impl Leg {
                     self.events.push_back(LegEvent::Dtmf(d));
                 }
             }
+            Method::Refer => self.on_refer(now, id, req),
             _ => {
                 let extra = [(HeaderName::Allow, LEG_ALLOW.to_string())];
                 self.respond_with(now, id, &req, (405, "Method Not Allowed"), &extra, None);
             }
         }
+    }
+
+    /// RFC 3515 blind transfer: 202, then one NOTIFY (`message/sipfrag` "200 OK",
+    /// subscription terminated: we take over from here), then the event for the call.
+    fn on_refer(&mut self, now: Instant, id: ServerTxId, req: Request) {
+        if self.state != LegState::Connected {
+            self.respond(now, id, &req, 491, "Request Pending");
+            return;
+        }
+        let target = req
+            .headers
+            .get(&HeaderName::ReferTo)
+            .and_then(|v| NameAddr::parse(v.trim()).ok())
+            .map(|na| na.uri);
+        let Some(target) = target else {
+            self.respond(
+                now,
+                id,
+                &req,
+                400,
+                "Bad Request: Refer-To missing or malformed",
+            );
+            return;
+        };
+        self.respond(now, id, &req, 202, "Accepted");
+        let via = self.next_via();
+        let Some(to) = self.dialog.as_ref().map(|d| self.dialog_peer(d)) else {
+            return;
+        };
+        if let Some(dialog) = self.dialog.as_mut() {
+            let mut notify = dialog.create_request(Method::Notify, via, &self.cfg.contact);
+            notify.headers.push(HeaderName::Event, "refer");
+            notify.headers.push(
+                HeaderName::Other("Subscription-State".into()),
+                "terminated;reason=noresource",
+            );
+            notify
+                .headers
+                .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
+            notify
+                .headers
+                .push(HeaderName::UserAgent, self.cfg.user_agent.clone());
+            notify.body = Bytes::from_static(b"SIP/2.0 200 OK\r\n");
+            let _ = self.layer.send_request(now, notify, to);
+        }
+        self.events.push_back(LegEvent::Refer(target));
     }
 
     fn on_reinvite(&mut self, now: Instant, id: ServerTxId, req: Request) {

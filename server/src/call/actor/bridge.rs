@@ -91,7 +91,7 @@ impl Call {
                 return;
             }
         };
-        if self.outbound.is_some() {
+        if self.outbound.as_ref().is_some_and(|o| !o.failed) {
             warn!("connect: an outbound leg is already up");
             self.outbound_failed(now);
             return;
@@ -384,8 +384,28 @@ impl Call {
                     direction = neg.direction.as_str(),
                     "called party changed the media"
                 );
+                // A called party that stops receiving from us put the caller on hold:
+                // the caller hears music until it resumes.
+                let held = !neg.direction.sends();
+                if held != self.held_by_callee {
+                    self.held_by_callee = held;
+                    if held {
+                        info!("called party holds the call: music for the caller");
+                        self.play_hold_music(now);
+                    } else {
+                        info!("called party resumed the call");
+                        if let Some(s) = self.session.as_mut() {
+                            s.stop_playback();
+                        }
+                    }
+                }
             }
             LegEvent::Dtmf(d) => self.relay_digit_to_caller(now, d),
+            LegEvent::Refer(uri) => {
+                info!(target = %uri, "the called party transfers the caller (REFER)");
+                let target = self.transfer_target_of(&uri);
+                self.blind_transfer(now, target);
+            }
         }
     }
 
@@ -418,6 +438,18 @@ impl Call {
             debug!(digit = %d, "called party has no telephone-event: digit dropped");
         }
         true
+    }
+
+    /// Plays music on hold to the caller: the queue's music, else the library's `moh`.
+    pub(super) fn play_hold_music(&mut self, now: Instant) {
+        let queue_music = self.queued.as_ref().and_then(|q| q.music());
+        let Some(music) = queue_music.or_else(|| self.ctx.library.get("moh").cloned()) else {
+            return;
+        };
+        if let Some(s) = self.session.as_mut() {
+            s.stop_playback();
+            s.play(now, music);
+        }
     }
 
     fn is_bridged(&self) -> bool {

@@ -12,6 +12,7 @@
 //! ```
 
 use super::Call;
+use crate::acd::api::TransferTarget;
 use crate::acd::task::{next_call_key, AcdToCall, CallToAcd, RingOutcome};
 use crate::acd::{AgentId, CallKey, VoiceContact};
 use crate::call::leg::{resolve_extension, FailReason};
@@ -38,6 +39,13 @@ pub(super) struct Queued {
     music: Option<Prompt>,
     /// The queue's exit key.
     exit_key: Option<char>,
+}
+
+impl Queued {
+    /// The queue's music on hold.
+    pub fn music(&self) -> Option<Prompt> {
+        self.music.clone()
+    }
 }
 
 impl Call {
@@ -176,6 +184,10 @@ impl Call {
                     self.end_outbound(now);
                 }
             }
+            AcdToCall::Transfer(target) => {
+                info!(?target, "the agent transfers the caller");
+                self.blind_transfer(now, target);
+            }
             AcdToCall::Exit(target) => {
                 info!(?target, "leaving the queue");
                 self.queued = None;
@@ -287,5 +299,48 @@ pub(super) async fn next_acd(queued: &mut Option<Queued>) -> Option<AcdToCall> {
     match queued.as_mut() {
         Some(q) => q.rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+impl Call {
+    /// What a REFER's target names: a queue or an agent by the URI's user part, else
+    /// the URI itself as a number to dial.
+    pub(super) fn transfer_target_of(&self, uri: &crate::sip::message::Uri) -> TransferTarget {
+        let user = uri.user.clone().unwrap_or_default();
+        if let Some(acd) = self.ctx.config.acd.as_ref() {
+            if let Some(q) = acd.queue(&user) {
+                return TransferTarget::Queue(q.name.clone());
+            }
+            if let Some(a) = acd.agent(&user) {
+                return TransferTarget::Agent(a.id.clone());
+            }
+        }
+        TransferTarget::Number(uri.to_string())
+    }
+
+    /// Blind transfer of the caller: the agent's leg ends (BYE), the ACD closes the
+    /// agent's call (wrap-up), and the caller goes to the target: a queue (waits again),
+    /// an agent (through the agent's queue is not built: the caller hears
+    /// "transfer-unavailable"), or a SIP URI (dialed and bridged like an extension).
+    pub(super) fn blind_transfer(&mut self, now: Instant, target: TransferTarget) {
+        self.held_by_callee = false;
+        if self.outbound.is_some() {
+            self.end_outbound(now);
+        }
+        self.leave_queue();
+        metrics::counter!(crate::metrics::ACD_TRANSFERS, "target" => match &target {
+            TransferTarget::Queue(_) => "queue",
+            TransferTarget::Agent(_) => "agent",
+            TransferTarget::Number(_) => "number",
+        })
+        .increment(1);
+        match target {
+            TransferTarget::Queue(q) => self.enqueue(now, q.to_string(), Variables::new()),
+            TransferTarget::Number(n) => self.connect(now, crate::ivr::Target::Extension(n)),
+            TransferTarget::Agent(a) => {
+                warn!(agent = %a, "transfer to a named agent is not built yet");
+                self.outbound_failed(now);
+            }
+        }
     }
 }

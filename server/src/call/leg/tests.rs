@@ -520,3 +520,43 @@ fn extensions_resolve_only_from_literal_sip_uris() {
     assert!(resolve_extension("sip:201@127.0.0.1;transport=tcp").is_none());
     assert!(resolve_extension("sip:").is_none());
 }
+
+#[test]
+fn refer_is_accepted_notified_and_reported_for_the_blind_transfer() {
+    let (mut leg, _, t0) = connected();
+    // Without Refer-To: 400, nothing reported.
+    leg.handle_incoming(t0 + SEC, from_callee("REFER", 1, None), callee());
+    let out = sent(&mut leg);
+    assert!(matches!(&out[0].1, SipMessage::Response(r) if r.status == 400));
+    assert!(events(&mut leg).is_empty());
+    // With Refer-To: 202, one NOTIFY in the dialog with a sipfrag 200, the event.
+    let mut refer = match from_callee("REFER", 2, None) {
+        SipMessage::Request(r) => r,
+        _ => unreachable!(),
+    };
+    refer
+        .headers
+        .push(HeaderName::ReferTo, "<sip:support@127.0.0.1>");
+    leg.handle_incoming(t0 + 2 * SEC, SipMessage::Request(refer), callee());
+    let out = sent(&mut leg);
+    assert!(matches!(&out[0].1, SipMessage::Response(r) if r.status == 202));
+    let notify = requests(&out)
+        .into_iter()
+        .find(|r| r.method == Method::Notify)
+        .expect("NOTIFY");
+    assert_eq!(notify.headers.get(&HeaderName::Event), Some("refer"));
+    assert!(notify
+        .headers
+        .get(&HeaderName::CallId)
+        .is_some_and(|c| c == "leg-1@caruso"));
+    assert_eq!(&notify.body[..], b"SIP/2.0 200 OK\r\n");
+    match events(&mut leg).as_slice() {
+        [LegEvent::Refer(uri)] => assert_eq!(uri.user.as_deref(), Some("support")),
+        other => panic!("expected one Refer event, got {other:?}"),
+    }
+    assert_eq!(
+        leg.state(),
+        LegState::Connected,
+        "the call ends the leg itself"
+    );
+}
