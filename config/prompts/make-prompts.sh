@@ -73,3 +73,8 @@ done
 sox -n -r 8000 -c 1 -b 16 -e signed-integer moh.wav synth 1 pluck C4 synth 1 pluck E4 : \
     synth 1 pluck G4 : synth 1 pluck E4 : synth 1 pluck F4 : synth 1 pluck A4 : \
     synth 1 pluck C5 : synth 1 pluck A4 vol 0.4
+
+# ACD queue announcements (position and expected wait; numbers are said with 0-9).
+say queue-position.wav "You are caller number"
+say queue-wait.wav "Your expected waiting time is about"
+say queue-minutes.wav "minutes"

@@ -119,7 +119,18 @@ pub enum AcdToCall {
     Exit(ExitTarget),
     /// The connected agent transfers the caller (gRPC `Transfer`).
     Transfer(super::api::TransferTarget),
+    /// Tell the caller its place in the queue (1 = next) and the expected wait, rounded
+    /// up to the minute for speaking (`None` when the queue has no estimate).
+    Announce {
+        /// 1-based position.
+        position: usize,
+        /// Expected wait, rounded up to whole minutes.
+        wait: Option<Duration>,
+    },
 }
+
+/// Handle time assumed before a queue has any history (for the expected wait).
+const DEFAULT_AHT: Duration = Duration::from_secs(180);
 
 /// Everything the ACD task receives.
 #[derive(Debug)]
@@ -156,6 +167,8 @@ struct Waiting {
     excluded: Vec<(AgentId, Instant)>,
     ringing: Vec<AgentId>,
     ringing_since: Option<Instant>,
+    /// Next position / expected-wait announcement.
+    next_position: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -163,6 +176,7 @@ struct Connected {
     agent: AgentId,
     queue: Arc<QueueConfig>,
     tx: mpsc::Sender<AcdToCall>,
+    since: Instant,
 }
 
 struct AgentSlot {
@@ -180,6 +194,8 @@ pub struct AcdTask {
     waiting: BTreeMap<CallKey, Waiting>,
     connected: HashMap<CallKey, Connected>,
     last_offered: HashMap<QueueName, AgentId>,
+    /// Recent handle times per queue (expected wait).
+    handle_times: HashMap<QueueName, super::ewt::HandleTimes>,
     store: Option<Arc<dyn Store>>,
     bus: EventBus,
     seed: u64,
@@ -243,6 +259,7 @@ impl AcdTask {
             waiting: BTreeMap::new(),
             connected: HashMap::new(),
             last_offered: HashMap::new(),
+            handle_times: HashMap::new(),
             store,
             bus,
             seed: rand::random(),
@@ -311,6 +328,9 @@ impl AcdTask {
             if let Some(max) = w.queue.max_wait {
                 consider(w.queued_at + max);
             }
+            if let Some(t) = w.next_position {
+                consider(t);
+            }
         }
         if !self.waiting.is_empty() {
             if let Some(t) = router::next_wakeup(&self.snapshot(now)) {
@@ -345,6 +365,73 @@ impl AcdTask {
             info!(call, "maximum wait reached: caller leaves the queue");
             self.exit(now, call, "max_wait");
         }
+        let due: Vec<CallKey> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.next_position.is_some_and(|t| t <= now) && w.ringing.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        for call in due {
+            self.announce(now, call);
+        }
+        for w in self.waiting.values_mut() {
+            if let (Some(t), Some(every)) = (w.next_position, w.queue.position_every) {
+                if t <= now {
+                    w.next_position = Some(now + every);
+                }
+            }
+        }
+    }
+
+    /// The caller's place in its queue (1 = next): callers ahead have a higher
+    /// priority, or the same priority and a longer wait.
+    pub fn position(&self, call: CallKey) -> Option<usize> {
+        let w = self.waiting.get(&call)?;
+        let ahead = self
+            .waiting
+            .iter()
+            .filter(|(k, o)| {
+                **k != call
+                    && o.queue.name == w.queue.name
+                    && (o.priority > w.priority
+                        || o.priority == w.priority && (o.queued_at, **k) < (w.queued_at, call))
+            })
+            .count();
+        Some(ahead + 1)
+    }
+
+    /// The expected wait of the caller at `position` in `queue` (see [`super::ewt`]).
+    pub fn expected_wait(&self, now: Instant, queue: &QueueConfig, position: usize) -> Duration {
+        let views: Vec<AgentView> = self
+            .agents
+            .values()
+            .filter(|a| !matches!(a.fsm.state(), AgentState::LoggedOut))
+            .map(|a| a.fsm.view(now))
+            .collect();
+        let staffed = super::ewt::staffed(queue, &views);
+        let aht = self.handle_times.get(&queue.name).and_then(|h| h.average());
+        super::ewt::estimate(position, staffed, aht, DEFAULT_AHT)
+    }
+
+    fn announce(&mut self, now: Instant, call: CallKey) {
+        let Some(position) = self.position(call) else {
+            return;
+        };
+        let Some(w) = self.waiting.get(&call) else {
+            return;
+        };
+        let wait = self.expected_wait(now, &w.queue, position);
+        let wait = super::ewt::round_for_announcement(wait, super::ewt::MINUTE);
+        debug!(
+            call,
+            position,
+            wait_s = wait.as_secs(),
+            "position announcement"
+        );
+        let _ = w.tx.try_send(AcdToCall::Announce {
+            position,
+            wait: Some(wait),
+        });
     }
 
     /// Handles one command from the agent API.
@@ -512,6 +599,7 @@ impl AcdTask {
         metrics::counter!(m::ACD_QUEUED, "queue" => label.clone()).increment(1);
         metrics::gauge!(m::ACD_WAITING, "queue" => label).increment(1.0);
         info!(call, queue = %q.name, "caller queued");
+        let first_position = q.position_every.map(|_| now);
         self.publish_queue(&q.name, call, "joined");
         self.waiting.insert(
             call,
@@ -527,6 +615,7 @@ impl AcdTask {
                 excluded: Vec::new(),
                 ringing: Vec::new(),
                 ringing_since: None,
+                next_position: first_position,
             },
         );
     }
@@ -609,6 +698,7 @@ impl AcdTask {
                         agent,
                         queue: w.queue.clone(),
                         tx: w.tx,
+                        since: now,
                     },
                 );
             }
@@ -635,6 +725,10 @@ impl AcdTask {
             return;
         };
         let wrap_up = c.queue.wrap_up;
+        self.handle_times
+            .entry(c.queue.name.clone())
+            .or_default()
+            .record(now.saturating_duration_since(c.since), wrap_up);
         let _ = self.apply(now, &c.agent, Fsm::CallEnded { call, wrap_up }, "end call");
         self.agent_event(&c.agent, AgentEvent::Ended { call });
         drop(c.tx);
@@ -869,6 +963,7 @@ skills = { sales = 2 }
 ring_timeout_s = 15
 retry_delay_s = 5
 wrap_up_s = 10
+position_every_s = 30
 exit = { mailbox = "200" }
 [[queues]]
 name = "support"
@@ -949,6 +1044,9 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                 AcdToCall::CancelRing { agent } => format!("cancel {agent}"),
                 AcdToCall::Exit(t) => format!("exit {t:?}"),
                 AcdToCall::Transfer(t) => format!("transfer {t:?}"),
+                AcdToCall::Announce { position, wait } => {
+                    format!("announce {position} {:?}", wait.map(|w| w.as_secs()))
+                }
             });
         }
         out
@@ -1164,5 +1262,48 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         // The actor then reports the call ended: alice goes to wrap-up.
         t.handle_call(t0 + Duration::from_secs(5), CallToAcd::Ended { call: 9 });
         assert_eq!(state(&t, "alice"), AgentState::WrapUp);
+    }
+
+    #[test]
+    fn waiting_callers_hear_their_position_and_expected_wait() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        // alice is logged in (staffed) but not ready: calls wait.
+        ask(&mut t, t0, |reply| AcdCommand::LogIn {
+            agent: "alice".into(),
+            reply,
+        })
+        .unwrap();
+        let mut first = queue(&mut t, t0, 1, "sales");
+        let mut second = queue(&mut t, t0 + Duration::from_secs(1), 2, "sales");
+        assert_eq!(t.position(1), Some(1));
+        assert_eq!(t.position(2), Some(2));
+        t.handle_timeout(t0 + Duration::from_secs(1));
+        // No history yet: 180 s per call and one staffed agent.
+        assert_eq!(rung(&mut first), ["announce 1 Some(180)"]);
+        assert_eq!(rung(&mut second), ["announce 2 Some(360)"]);
+        // The next ones come position_every_s (30 s) later, not before.
+        assert!(t.poll_timeout(t0 + Duration::from_secs(2)).is_some());
+        t.handle_timeout(t0 + Duration::from_secs(20));
+        assert!(rung(&mut first).is_empty());
+        t.handle_timeout(t0 + Duration::from_secs(31));
+        assert_eq!(rung(&mut first), ["announce 1 Some(180)"]);
+        // A higher-priority caller goes ahead of both.
+        let (tx, _vip) = mpsc::channel(16);
+        t.handle_call(
+            t0 + Duration::from_secs(40),
+            CallToAcd::Queue {
+                call: 3,
+                queue: "sales".into(),
+                priority: 5,
+                requirements: Vec::new(),
+                caller_number: "1".into(),
+                caller_name: String::new(),
+                data: Variables::new(),
+                tx,
+            },
+        );
+        assert_eq!(t.position(3), Some(1));
+        assert_eq!(t.position(1), Some(2));
     }
 }

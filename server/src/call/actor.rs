@@ -374,6 +374,7 @@ impl Call {
             // Read the media sockets at least once per tick, even while we send nothing.
             consider(self.rx_polled_at.map(|t| t + RX_POLL));
             consider(self.host.as_ref().and_then(|h| h.poll_timeout()));
+            consider(self.queue_timeout());
         }
         if self.phase == Phase::Ringing {
             consider(self.answer_at);
@@ -1173,6 +1174,7 @@ impl Call {
         }
         // Bridged: the leg's media in, audio across both ways, then both sessions send.
         self.outbound_tick(now);
+        self.queue_tick(now);
         if let Some(s) = self.session.as_mut() {
             s.handle_timeout(now);
         }

@@ -65,6 +65,13 @@ pub(super) struct Outbound {
     rtp_buf: Vec<u8>,
 }
 
+impl Outbound {
+    /// Whether the leg failed (or was ended) and only lingers.
+    pub(super) fn is_failed(&self) -> bool {
+        self.failed
+    }
+}
+
 /// Ringback: 425 Hz for 1 s then 4 s of silence (ITU-T E.180 / the European cadence),
 /// at about -13 dBm0; generated once and shared.
 pub fn ringback_tone() -> Prompt {

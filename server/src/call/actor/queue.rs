@@ -20,7 +20,7 @@ use crate::ivr::Variables;
 use crate::media::dtmf::DtmfDigit;
 use crate::media::wav::Prompt;
 use crate::sip::transaction::peer_for_uri;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -39,6 +39,10 @@ pub(super) struct Queued {
     music: Option<Prompt>,
     /// The queue's exit key.
     exit_key: Option<char>,
+    /// Prompts of an announcement still playing (the music resumes after them).
+    announcing: usize,
+    /// The queue's periodic announcement and when it is next due.
+    periodic: Option<(Prompt, Duration, Instant)>,
 }
 
 impl Queued {
@@ -91,6 +95,10 @@ impl Call {
             .or(Some("please-hold"))
             .and_then(|m| self.ctx.library.get(m).cloned());
         info!(%queue, call = key, "caller waits in the queue");
+        let periodic = qcfg.announcement.as_ref().and_then(|(name, every)| {
+            let p = self.ctx.library.get(name)?.clone();
+            Some((p, *every, now + *every))
+        });
         self.queued = Some(Queued {
             key,
             rx,
@@ -98,6 +106,8 @@ impl Call {
             connected: false,
             music,
             exit_key: qcfg.exit_key,
+            announcing: 0,
+            periodic,
         });
         self.play_music(now);
     }
@@ -115,15 +125,60 @@ impl Call {
         }
     }
 
-    /// A prompt ended while queued: the music loops. Returns whether it was ours.
+    /// A prompt ended while queued: the music loops (after an announcement's last
+    /// prompt). Returns whether it was ours.
     pub(super) fn queue_prompt_finished(&mut self, now: Instant) -> bool {
-        match self.queued.as_ref() {
-            Some(q) if !q.connected => {
-                self.play_music(now);
-                true
+        let Some(q) = self.queued.as_mut().filter(|q| !q.connected) else {
+            return false;
+        };
+        if q.announcing > 0 {
+            q.announcing -= 1;
+            if q.announcing > 0 {
+                return true;
             }
-            _ => false,
         }
+        self.play_music(now);
+        true
+    }
+
+    /// Plays an announcement over the music (the music resumes after it).
+    fn announce(&mut self, now: Instant, items: Vec<Prompt>) {
+        if self.outbound.as_ref().is_some_and(|o| !o.is_failed()) || items.is_empty() {
+            return; // an agent's phone rings or the call is bridged: no announcement
+        }
+        let (Some(q), Some(s)) = (self.queued.as_mut(), self.session.as_mut()) else {
+            return;
+        };
+        if q.connected {
+            return;
+        }
+        s.stop_playback();
+        q.announcing = items.len();
+        for p in items {
+            s.play(now, p);
+        }
+    }
+
+    /// When the queue's periodic announcement is next due.
+    pub(super) fn queue_timeout(&self) -> Option<Instant> {
+        let q = self.queued.as_ref().filter(|q| !q.connected)?;
+        q.periodic.as_ref().map(|(_, _, at)| *at)
+    }
+
+    /// The media tick while queued: the periodic announcement when due.
+    pub(super) fn queue_tick(&mut self, now: Instant) {
+        let Some(q) = self.queued.as_mut().filter(|q| !q.connected) else {
+            return;
+        };
+        let Some((prompt, every, at)) = q.periodic.as_mut() else {
+            return;
+        };
+        if now < *at {
+            return;
+        }
+        *at = now + *every;
+        let p = prompt.clone();
+        self.announce(now, vec![p]);
     }
 
     /// A digit while queued: the exit key leaves the queue. Returns whether it was used.
@@ -183,6 +238,31 @@ impl Call {
                     }
                     self.end_outbound(now);
                 }
+            }
+            AcdToCall::Announce { position, wait } => {
+                let lib = &self.ctx.library;
+                let named = |n: &str| lib.get(n).cloned();
+                let mut items: Vec<Prompt> = Vec::new();
+                let say = |n: u64, items: &mut Vec<Prompt>| {
+                    for d in n.to_string().chars() {
+                        if let Some(p) = named(&d.to_string()) {
+                            items.push(p);
+                        }
+                    }
+                };
+                items.extend(named("queue-position"));
+                say(position as u64, &mut items);
+                if let Some(w) = wait {
+                    items.extend(named("queue-wait"));
+                    say(w.as_secs().div_ceil(60).max(1), &mut items);
+                    items.extend(named("queue-minutes"));
+                }
+                info!(
+                    position,
+                    wait_s = wait.map(|w| w.as_secs()),
+                    "position announcement"
+                );
+                self.announce(now, items);
             }
             AcdToCall::Transfer(target) => {
                 info!(?target, "the agent transfers the caller");
