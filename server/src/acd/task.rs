@@ -75,6 +75,21 @@ pub enum CallToAcd {
         /// Where the ACD answers.
         tx: mpsc::Sender<AcdToCall>,
     },
+    /// A caller transferred to one named agent (waits until that agent is ready).
+    ToAgent {
+        /// Key from [`next_call_key`].
+        call: CallKey,
+        /// The agent.
+        agent: AgentId,
+        /// Caller number.
+        caller_number: String,
+        /// Caller display name.
+        caller_name: String,
+        /// Customer data for the agent.
+        data: Variables,
+        /// Where the ACD answers.
+        tx: mpsc::Sender<AcdToCall>,
+    },
     /// The result of ringing one agent.
     Ring {
         /// Call.
@@ -169,6 +184,8 @@ struct Waiting {
     ringing_since: Option<Instant>,
     /// Next position / expected-wait announcement.
     next_position: Option<Instant>,
+    /// Transferred to this agent only (not routed by the router).
+    direct: Option<AgentId>,
 }
 
 #[derive(Debug)]
@@ -535,6 +552,14 @@ impl AcdTask {
                 data,
                 tx,
             ),
+            CallToAcd::ToAgent {
+                call,
+                agent,
+                caller_number,
+                caller_name,
+                data,
+                tx,
+            } => self.enqueue_direct(now, call, agent, caller_number, caller_name, data, tx),
             CallToAcd::Ring {
                 call,
                 agent,
@@ -616,6 +641,56 @@ impl AcdTask {
                 ringing: Vec::new(),
                 ringing_since: None,
                 next_position: first_position,
+                direct: None,
+            },
+        );
+    }
+
+    /// A caller transferred to one agent: waits (with the agent's first queue's
+    /// settings: ring timeout, wrap-up, music, exit) until that agent is ready.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_direct(
+        &mut self,
+        now: Instant,
+        call: CallKey,
+        agent: AgentId,
+        caller_number: String,
+        caller_name: String,
+        data: Variables,
+        tx: mpsc::Sender<AcdToCall>,
+    ) {
+        let queue = self.agents.get(&agent).and_then(|a| {
+            let logged_in = !matches!(a.fsm.state(), AgentState::LoggedOut);
+            let name = a.queues.first()?;
+            logged_in
+                .then(|| self.config.queue(name).cloned())
+                .flatten()
+        });
+        let Some(q) = queue else {
+            info!(agent = %agent, "transfer to an agent who is logged out or in no queue");
+            let _ = tx.try_send(AcdToCall::Exit(ExitTarget::Hangup(vec![
+                "transfer-unavailable".into(),
+            ])));
+            return;
+        };
+        info!(call, agent = %agent, "caller waits for one agent (transfer)");
+        metrics::gauge!(m::ACD_WAITING, "queue" => q.name.to_string()).increment(1.0);
+        self.waiting.insert(
+            call,
+            Waiting {
+                queue: q,
+                queued_at: now,
+                priority: 0,
+                requirements: Vec::new(),
+                caller_number,
+                caller_name,
+                data,
+                tx,
+                excluded: Vec::new(),
+                ringing: Vec::new(),
+                ringing_since: None,
+                next_position: None,
+                direct: Some(agent),
             },
         );
     }
@@ -746,9 +821,12 @@ impl AcdTask {
             TransferTarget::Queue(q) if self.config.queue(q).is_none() => {
                 return Err(AcdError::UnknownTarget(format!("queue {q}")))
             }
-            TransferTarget::Agent(a) => {
+            TransferTarget::Agent(a) if !self.agents.contains_key(a) => {
+                return Err(AcdError::UnknownTarget(format!("agent {a}")))
+            }
+            TransferTarget::Agent(a) if a == agent => {
                 return Err(AcdError::UnknownTarget(format!(
-                    "agent {a} (transfer to a named agent is not built yet)"
+                    "agent {a} (an agent cannot transfer a call to itself)"
                 )))
             }
             TransferTarget::Number(n) if n.trim().is_empty() => {
@@ -862,6 +940,7 @@ impl AcdTask {
             waiting: self
                 .waiting
                 .iter()
+                .filter(|(_, w)| w.direct.is_none())
                 .map(|(k, w)| WaitingCall {
                     call: *k,
                     queue: w.queue.name.clone(),
@@ -893,13 +972,36 @@ impl AcdTask {
         }
     }
 
-    /// Routes and offers: every assignment reserves its agents and rings them.
+    /// Routes and offers: transferred calls go to their agent when it is ready; every
+    /// router assignment reserves its agents and rings them.
     pub fn route_pass(&mut self, now: Instant) {
         if self.waiting.is_empty() {
             return;
         }
+        let direct: Vec<super::Assignment> = self
+            .waiting
+            .iter()
+            .filter_map(|(k, w)| {
+                let agent = w.direct.as_ref()?;
+                let free = w.ringing.is_empty()
+                    && !w
+                        .excluded
+                        .iter()
+                        .any(|(a, until)| a == agent && *until > now)
+                    && self
+                        .agents
+                        .get(agent)
+                        .is_some_and(|a| matches!(a.fsm.state(), AgentState::Ready));
+                free.then(|| super::Assignment {
+                    call: *k,
+                    queue: w.queue.name.clone(),
+                    agents: vec![agent.clone()],
+                })
+            })
+            .collect();
         let snap = self.snapshot(now);
-        let assignments = router::route(&snap);
+        let mut assignments = direct;
+        assignments.extend(router::route(&snap));
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         for a in assignments {
             for agent in &a.agents {

@@ -53,6 +53,65 @@ impl Queued {
 }
 
 impl Call {
+    /// A transferred caller waits for one agent (the agent's first queue gives music,
+    /// ring timeout and exit).
+    pub(super) fn enqueue_for_agent(&mut self, now: Instant, agent: AgentId) {
+        let qcfg = self.ctx.config.acd.as_ref().and_then(|a| {
+            let name = a.queues_of(&agent).next()?.name.clone();
+            a.queue(&name).cloned()
+        });
+        let (Some(acd), Some(qcfg)) = (self.ctx.acd.clone(), qcfg) else {
+            warn!(agent = %agent, "transfer to an agent who serves no queue");
+            self.outbound_failed(now);
+            return;
+        };
+        let key = next_call_key();
+        let (tx, rx) = mpsc::channel(16);
+        let (caller_number, caller_name) = self.caller();
+        if !acd.send(CallToAcd::ToAgent {
+            call: key,
+            agent: agent.clone(),
+            caller_number,
+            caller_name,
+            data: Variables::new(),
+            tx,
+        }) {
+            self.outbound_failed(now);
+            return;
+        }
+        info!(agent = %agent, call = key, "caller waits for the agent");
+        self.wait_in_queue(now, key, rx, &qcfg);
+    }
+
+    fn wait_in_queue(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        rx: mpsc::Receiver<AcdToCall>,
+        qcfg: &crate::acd::QueueConfig,
+    ) {
+        let music = qcfg
+            .music
+            .as_deref()
+            .or(Some("please-hold"))
+            .and_then(|m| self.ctx.library.get(m).cloned());
+        let periodic = qcfg.announcement.as_ref().and_then(|(name, every)| {
+            let p = self.ctx.library.get(name)?.clone();
+            Some((p, *every, now + *every))
+        });
+        self.queued = Some(Queued {
+            key,
+            rx,
+            ringing: None,
+            connected: false,
+            music,
+            exit_key: qcfg.exit_key,
+            announcing: 0,
+            periodic,
+        });
+        self.play_music(now);
+    }
+
     /// The application sends the caller to `queue`.
     pub(super) fn enqueue(&mut self, now: Instant, queue: String, vars: Variables) {
         let (Some(acd), Some(qcfg)) = (
@@ -89,27 +148,8 @@ impl Call {
             self.outbound_failed(now);
             return;
         }
-        let music = qcfg
-            .music
-            .as_deref()
-            .or(Some("please-hold"))
-            .and_then(|m| self.ctx.library.get(m).cloned());
         info!(%queue, call = key, "caller waits in the queue");
-        let periodic = qcfg.announcement.as_ref().and_then(|(name, every)| {
-            let p = self.ctx.library.get(name)?.clone();
-            Some((p, *every, now + *every))
-        });
-        self.queued = Some(Queued {
-            key,
-            rx,
-            ringing: None,
-            connected: false,
-            music,
-            exit_key: qcfg.exit_key,
-            announcing: 0,
-            periodic,
-        });
-        self.play_music(now);
+        self.wait_in_queue(now, key, rx, &qcfg);
     }
 
     fn play_music(&mut self, now: Instant) {
@@ -400,8 +440,8 @@ impl Call {
 
     /// Blind transfer of the caller: the agent's leg ends (BYE), the ACD closes the
     /// agent's call (wrap-up), and the caller goes to the target: a queue (waits again),
-    /// an agent (through the agent's queue is not built: the caller hears
-    /// "transfer-unavailable"), or a SIP URI (dialed and bridged like an extension).
+    /// one agent (waits until that agent is ready), or a SIP URI (dialed and bridged like
+    /// an extension).
     pub(super) fn blind_transfer(&mut self, now: Instant, target: TransferTarget) {
         self.held_by_callee = false;
         if self.outbound.is_some() {
@@ -417,10 +457,7 @@ impl Call {
         match target {
             TransferTarget::Queue(q) => self.enqueue(now, q.to_string(), Variables::new()),
             TransferTarget::Number(n) => self.connect(now, crate::ivr::Target::Extension(n)),
-            TransferTarget::Agent(a) => {
-                warn!(agent = %a, "transfer to a named agent is not built yet");
-                self.outbound_failed(now);
-            }
+            TransferTarget::Agent(a) => self.enqueue_for_agent(now, a),
         }
     }
 }
