@@ -323,7 +323,24 @@ impl Call {
             self.drop_outbound();
             progressed = true;
         }
+        // A queued caller's next agent waits for the previous agent's leg to wind down.
+        progressed |= self.ring_pending(now);
         progressed
+    }
+
+    /// Whether a new leg may be dialed now: none, or a failed one whose INVITE is over
+    /// (final response ACKed, or it never started), so dropping it loses nothing but
+    /// retransmissions.
+    pub(super) fn outbound_free(&self) -> bool {
+        self.outbound
+            .as_ref()
+            .is_none_or(|o| o.failed && o.leg.as_ref().is_none_or(|l| l.state() == LegState::Ended))
+    }
+
+    /// Whether the outbound leg failed and still winds down (CANCEL sent, its final
+    /// response not in yet).
+    pub(super) fn outbound_winding_down(&self) -> bool {
+        self.outbound.as_ref().is_some_and(|o| o.failed) && !self.outbound_free()
     }
 
     fn on_leg_event(&mut self, now: Instant, ev: LegEvent) {

@@ -7,6 +7,8 @@
 //!   answered -> CallToAcd::Ring{Answered}, bridged (the leg's media replaces the music)
 //!   failed / unreachable -> CallToAcd::Ring{NoAnswer|Rejected|Unreachable}, music goes on
 //! AcdToCall::CancelRing -> CANCEL the ringing leg
+//! (one leg at a time: a Ring that arrives while the previous agent's leg still winds
+//! down after a miss, CANCEL sent and 487 not yet in, is dialed once that leg has ended)
 //! AcdToCall::Exit(target) -> leave the queue for the target (mailbox, flow, queue, hangup)
 //! caller hangs up -> CallToAcd::Left (waiting) or CallToAcd::Ended (connected)
 //! ```
@@ -22,7 +24,7 @@ use crate::media::wav::Prompt;
 use crate::sip::transaction::peer_for_uri;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// A caller in a queue, or connected to an agent through one.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub(super) struct Queued {
     pub rx: mpsc::Receiver<AcdToCall>,
     /// The agent whose phone rings now.
     ringing: Option<AgentId>,
+    /// A ring waiting for the previous agent's failed leg to end (CANCEL, 487, ACK).
+    pending: Option<(VoiceContact, Duration)>,
     /// Connected to an agent (the ACD is told when the call ends).
     pub connected: bool,
     /// Music on hold, looped while waiting.
@@ -103,6 +107,7 @@ impl Call {
             key,
             rx,
             ringing: None,
+            pending: None,
             connected: false,
             music,
             exit_key: qcfg.exit_key,
@@ -249,23 +254,27 @@ impl Call {
                 contact,
                 timeout,
             } => {
-                if self.outbound.is_some() {
+                let busy = self.queued.as_ref().is_some_and(|q| q.ringing.is_some());
+                if busy || !self.outbound_free() && !self.outbound_winding_down() {
                     // One leg at a time: a second agent at once (ring-all) is reported
                     // unreachable so the ACD frees it.
                     warn!(agent = %agent, "an agent's phone already rings for this call");
                     self.report_ring(key, agent, RingOutcome::Unreachable);
                     return;
                 }
-                let Some((uri, peer)) = self.resolve_contact(&contact) else {
-                    info!(agent = %agent, "agent's phone is not registered or not reachable");
-                    self.report_ring(key, agent, RingOutcome::Unreachable);
-                    return;
-                };
-                info!(agent = %agent, phone = %uri, "ringing the agent");
                 if let Some(q) = self.queued.as_mut() {
-                    q.ringing = Some(agent);
+                    q.ringing = Some(agent.clone());
                 }
-                self.dial(now, uri, peer, timeout);
+                if self.outbound_winding_down() {
+                    // The previous agent's leg is being cancelled: ring once it has ended
+                    // (dropping it now would leave its 487 unacknowledged).
+                    debug!(agent = %agent, "ringing the agent once the previous leg has ended");
+                    if let Some(q) = self.queued.as_mut() {
+                        q.pending = Some((contact, timeout));
+                    }
+                    return;
+                }
+                self.ring_agent(now, key, agent, &contact, timeout);
             }
             AcdToCall::CancelRing { agent } => {
                 let ringing = self
@@ -273,10 +282,14 @@ impl Call {
                     .as_ref()
                     .is_some_and(|q| q.ringing.as_ref() == Some(&agent));
                 if ringing {
+                    let mut pending = None;
                     if let Some(q) = self.queued.as_mut() {
                         q.ringing = None;
+                        pending = q.pending.take();
                     }
-                    self.end_outbound(now);
+                    if pending.is_none() {
+                        self.end_outbound(now);
+                    }
                 }
             }
             AcdToCall::Announce { position, wait } => {
@@ -323,6 +336,44 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Dials `agent`'s phone, or reports it unreachable.
+    fn ring_agent(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        agent: AgentId,
+        contact: &VoiceContact,
+        timeout: Duration,
+    ) {
+        let Some((uri, peer)) = self.resolve_contact(contact) else {
+            info!(agent = %agent, "agent's phone is not registered or not reachable");
+            if let Some(q) = self.queued.as_mut() {
+                q.ringing = None;
+            }
+            self.report_ring(key, agent, RingOutcome::Unreachable);
+            return;
+        };
+        info!(agent = %agent, phone = %uri, "ringing the agent");
+        self.dial(now, uri, peer, timeout);
+    }
+
+    /// Dials a ring that waited for the previous agent's leg, once that has ended.
+    /// Returns whether it did anything.
+    pub(super) fn ring_pending(&mut self, now: Instant) -> bool {
+        if !self.outbound_free() {
+            return false;
+        }
+        let Some(q) = self.queued.as_mut() else {
+            return false;
+        };
+        let (Some((contact, timeout)), Some(agent)) = (q.pending.take(), q.ringing.clone()) else {
+            return false;
+        };
+        let key = q.key;
+        self.ring_agent(now, key, agent, &contact, timeout);
+        true
     }
 
     fn report_ring(&self, call: CallKey, agent: AgentId, outcome: RingOutcome) {
