@@ -452,6 +452,12 @@ impl Call {
         }
     }
 
+    /// Whether an outbound leg is up or ringing (an ended or failed one only lingers for
+    /// its transactions and makes room for the next).
+    pub(super) fn outbound_in_use(&self) -> bool {
+        self.outbound.as_ref().is_some_and(|o| !o.failed)
+    }
+
     fn is_bridged(&self) -> bool {
         self.outbound.as_ref().is_some_and(|o| o.session.is_some())
     }

@@ -154,9 +154,10 @@ impl Call {
                 contact,
                 timeout,
             } => {
-                if self.outbound.is_some() {
+                if self.outbound_in_use() {
                     // One leg at a time: a second agent at once (ring-all) is reported
-                    // unreachable so the ACD frees it.
+                    // unreachable so the ACD frees it. A leg that has ended (the agent
+                    // who just transferred this caller) does not count: `dial` drops it.
                     warn!(agent = %agent, "an agent's phone already rings for this call");
                     self.report_ring(key, agent, RingOutcome::Unreachable);
                     return;
