@@ -521,6 +521,13 @@ impl RtpCapture {
         pcap_rtp(&bytes).unwrap_or_default()
     }
 
+    /// Every UDP datagram captured so far, RTP or not (SIP too: for timing signalling
+    /// against media captured by another [`RtpCapture`]; both use tcpdump's clock).
+    pub fn datagrams(&self) -> Vec<UdpDatagram> {
+        let bytes = fs::read(&self.file).unwrap_or_default();
+        pcap_udp(&bytes).unwrap_or_default()
+    }
+
     /// Stops tcpdump (SIGINT, so it flushes) and returns the RTP packets.
     pub fn finish(mut self) -> Vec<RtpPacket> {
         let _ = Command::new("kill")
