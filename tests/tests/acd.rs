@@ -644,6 +644,71 @@ fn an_agent_who_does_not_answer_loses_the_call_and_goes_not_ready_after_max_no_a
 }
 
 #[test]
+fn longest_idle_offers_each_caller_to_the_agent_ready_the_longest() {
+    let ports = Ports::block(60);
+    let (first_port, second_port) = (ports.peer(6), ports.peer(12));
+    let mut acd = String::from(
+        "\n[[acd.queues]]\nname = \"sales\"\nstrategy = \"longest-idle\"\n\
+         members = [\"second\", \"first\"]\n",
+    );
+    acd.push_str(&uri_agent("first", "sales = 1", first_port, ""));
+    acd.push_str(&uri_agent("second", "sales = 1", second_port, ""));
+    let server = Server::start(acd_config(ports, &[("100", "sales")], &acd));
+    let phone = |port: u16, calls: u32| {
+        Sipp::new(&server, "acd_agent_hangup.xml")
+            .local_port(port)
+            .calls(calls)
+            .timeout(Duration::from_secs(40))
+    };
+    let (first, second) = (phone(first_port, 2), phone(second_port, 1));
+    let first_run = std::thread::spawn(move || first.run());
+    let second_run = std::thread::spawn(move || second.run());
+    // "first" becomes ready before "second" (the members list names them the other way
+    // round, so a top-down order would pick "second").
+    login_ready(&server, "first");
+    std::thread::sleep(Duration::from_millis(500));
+    login_ready(&server, "second");
+    std::thread::sleep(Duration::from_millis(300));
+    // One caller at a time: c0 -> first (idle longest); first is idle again only from the
+    // end of that call, so c1 -> second; then c2 -> first again.
+    let mut callers = Vec::new();
+    for i in 0..3u16 {
+        let r = Sipp::new(&server, "acd_uac_wait.xml")
+            .local_port(ports.peer((i % 2) * 3))
+            .key("caller", format!("c{i}"))
+            .timeout(Duration::from_secs(30))
+            .run();
+        callers.push(r);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let first = first_run.join().expect("first phone");
+    let second = second_run.join().expect("second phone");
+    let ctx = format!(
+        "{callers:#?}\n--- first ---\n{first}\n--- second ---\n{second}\n--- log ---\n{}",
+        server.log_tail(40)
+    );
+    for r in &callers {
+        assert!(r.all_succeeded(1), "every caller answered\n{ctx}");
+    }
+    let took = |port: u16| -> BTreeSet<String> {
+        invites_received(&run_dir(&server, "acd_agent_hangup.xml", port))
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect()
+    };
+    assert_eq!(
+        took(first_port),
+        ["c0-1", "c2-1"].map(String::from).into(),
+        "{ctx}"
+    );
+    assert_eq!(
+        took(second_port),
+        ["c1-1"].map(String::from).into(),
+        "{ctx}"
+    );
+}
+
+#[test]
 fn a_caller_who_hangs_up_while_waiting_is_counted_as_abandoned() {
     let ports = Ports::block(40);
     let mut acd = String::from("\n[[acd.queues]]\nname = \"sales\"\nskills = { sales = 1 }\n");
