@@ -23,7 +23,7 @@
 //! - `digest-uri` is used as sent (not compared with the Request-URI) and `auth-int`,
 //!   `-sess` algorithms and `userhash` are not supported.
 //!
-//! ```ignore
+//! ```text
 //! let mut ch = Challenger::new(AuthConfig::new("example.com"), secret, now);
 //! match ch.verify_request(now, &req, &credentials) {
 //!     Ok(user) => ..., // user.name is authenticated

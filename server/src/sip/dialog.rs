@@ -14,7 +14,7 @@
 //! - In-dialog requests we receive: [`Dialog::handle_request`] (CSeq order, target
 //!   refresh, BYE ends the dialog); an `Err` says which response to send (500, 481).
 //!
-//! ```ignore
+//! ```text
 //! let mut d = Dialog::new_uas(&invite, &new_tag(seed), &contact)?;
 //! d.confirm();
 //! let bye = d.create_request(Method::Bye, via, &contact);

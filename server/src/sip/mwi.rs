@@ -26,7 +26,7 @@
 //! arrival order. Every change also sends an unsolicited NOTIFY (out of any dialog) to
 //! each URI of the mailbox's `notify` list whose host is an IP literal.
 //!
-//! ```ignore
+//! ```text
 //! let mut mwi = MwiManager::new(MwiConfig::new("127.0.0.1", Some(5060), None), seed);
 //! let resp = mwi.handle_subscribe(now, &req, from, &directory);
 //! layer.send_response(now, tx, resp)?;

@@ -35,7 +35,7 @@
 //! ([`Binding::source`]): a phone behind NAT is reached there, not at a private
 //! Contact address (the outbound-style choice of RFC 5626, without its flow tokens).
 //!
-//! ```ignore
+//! ```text
 //! let mut reg = Registrar::new(RegistrarConfig::new("pbx.example.com"), secret, now);
 //! let resp = reg.handle_register(now, &req, from, &credentials);
 //! layer.send_response(now, tx, resp)?;

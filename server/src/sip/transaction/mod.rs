@@ -23,7 +23,7 @@
 //! retransmission reaching the UAC's TU for 64*T1 (Timer M) so it can re-send its ACK; the
 //! Via `received` / `rport` stamping of §18.2.1 / RFC 3581 on new server transactions.
 //!
-//! ```ignore
+//! ```text
 //! let mut layer = TransactionLayer::new(TimerConfig::default());
 //! match layer.handle_incoming(now, msg, from) {
 //!     Incoming::NewRequest(id, req) => {
