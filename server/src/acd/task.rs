@@ -51,6 +51,9 @@ pub enum RingOutcome {
     Rejected,
     /// The phone could not be reached (not registered, no route).
     Unreachable,
+    /// The call did not ring this agent (it rings one agent at a time and one already
+    /// rings): the offer is withdrawn without counting as the agent's miss.
+    NotRung,
 }
 
 /// What a call actor tells the ACD.
@@ -745,6 +748,11 @@ impl AcdTask {
             w.ringing_since = None;
         }
         match outcome {
+            RingOutcome::NotRung => {
+                debug!(call, agent = %agent, "offer not rung: withdrawn");
+                let _ = self.apply(now, &agent, Fsm::OfferCancelled(call), "cancel offer");
+                self.agent_event(&agent, AgentEvent::Ended { call });
+            }
             RingOutcome::Answered => {
                 let Some(w) = self.remove_waiting(call) else {
                     return;
@@ -1407,5 +1415,34 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         );
         assert_eq!(t.position(3), Some(1));
         assert_eq!(t.position(1), Some(2));
+    }
+
+    #[test]
+    fn an_offer_the_call_could_not_ring_is_withdrawn_without_a_miss() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        for call in [1, 2, 3] {
+            let mut rx = queue(&mut t, t0, call, "sales");
+            assert_eq!(rung(&mut rx), ["ring alice"]);
+            t.handle_call(
+                t0,
+                CallToAcd::Ring {
+                    call,
+                    agent: "alice".into(),
+                    outcome: RingOutcome::NotRung,
+                },
+            );
+            // Back to ready each time: alice has max_no_answer = 2, three misses would
+            // have made her not ready.
+            assert_eq!(state(&t, "alice"), AgentState::Ready);
+            t.handle_call(
+                t0,
+                CallToAcd::Left {
+                    call,
+                    exit_key: false,
+                },
+            );
+        }
     }
 }

@@ -256,11 +256,10 @@ impl Call {
             } => {
                 let busy = self.queued.as_ref().is_some_and(|q| q.ringing.is_some());
                 if busy || !self.outbound_free() && !self.outbound_winding_down() {
-                    // One leg at a time: a second agent at once (ring-all) is reported
-                    // unreachable so the ACD frees it. A leg that has ended (the agent
-                    // who just transferred this caller) does not count: `dial` drops it.
-                    warn!(agent = %agent, "an agent's phone already rings for this call");
-                    self.report_ring(key, agent, RingOutcome::Unreachable);
+                    // One leg at a time: a second agent at once (ring-all) is not rung;
+                    // the ACD withdraws the offer without counting it as a miss.
+                    info!(agent = %agent, "an agent's phone already rings for this call: not ringing a second one");
+                    self.report_ring(key, agent, RingOutcome::NotRung);
                     return;
                 }
                 if let Some(q) = self.queued.as_mut() {
