@@ -57,6 +57,8 @@ struct RawConfig {
     voicemail: Option<toml::Value>,
     /// ACD, validated by `acd::config::parse_acd`.
     acd: Option<toml::Value>,
+    #[serde(default)]
+    trunks: Vec<RawTrunk>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -120,6 +122,15 @@ struct RawMetrics {
 #[serde(deny_unknown_fields)]
 struct RawNetwork {
     allow: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrunk {
+    name: String,
+    host: String,
+    #[serde(default)]
+    prefix: String,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -249,6 +260,29 @@ pub struct RtpConfig {
     pub codecs: Vec<Codec>,
 }
 
+/// A SIP trunk: where external numbers are dialed (a carrier or a PBX), by IP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkConfig {
+    /// Name used by IVR `external` nodes and agents' `phone = { trunk, number }`.
+    pub name: String,
+    /// The trunk's SIP address (UDP; no DNS).
+    pub addr: SocketAddr,
+    /// Digits put in front of every number dialed (e.g. an outside-line `0`).
+    pub prefix: String,
+}
+
+impl TrunkConfig {
+    /// The Request-URI for `number` on this trunk.
+    pub fn uri_for(&self, number: &str) -> String {
+        format!(
+            "sip:{}{}@{}",
+            self.prefix,
+            number,
+            SocketAddr::new(self.addr.ip(), self.addr.port())
+        )
+    }
+}
+
 /// A dialable number and what it does: run an IVR flow, or play a prompt and hang up.
 #[derive(Debug, Clone)]
 pub struct NumberConfig {
@@ -293,6 +327,8 @@ pub struct Config {
     pub voicemail: crate::voicemail::config::VoicemailConfig,
     /// Queues, agents and reason codes (`None`: no `[acd]` table).
     pub acd: Option<Arc<crate::acd::config::AcdConfig>>,
+    /// SIP trunks for external numbers.
+    pub trunks: Vec<TrunkConfig>,
     /// The entry used for unknown numbers when `sip.unknown_number` names a flow.
     unknown_flow: Option<NumberConfig>,
 }
@@ -555,6 +591,54 @@ impl Config {
             })?);
         }
 
+        let mut trunks: Vec<TrunkConfig> = Vec::new();
+        for (i, t) in raw.trunks.iter().enumerate() {
+            let key = format!("trunks[{i}]");
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(cx.err(
+                    format!("{key}.name"),
+                    format!(
+                        "expected a name of letters, digits, - and _, found {:?}",
+                        t.name
+                    ),
+                ));
+            }
+            if trunks.iter().any(|o| o.name == t.name) {
+                return Err(cx.err(
+                    format!("{key}.name"),
+                    format!(
+                        "expected a unique trunk name, but {:?} is configured twice",
+                        t.name
+                    ),
+                ));
+            }
+            let addr: SocketAddr = t.host.parse().map_err(|_| {
+                cx.err(
+                    format!("{key}.host"),
+                    format!(
+                        "expected an IP address and port like \"192.0.2.1:5060\" (no DNS), found {:?}",
+                        t.host
+                    ),
+                )
+            })?;
+            if !t.prefix.chars().all(|c| c.is_ascii_digit() || c == '+') {
+                return Err(cx.err(
+                    format!("{key}.prefix"),
+                    format!("expected digits (or +), found {:?}", t.prefix),
+                ));
+            }
+            trunks.push(TrunkConfig {
+                name: t.name.clone(),
+                addr,
+                prefix: t.prefix.clone(),
+            });
+        }
+        let trunk_names: Vec<String> = trunks.iter().map(|t| t.name.clone()).collect();
         let prompt_dir = base_dir.join(raw.ivr.prompt_dir.as_deref().unwrap_or("prompts"));
         let voicemail = match &raw.voicemail {
             Some(v) => crate::voicemail::config::parse_voicemail(v, file, base_dir)?,
@@ -568,7 +652,7 @@ impl Config {
                         .iter()
                         .map(|m| m.number.clone())
                         .collect(),
-                    trunks: Vec::new(),
+                    trunks: trunk_names.clone(),
                     // Without an [acd] table queue names cannot be checked.
                     queues: raw.acd.as_ref().map(crate::acd::config::queue_names),
                 };
@@ -589,6 +673,7 @@ impl Config {
                     .map(|m| m.number.clone())
                     .collect();
                 refs.flows = crate::acd::config::AcdReferences::flows_of(&flows);
+                refs.trunks = trunk_names.clone();
                 Some(Arc::new(crate::acd::config::parse_acd(v, file, &refs)?))
             }
             None => None,
@@ -714,6 +799,7 @@ impl Config {
             flows: Arc::new(flows),
             voicemail,
             acd,
+            trunks,
             unknown_flow,
         })
     }
@@ -738,6 +824,11 @@ impl Config {
             "<embedded default config/caruso.toml>",
             Path::new("config"),
         )
+    }
+
+    /// The trunk with this name.
+    pub fn trunk(&self, name: &str) -> Option<&TrunkConfig> {
+        self.trunks.iter().find(|t| t.name == name)
     }
 
     /// The number a Request-URI user selects.
@@ -832,6 +923,23 @@ mod tests {
 
         let e = parse("[[numbers]]\nnumber = \"100\"\nprompt = \"a.wav\"\n[[numbers]]\nnumber = \"100\"\nprompt = \"b.wav\"\n").unwrap_err();
         assert_eq!(e.key, "numbers[1].number");
+    }
+
+    #[test]
+    fn trunks_are_checked_and_dial_uris_carry_the_prefix() {
+        let c = parse("[[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:5080\"\nprefix = \"0\"\n")
+            .unwrap();
+        let t = c.trunk("pstn").expect("trunk");
+        assert_eq!(t.uri_for("4930123"), "sip:04930123@127.0.0.1:5080");
+        assert!(c.trunk("other").is_none());
+        let e = parse("[[trunks]]\nname = \"pstn\"\nhost = \"carrier.example.com\"\n").unwrap_err();
+        assert_eq!(e.key, "trunks[0].host");
+        assert!(e.expected.contains("no DNS"), "{e}");
+        let e = parse("[[trunks]]\nname = \"a\"\nhost = \"127.0.0.1:5080\"\n[[trunks]]\nname = \"a\"\nhost = \"127.0.0.1:5081\"\n").unwrap_err();
+        assert_eq!(e.key, "trunks[1].name");
+        let e = parse("[[trunks]]\nname = \"a\"\nhost = \"127.0.0.1:5080\"\nprefix = \"9x\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "trunks[0].prefix");
     }
 
     #[test]

@@ -43,14 +43,27 @@ impl std::fmt::Display for Outcome {
 /// Runs `callee` (UAS) and `caller` (UAC) against a server whose number 100 dials the
 /// UAS, with the ring timeout `ring_s`.
 fn bridged_call(callee: &str, caller: &str, ring_s: u64) -> Outcome {
+    bridged_call_with(callee, caller, ring_s, |uas_port| {
+        format!("type = \"extension\"\nuser = \"sip:201@127.0.0.1:{uas_port}\"\n")
+    })
+}
+
+/// Like [`bridged_call`], with the dialing node's keys made by `node(uas_port)` (and
+/// whatever tables it appends after them).
+fn bridged_call_with(
+    callee: &str,
+    caller: &str,
+    ring_s: u64,
+    node: impl Fn(u16) -> String,
+) -> Outcome {
     let ports = Ports::block(60);
     let uas_port = ports.peer(6);
     let mut cfg = ServerConfig::new(ports).ring_timeout(ring_s);
     cfg.extra = format!(
         "\n[ivr]\nprompt_dir = \"{}\"\n\n[[numbers]]\nnumber = \"100\"\nflow = \"b\"\n\n\
-         [flows.b]\nstart = \"dial\"\n\n[flows.b.nodes.dial]\ntype = \"extension\"\n\
-         user = \"sip:201@127.0.0.1:{uas_port}\"\n",
-        prompts_dir().display()
+         [flows.b]\nstart = \"dial\"\n\n[flows.b.nodes.dial]\n{}",
+        prompts_dir().display(),
+        node(uas_port)
     );
     let server = Server::start(cfg);
     let uas = Sipp::new(&server, callee)
@@ -207,5 +220,35 @@ fn an_unanswered_called_party_is_cancelled_after_the_ring_timeout() {
         (22_000..30_000).contains(&rang),
         "rang {} ms before transfer-unavailable\n{o}",
         rang / 8
+    );
+}
+
+#[test]
+fn an_external_node_dials_the_number_through_a_trunk_and_bridges() {
+    let o = bridged_call_with(
+        "bridge_uas_pcma_hangup.xml",
+        "bridge_uac_wait.xml",
+        30,
+        |uas_port| {
+            format!(
+                "type = \"external\"\ntrunk = \"pstn\"\nnumber = \"4930123\"\n\n\
+                 [[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:{uas_port}\"\nprefix = \"0\"\n"
+            )
+        },
+    );
+    assert!(
+        o.callee.all_succeeded(1),
+        "the trunk's party answered and hung up\n{o}"
+    );
+    assert!(o.caller.all_succeeded(1), "the caller got BYE\n{o}");
+    assert!(
+        o.log.contains("dialing through the trunk"),
+        "the leg went through the trunk\n{o}"
+    );
+    let heard = decoded(&o.to_caller, 0);
+    let callee_audio = pcap_audio("bridge_callee_pcma.pcap", 8);
+    assert!(
+        align(&heard, body(&callee_audio, 100), 700).is_some(),
+        "the caller hears the party reached through the trunk\n{o}"
     );
 }

@@ -587,12 +587,16 @@ impl AppHost {
             self.interruptible = false;
             return Some(HostOutcome::Enqueue(queue.clone(), _vars));
         }
-        if let Target::Extension(user) = &target {
+        if matches!(target, Target::Extension(_) | Target::External { .. }) {
             // Dialed by the call (an outbound leg); the call resolves it and reports a
             // failure back with `connect_failed`.
-            metrics::counter!(m::IVR_TRANSFERS, "target" => "extension", "routed" => "yes")
-                .increment(1);
-            info!(extension = %super::redact(user), "connecting the caller to an extension");
+            let kind = if matches!(target, Target::Extension(_)) {
+                "extension"
+            } else {
+                "external"
+            };
+            metrics::counter!(m::IVR_TRANSFERS, "target" => kind, "routed" => "yes").increment(1);
+            info!(target = kind, "connecting the caller");
             self.running = Running::Connecting(Idle);
             self.interruptible = false;
             return Some(HostOutcome::Connect(target));

@@ -90,26 +90,52 @@ pub fn ringback_tone() -> Prompt {
 impl Call {
     /// The application asked to connect the caller to `target`.
     pub(super) fn connect(&mut self, now: Instant, target: Target) {
-        let user = match &target {
-            Target::Extension(user) => user.clone(),
-            other => {
-                warn!(?other, "connect: only extensions can be dialed yet");
-                self.outbound_failed(now);
-                return;
-            }
-        };
         if self.outbound.as_ref().is_some_and(|o| !o.failed) {
             warn!("connect: an outbound leg is already up");
             self.outbound_failed(now);
             return;
         }
-        let Some((uri, peer)) = resolve_extension(&user) else {
-            info!(extension = %crate::call::redact(&user), "extension cannot be resolved (a plain name needs the registrar)");
+        let resolved = match &target {
+            Target::Extension(user) => {
+                let r = resolve_extension(user);
+                if r.is_none() {
+                    info!(extension = %crate::call::redact(user), "extension cannot be resolved (a plain name needs the registrar)");
+                }
+                r
+            }
+            Target::External { trunk, number } => self.resolve_external(trunk, number),
+            other => {
+                warn!(?other, "connect: this target cannot be dialed");
+                None
+            }
+        };
+        let Some((uri, peer)) = resolved else {
             self.outbound_failed(now);
             return;
         };
         let ring_timeout = self.ctx.config.sip.ring_timeout;
         self.dial(now, uri, peer, ring_timeout);
+    }
+
+    /// The URI and address of `number` on `trunk` (the number may hold digits, `+`, `*`
+    /// and `#` only: it can come from a caller's input).
+    pub(super) fn resolve_external(&self, trunk: &str, number: &str) -> Option<(Uri, Peer)> {
+        let Some(t) = self.ctx.config.trunk(trunk) else {
+            warn!(trunk, "no such trunk");
+            return None;
+        };
+        let n = number.trim();
+        if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c)) {
+            warn!(number = %crate::call::redact(n), "not a dialable number");
+            return None;
+        }
+        let uri = Uri::parse(&t.uri_for(n)).ok()?;
+        let peer = Peer {
+            addr: t.addr,
+            transport: crate::sip::message::TransportKind::Udp,
+        };
+        info!(trunk, number = %crate::call::redact(n), "dialing through the trunk");
+        Some((uri, peer))
     }
 
     /// Places the outbound leg to `uri` at `peer` (UDP), ringing at most `ring_timeout`:

@@ -404,7 +404,7 @@ impl Call {
                 };
                 Some((b.contact, peer))
             }
-            VoiceContact::External { .. } => None,
+            VoiceContact::External { trunk, number } => self.resolve_external(trunk, number),
         }
     }
 
