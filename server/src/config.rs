@@ -844,6 +844,14 @@ impl Config {
     }
 }
 
+/// Whether `s` is a `sip:`/`sips:` URI with a host, by the SIP message parser (for
+/// config keys that take a SIP URI).
+pub fn is_sip_uri(s: &str) -> bool {
+    crate::sip::message::Uri::parse(s.trim()).is_ok_and(|u| {
+        matches!(u.scheme.as_str(), "sip" | "sips") && !u.host.is_empty() && s.trim() == s
+    })
+}
+
 /// Formats an IP for a SIP host (IPv6 in brackets).
 pub fn host_string(ip: IpAddr) -> String {
     match ip {
@@ -923,6 +931,20 @@ mod tests {
 
         let e = parse("[[numbers]]\nnumber = \"100\"\nprompt = \"a.wav\"\n[[numbers]]\nnumber = \"100\"\nprompt = \"b.wav\"\n").unwrap_err();
         assert_eq!(e.key, "numbers[1].number");
+    }
+
+    #[test]
+    fn unknown_numbers_can_enter_a_default_flow() {
+        let flow = "[flows.main]\nstart = \"bye\"\n[flows.main.nodes.bye]\ntype = \"hangup\"\n";
+        let c = parse(&format!("[sip]\nunknown_number = \"flow:main\"\n{flow}")).unwrap();
+        assert_eq!(
+            c.number("999").and_then(|n| n.flow.as_deref()),
+            Some("main")
+        );
+        let e = parse(&format!("[sip]\nunknown_number = \"flow:nope\"\n{flow}")).unwrap_err();
+        assert_eq!(e.key, "sip.unknown_number");
+        let c = parse(flow).unwrap();
+        assert!(c.number("999").is_none(), "reject (404) by default");
     }
 
     #[test]

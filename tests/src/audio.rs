@@ -16,7 +16,6 @@
 //! ```
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -486,28 +485,7 @@ impl RtpCapture {
             .stderr(Stdio::piped())
             .spawn()
             .expect("tcpdump not found: install it (tests/run-all.sh does)");
-        let mut err = child.stderr.take().expect("stderr");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        let mut byte = [0u8; 1];
-        while Instant::now() < deadline {
-            match err.read(&mut byte) {
-                Ok(1) => {
-                    seen.push(byte[0]);
-                    if byte[0] == b'\n' {
-                        if String::from_utf8_lossy(&seen).contains("listening on") {
-                            break;
-                        }
-                        seen.clear();
-                    }
-                }
-                _ => break,
-            }
-        }
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = err.read_to_end(&mut sink);
-        });
+        crate::wait_until_listening(&mut child);
         RtpCapture {
             child,
             file,

@@ -1383,29 +1383,7 @@ impl Capture {
             .spawn()
             .expect("tcpdump not found: install it (tests/run-all.sh does)");
         let out = drain(child.stdout.take());
-        let mut err = child.stderr.take().expect("stderr");
-        // tcpdump prints "listening on lo ..." on stderr once the filter is in place.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        let mut byte = [0u8; 1];
-        while Instant::now() < deadline {
-            match err.read(&mut byte) {
-                Ok(1) => {
-                    seen.push(byte[0]);
-                    if byte[0] == b'\n' {
-                        if String::from_utf8_lossy(&seen).contains("listening on") {
-                            break;
-                        }
-                        seen.clear();
-                    }
-                }
-                _ => break,
-            }
-        }
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = err.read_to_end(&mut sink);
-        });
+        wait_until_listening(&mut child);
         Capture {
             child,
             out: Some(out),
@@ -1501,6 +1479,35 @@ pub fn pacing(packets: &[RtpSeen]) -> Pacing {
         mean_ms: span.as_secs_f64() * 1000.0 / (count - 1) as f64,
         max_gap_ms: max_gap.as_secs_f64() * 1000.0,
     }
+}
+
+/// Waits (up to 10 s) until tcpdump says "listening on ..." on stderr (its filter is in
+/// place), then drains the rest of its stderr in the background.
+pub fn wait_until_listening(child: &mut Child) {
+    let Some(mut err) = child.stderr.take() else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while Instant::now() < deadline {
+        match err.read(&mut byte) {
+            Ok(1) => {
+                seen.push(byte[0]);
+                if byte[0] == b'\n' {
+                    if String::from_utf8_lossy(&seen).contains("listening on") {
+                        break;
+                    }
+                    seen.clear();
+                }
+            }
+            _ => break,
+        }
+    }
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = err.read_to_end(&mut sink);
+    });
 }
 
 #[cfg(test)]

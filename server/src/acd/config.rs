@@ -723,7 +723,7 @@ fn parse_phone(cx: &Cx, key: String, v: &toml::Value) -> Result<VoiceContact, Co
         }
         (false, true, false) => {
             let uri = cx.required(&t.k("uri"), t.get("uri"), "a SIP URI")?;
-            if !is_sip_uri(&uri) {
+            if !crate::config::is_sip_uri(&uri) {
                 return Err(cx.err(
                     t.k("uri"),
                     format!("expected a SIP URI like \"sip:alice@127.0.0.1:5070\", found {uri:?}"),
@@ -766,23 +766,6 @@ fn parse_phone(cx: &Cx, key: String, v: &toml::Value) -> Result<VoiceContact, Co
         }
         _ => Err(cx.err(t.key.clone(), shapes)),
     }
-}
-
-/// Whether `s` looks like `sip:[user@]host[:port][;params]` (or `sips:`).
-fn is_sip_uri(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("sip:").or_else(|| s.strip_prefix("sips:")) else {
-        return false;
-    };
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let hostport = hostport.split([';', '?']).next().unwrap_or("");
-    let host = match hostport.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => hostport.split(':').next().unwrap_or(""),
-    };
-    !host.is_empty()
 }
 
 fn parse_queues(

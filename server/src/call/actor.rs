@@ -963,11 +963,7 @@ impl Call {
                 self.after_host(now, out);
             }
             _ => {
-                let label = match source {
-                    DtmfSource::Rfc4733 => "rfc4733",
-                    DtmfSource::SipInfo => "info",
-                    DtmfSource::Inband => "inband",
-                };
+                let label = source.as_str();
                 metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
                 info!(digit = %digit, source = label, "DTMF (no application)");
             }

@@ -217,11 +217,24 @@ impl AppHost {
         digit: DtmfDigit,
         session: &mut RtpSession,
     ) -> HostOutcome {
-        let label = source_label(source);
+        self.deliver_digit(now, source, digit, session);
+        self.step(now, session)
+    }
+
+    /// One digit from any source: duplicates of a key press already delivered are
+    /// dropped; a new press stops interruptible playback and goes to the application.
+    fn deliver_digit(
+        &mut self,
+        now: Instant,
+        source: DtmfSource,
+        digit: DtmfDigit,
+        session: &mut RtpSession,
+    ) {
+        let label = source.as_str();
         let Some(d) = self.dedup.handle(now, source, digit) else {
             metrics::counter!(m::DTMF_DUPLICATES, "source" => label).increment(1);
             debug!(digit = %digit.as_char(), source = label, "DTMF duplicate dropped");
-            return HostOutcome::Continue;
+            return;
         };
         metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
         info!(digit = %d.as_char(), source = label, "DTMF");
@@ -233,7 +246,6 @@ impl AppHost {
         self.running
             .app()
             .handle_input(now, AppInput::Digit(d.as_char()));
-        self.step(now, session)
     }
 
     /// The media tick: caller audio (recording, in-band DTMF, the app's frames), the
@@ -309,27 +321,12 @@ impl AppHost {
         while self.audio.len() - consumed >= FRAME {
             let frame_range = consumed..consumed + FRAME;
             consumed += FRAME;
-            if let Some(det) = self.inband.as_mut() {
-                if let Some(d) = det.handle_frame(&self.audio[frame_range.clone()]) {
-                    let label = source_label(DtmfSource::Inband);
-                    match self.dedup.handle(now, DtmfSource::Inband, d) {
-                        Some(d) => {
-                            metrics::counter!(m::DTMF_DIGITS, "source" => label).increment(1);
-                            info!(digit = %d.as_char(), source = label, "DTMF");
-                            if self.interruptible && self.outstanding > 0 {
-                                session.stop_playback();
-                                self.outstanding = 0;
-                                self.interruptible = false;
-                            }
-                            self.running
-                                .app()
-                                .handle_input(now, AppInput::Digit(d.as_char()));
-                        }
-                        None => {
-                            metrics::counter!(m::DTMF_DUPLICATES, "source" => label).increment(1)
-                        }
-                    }
-                }
+            let tone = self
+                .inband
+                .as_mut()
+                .and_then(|det| det.handle_frame(&self.audio[frame_range.clone()]));
+            if let Some(d) = tone {
+                self.deliver_digit(now, DtmfSource::Inband, d, session);
             }
             if self.recording_open {
                 if let Some(rec) = self.recording.as_mut() {
@@ -648,13 +645,5 @@ impl AppHost {
         };
         self.running.app().handle_input(now, AppInput::Start);
         None
-    }
-}
-
-fn source_label(source: DtmfSource) -> &'static str {
-    match source {
-        DtmfSource::Rfc4733 => "rfc4733",
-        DtmfSource::SipInfo => "info",
-        DtmfSource::Inband => "inband",
     }
 }

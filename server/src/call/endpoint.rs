@@ -981,19 +981,7 @@ mod tests {
 
         impl VoicemailAccess for OneMailbox {
             fn mailbox(&self, number: &str) -> Option<MailboxConfig> {
-                (number == "200").then(|| MailboxConfig {
-                    number: "200".into(),
-                    owner: "Alice".into(),
-                    pin: "1234".into(),
-                    greeting_unavailable: None,
-                    greeting_busy: None,
-                    max_message: Duration::from_secs(180),
-                    max_messages: 100,
-                    min_message: Duration::from_secs(1),
-                    silence: Duration::from_secs(10),
-                    silence_threshold: 200,
-                    notify: vec![],
-                })
+                (number == "200").then(|| MailboxConfig::new("200", "Alice", "1234"))
             }
             fn check_pin(&self, _: &str, _: &str) -> bool {
                 false

@@ -57,6 +57,15 @@ pub enum DtmfSource {
 }
 
 impl DtmfSource {
+    /// Metric label and log name: `rfc4733`, `info`, `inband`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DtmfSource::Rfc4733 => "rfc4733",
+            DtmfSource::SipInfo => "info",
+            DtmfSource::Inband => "inband",
+        }
+    }
+
     const fn bit(self) -> u8 {
         match self {
             DtmfSource::Rfc4733 => 1,

@@ -141,25 +141,6 @@ impl Cx<'_> {
     }
 }
 
-/// Whether `s` looks like a SIP URI with a host: `sip:[user@]host[:port][;params]`.
-fn is_sip_uri(s: &str) -> bool {
-    let rest = match s.strip_prefix("sip:").or_else(|| s.strip_prefix("sips:")) {
-        Some(r) => r,
-        None => return false,
-    };
-    if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return false;
-    }
-    let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-    let host = hostport.split([';', '?']).next().unwrap_or("");
-    let host = if host.starts_with('[') {
-        host.split(']').next().unwrap_or("")
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    !host.is_empty() && host != "["
-}
-
 /// Parses and validates the `[voicemail]` table (see the module doc).
 pub fn parse_voicemail(
     v: &toml::Value,
@@ -292,7 +273,9 @@ pub fn parse_voicemail(
                 for (j, item) in items.iter().enumerate() {
                     let key = format!("{at}.notify[{j}]");
                     match item {
-                        toml::Value::String(s) if is_sip_uri(s) => out.push(s.clone()),
+                        toml::Value::String(s) if crate::config::is_sip_uri(s) => {
+                            out.push(s.clone())
+                        }
                         other => {
                             return Err(cx.err(
                                 key,
@@ -450,10 +433,10 @@ mod tests {
 
     #[test]
     fn sip_uri_check() {
-        assert!(is_sip_uri("sip:200@127.0.0.1:5070"));
-        assert!(is_sip_uri("sip:example.com;transport=tcp"));
-        assert!(!is_sip_uri("sip:200@"));
-        assert!(!is_sip_uri("tel:200"));
-        assert!(!is_sip_uri("sip:a b@c"));
+        assert!(crate::config::is_sip_uri("sip:200@127.0.0.1:5070"));
+        assert!(crate::config::is_sip_uri("sip:example.com;transport=tcp"));
+        assert!(!crate::config::is_sip_uri("sip:200@"));
+        assert!(!crate::config::is_sip_uri("tel:200"));
+        assert!(!crate::config::is_sip_uri("sip:a b@c"));
     }
 }

@@ -490,23 +490,10 @@ pub(crate) mod test_support {
     use crate::media::wav::Prompt;
     use std::collections::HashMap;
     use std::sync::Mutex;
-    use std::time::Duration;
 
     /// A mailbox config with the defaults of the issue.
     pub(crate) fn mailbox(number: &str, pin: &str) -> MailboxConfig {
-        MailboxConfig {
-            number: number.into(),
-            owner: "Alice Example".into(),
-            pin: pin.into(),
-            greeting_unavailable: None,
-            greeting_busy: None,
-            max_message: Duration::from_secs(180),
-            max_messages: 100,
-            min_message: Duration::from_secs(1),
-            silence: Duration::from_secs(10),
-            silence_threshold: 200,
-            notify: vec![],
-        }
+        MailboxConfig::new(number, "Alice Example", pin)
     }
 
     #[derive(Debug, Default)]

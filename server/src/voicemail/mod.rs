@@ -88,6 +88,26 @@ pub struct MailboxConfig {
     pub notify: Vec<String>,
 }
 
+impl MailboxConfig {
+    /// A mailbox with the default limits and greetings (the config's defaults).
+    pub fn new(number: &str, owner: &str, pin: &str) -> MailboxConfig {
+        use config::*;
+        MailboxConfig {
+            number: number.to_string(),
+            owner: owner.to_string(),
+            pin: pin.to_string(),
+            greeting_unavailable: None,
+            greeting_busy: None,
+            max_message: DEFAULT_MAX_MESSAGE,
+            max_messages: DEFAULT_MAX_MESSAGES,
+            min_message: DEFAULT_MIN_MESSAGE,
+            silence: DEFAULT_SILENCE,
+            silence_threshold: DEFAULT_SILENCE_THRESHOLD,
+            notify: Vec::new(),
+        }
+    }
+}
+
 /// A mailbox folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Folder {

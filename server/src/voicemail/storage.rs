@@ -510,6 +510,14 @@ impl VoicemailAccess for Voicemail {
             .store
             .remove(MESSAGES_TREE, message_id.as_bytes())?;
         st.messages.remove(message_id);
+        self.inner.publish_locked(
+            &st,
+            &mailbox,
+            MailboxChange::Deleted,
+            Some(message_id.to_string()),
+        );
+        // No file IO while other calls may wait for the index.
+        drop(st);
         let path = self.inner.message_path(&mailbox, message_id);
         // Metadata first: a crash in between leaves metadata without audio, which
         // `open` drops; never audio-less listings.
@@ -518,12 +526,6 @@ impl VoicemailAccess for Voicemail {
                 warn!(path = %path.display(), error = %e, "cannot remove a deleted message's audio");
             }
         }
-        self.inner.publish_locked(
-            &st,
-            &mailbox,
-            MailboxChange::Deleted,
-            Some(message_id.to_string()),
-        );
         self.writer.send(Cmd::FlushStore);
         Ok(())
     }
@@ -727,17 +729,8 @@ mod tests {
 
     fn mailbox(number: &str, max_messages: usize) -> MailboxConfig {
         MailboxConfig {
-            number: number.into(),
-            owner: "Alice".into(),
-            pin: "1234".into(),
-            greeting_unavailable: None,
-            greeting_busy: None,
-            max_message: Duration::from_secs(180),
             max_messages,
-            min_message: Duration::from_secs(1),
-            silence: Duration::from_secs(10),
-            silence_threshold: 200,
-            notify: Vec::new(),
+            ..MailboxConfig::new(number, "Alice", "1234")
         }
     }
 

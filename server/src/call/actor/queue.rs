@@ -18,7 +18,7 @@ use crate::acd::api::TransferTarget;
 use crate::acd::task::{next_call_key, AcdToCall, CallToAcd, RingOutcome};
 use crate::acd::{AgentId, CallKey, VoiceContact};
 use crate::call::leg::{resolve_extension, FailReason};
-use crate::ivr::Variables;
+use crate::ivr::{say, Playable, Variables};
 use crate::media::dtmf::DtmfDigit;
 use crate::media::wav::Prompt;
 use crate::sip::transaction::peer_for_uri;
@@ -293,23 +293,20 @@ impl Call {
                 }
             }
             AcdToCall::Announce { position, wait } => {
-                let lib = &self.ctx.library;
-                let named = |n: &str| lib.get(n).cloned();
-                let mut items: Vec<Prompt> = Vec::new();
-                let say = |n: u64, items: &mut Vec<Prompt>| {
-                    for d in n.to_string().chars() {
-                        if let Some(p) = named(&d.to_string()) {
-                            items.push(p);
-                        }
-                    }
-                };
-                items.extend(named("queue-position"));
-                say(position as u64, &mut items);
+                let mut said = vec![Playable::named("queue-position")];
+                said.extend(say::number(position as u64));
                 if let Some(w) = wait {
-                    items.extend(named("queue-wait"));
-                    say(w.as_secs().div_ceil(60).max(1), &mut items);
-                    items.extend(named("queue-minutes"));
+                    said.push(Playable::named("queue-wait"));
+                    said.extend(say::number(w.as_secs().div_ceil(60).max(1)));
+                    said.push(Playable::named("queue-minutes"));
                 }
+                let items: Vec<Prompt> = said
+                    .iter()
+                    .filter_map(|p| match p {
+                        Playable::Named(n) => self.ctx.library.get(n.as_ref()).cloned(),
+                        _ => None,
+                    })
+                    .collect();
                 info!(
                     position,
                     wait_s = wait.map(|w| w.as_secs()),
