@@ -10,6 +10,8 @@
 //! config file, so `caruso --config /etc/caruso/caruso.toml` finds `prompts/welcome.wav`
 //! beside it.
 
+pub mod reader;
+
 use crate::media::codec::Codec;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
