@@ -1,0 +1,174 @@
+//! The ACD's queue features end to end: parallel ringing (`ring-all`), the queue's exit
+//! key, the position / expected-wait announcement, caller priority from a flow variable.
+//!
+//! Agents log in with `caruso-agent` (a separate process, gRPC `caruso.v1.Agent`); their
+//! phones are SIPp UAS instances that REGISTER with digest authentication first (MD5)
+//! and then answer, ring without answering, or hang up on the same port; callers are
+//! SIPp UACs with RTP. What a phone saw, and when, comes from its SIPp message log.
+
+use std::thread;
+use std::time::Duration;
+
+use caruso_e2e::acd::*;
+use caruso_e2e::audio::*;
+use caruso_e2e::*;
+
+/// A server config: `numbers` (number, queue) each through a one-node flow into its
+/// queue, then `acd` (the `[acd]` tables and anything else) verbatim; the registrar
+/// takes MD5 (SIPp's digest).
+fn config(ports: Ports, numbers: &[(&str, &str)], acd: &str) -> ServerConfig {
+    let mut cfg = ServerConfig::new(ports);
+    let mut extra = format!(
+        "\n[sip.registrar]\nalgorithms = [\"MD5\"]\n\n[ivr]\nprompt_dir = \"{}\"\n",
+        prompts_dir().display()
+    );
+    for (number, queue) in numbers {
+        extra.push_str(&format!(
+            "\n[[numbers]]\nnumber = \"{number}\"\nflow = \"f{number}\"\n\n\
+             [flows.f{number}]\nstart = \"q\"\n\n[flows.f{number}.nodes.q]\n\
+             type = \"queue\"\nqueue = \"{queue}\"\n"
+        ));
+    }
+    extra.push_str(acd);
+    cfg.extra = extra;
+    cfg
+}
+
+fn metric(server: &Server, name: &str, labels: &[&str]) -> f64 {
+    metric_sum(&server.metrics(), name, labels).unwrap_or(0.0)
+}
+
+/// 1.5 s of a pcap's audio starting `skip_ms` after its sound starts.
+fn body(audio: &[i16], skip_ms: usize) -> &[i16] {
+    let start = audio
+        .iter()
+        .position(|s| s.unsigned_abs() > 500)
+        .unwrap_or(0)
+        + skip_ms * 8;
+    &audio[start.min(audio.len())..(start + 12_000).min(audio.len())]
+}
+
+#[test]
+fn ring_all_rings_every_registered_phone_at_once_and_bridges_the_first_to_answer() {
+    let ports = Ports::block(60);
+    // Each SIPp takes p (SIP) and p+2, p+4 (media): 10 ports apart, in a block of their own.
+    let peers = Ports::block(40);
+    let phone_port = |i: u16| peers.base + 10 * i;
+    let names = ["ann", "ben", "cid"];
+    let mut acd = String::from(
+        "\n[[acd.queues]]\nname = \"sales\"\nstrategy = \"ring-all\"\n\
+         skills = { sales = 1 }\nring_timeout_s = 20\nwrap_up_s = 60\n",
+    );
+    for (i, id) in names.iter().enumerate() {
+        acd.push_str(&registered_agent(id, "sales = 1", &format!("10{i}1"), ""));
+    }
+    let server = Server::start(config(ports, &[("100", "sales")], &acd));
+    for (i, id) in names.iter().enumerate() {
+        let user = format!("10{i}1");
+        register_phone(&server, phone_port(i as u16), &user, &format!("pw-{user}"));
+        login_ready(&server, &format!("tok-{id}"));
+    }
+
+    // ben's phone answers after ringing 2 s; ann's and cid's ring until CANCELled.
+    let scenario = |i: usize| {
+        if i == 1 {
+            "ring_uas_answer.xml"
+        } else {
+            "bridge_uas_noanswer.xml"
+        }
+    };
+    let phones: Vec<_> = (0..3)
+        .map(|i| {
+            let sipp = Sipp::new(&server, scenario(i))
+                .local_port(phone_port(i as u16))
+                .pcaps()
+                .timeout(Duration::from_secs(50));
+            thread::spawn(move || sipp.run())
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let caller = Sipp::new(&server, "bridge_uac_talk.xml")
+        .pcaps()
+        .timeout(Duration::from_secs(50));
+    let cap_caller = RtpCapture::udp_to(caller.media_port());
+    let caller = caller.run();
+    let phones: Vec<SippResult> = phones
+        .into_iter()
+        .map(|h| h.join().expect("phone thread"))
+        .collect();
+    // tcpdump hands packets over in blocks: let the last ones arrive.
+    thread::sleep(Duration::from_millis(1200));
+    let to_caller = cap_caller.finish();
+    let mut ctx = format!("--- caller ---\n{caller}\n");
+    for (id, r) in names.iter().zip(&phones) {
+        ctx.push_str(&format!("--- phone of {id} ---\n{r}\n"));
+    }
+    ctx.push_str(&format!("--- server log ---\n{}", server.log_tail(60)));
+
+    assert!(caller.all_succeeded(1), "the caller talked and hung up\n{ctx}");
+    for (i, r) in phones.iter().enumerate() {
+        assert!(
+            r.all_succeeded(1),
+            "{}'s phone: {}\n{ctx}",
+            names[i],
+            if i == 1 {
+                "INVITE, answered, BYE"
+            } else {
+                "INVITE, CANCEL, 487, ACK"
+            }
+        );
+    }
+    // When each phone saw what (all SIPp runs log with the same clock).
+    let logs: Vec<Vec<SippMessage>> = (0..3)
+        .map(|i| sipp_messages(&run_dir(&server, scenario(i), phone_port(i as u16))))
+        .collect();
+    let at = |i: usize, what: &dyn Fn(&SippMessage) -> bool| -> Vec<f64> {
+        logs[i].iter().filter(|m| what(m)).map(|m| m.at).collect()
+    };
+    let answered = at(1, &|m| !m.received && m.is_response(200, "INVITE"));
+    assert!(!answered.is_empty(), "ben's 200 OK in its log\n{ctx}");
+    let answered = answered[0];
+    for i in [0, 2] {
+        let invites = invites_received(&run_dir(&server, scenario(i), phone_port(i as u16)));
+        assert_eq!(invites.len(), 1, "{} got one call\n{ctx}", names[i]);
+        let invite = at(i, &|m| m.received && m.is_request("INVITE"));
+        let cancel = at(i, &|m| m.received && m.is_request("CANCEL"));
+        let sent_487 = at(i, &|m| !m.received && m.is_response(487, "INVITE"));
+        assert!(
+            invite.first().is_some_and(|&t| t < answered),
+            "{}'s phone rang before ben answered (INVITE at {invite:?}, 200 at {answered})\n{ctx}",
+            names[i]
+        );
+        assert!(
+            cancel.first().is_some_and(|&t| t >= answered && t < answered + 10.0),
+            "{}'s phone was CANCELled because ben answered, long before the 20 s ring \
+             timeout (CANCEL at {cancel:?}, 200 at {answered})\n{ctx}",
+            names[i]
+        );
+        assert!(!sent_487.is_empty(), "487 to the INVITE\n{ctx}");
+    }
+    let ben_invite = at(1, &|m| m.received && m.is_request("INVITE"));
+    assert_eq!(ben_invite.len(), 1, "ben got one INVITE\n{ctx}");
+
+    // Audio: the caller hears ben's phone (PCMU both legs: bit-exact).
+    let heard = decoded(&to_caller, 0);
+    let ben_audio = decoded(&test_pcap("bridge_callee_pcmu.pcap"), 0);
+    assert!(
+        align(&heard, body(&ben_audio, 100), 0).is_some(),
+        "the caller hears the agent who answered ({} packets)\n{ctx}",
+        to_caller.len()
+    );
+
+    // Exactly one answer; the phones that lost the race are not misses: ann and cid are
+    // ready, ben wraps up after his call.
+    let ben = wait_state(&server, "tok-ben", "wrap-up", Duration::from_secs(5));
+    assert_eq!(field(&ben, "state").as_deref(), Some("wrap-up"), "{ben}\n{ctx}");
+    for id in ["ann", "cid"] {
+        let st = agent(&server, &format!("tok-{id}"), &["status"]);
+        assert_eq!(field(&st, "state").as_deref(), Some("ready"), "{id}: {st}\n{ctx}");
+    }
+    let q = ["queue=\"sales\""];
+    assert_eq!(metric(&server, "caruso_acd_calls_answered_total", &q), 1.0, "{ctx}");
+    assert_eq!(metric(&server, "caruso_acd_offers_missed_total", &[]), 0.0, "{ctx}");
+    assert_eq!(metric(&server, "caruso_acd_calls_waiting", &q), 0.0, "{ctx}");
+}
