@@ -270,7 +270,10 @@ mod tests {
     #[test]
     fn stamps_are_seconds_since_1970() {
         assert_eq!(parse_stamp("1970-01-01 00:00:01.5"), Some(1.5));
-        assert_eq!(parse_stamp("2000-03-01 00:00:00.000000"), Some(951_868_800.0));
+        assert_eq!(
+            parse_stamp("2000-03-01 00:00:00.000000"),
+            Some(951_868_800.0)
+        );
         assert_eq!(parse_stamp("not a stamp"), None);
     }
 

@@ -6,6 +6,7 @@
 //! and then answer, ring without answering, or hang up on the same port; callers are
 //! SIPp UACs with RTP. What a phone saw, and when, comes from its SIPp message log.
 
+use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
@@ -17,10 +18,20 @@ use caruso_e2e::*;
 /// queue, then `acd` (the `[acd]` tables and anything else) verbatim; the registrar
 /// takes MD5 (SIPp's digest).
 fn config(ports: Ports, numbers: &[(&str, &str)], acd: &str) -> ServerConfig {
+    config_with_prompts(ports, numbers, acd, &prompts_dir())
+}
+
+/// [`config`] with its own prompt directory.
+fn config_with_prompts(
+    ports: Ports,
+    numbers: &[(&str, &str)],
+    acd: &str,
+    prompts: &Path,
+) -> ServerConfig {
     let mut cfg = ServerConfig::new(ports);
     let mut extra = format!(
         "\n[sip.registrar]\nalgorithms = [\"MD5\"]\n\n[ivr]\nprompt_dir = \"{}\"\n",
-        prompts_dir().display()
+        prompts.display()
     );
     for (number, queue) in numbers {
         extra.push_str(&format!(
@@ -105,7 +116,10 @@ fn ring_all_rings_every_registered_phone_at_once_and_bridges_the_first_to_answer
     }
     ctx.push_str(&format!("--- server log ---\n{}", server.log_tail(60)));
 
-    assert!(caller.all_succeeded(1), "the caller talked and hung up\n{ctx}");
+    assert!(
+        caller.all_succeeded(1),
+        "the caller talked and hung up\n{ctx}"
+    );
     for (i, r) in phones.iter().enumerate() {
         assert!(
             r.all_succeeded(1),
@@ -140,7 +154,9 @@ fn ring_all_rings_every_registered_phone_at_once_and_bridges_the_first_to_answer
             names[i]
         );
         assert!(
-            cancel.first().is_some_and(|&t| t >= answered && t < answered + 10.0),
+            cancel
+                .first()
+                .is_some_and(|&t| t >= answered && t < answered + 10.0),
             "{}'s phone was CANCELled because ben answered, long before the 20 s ring \
              timeout (CANCEL at {cancel:?}, 200 at {answered})\n{ctx}",
             names[i]
@@ -162,13 +178,125 @@ fn ring_all_rings_every_registered_phone_at_once_and_bridges_the_first_to_answer
     // Exactly one answer; the phones that lost the race are not misses: ann and cid are
     // ready, ben wraps up after his call.
     let ben = wait_state(&server, "tok-ben", "wrap-up", Duration::from_secs(5));
-    assert_eq!(field(&ben, "state").as_deref(), Some("wrap-up"), "{ben}\n{ctx}");
+    assert_eq!(
+        field(&ben, "state").as_deref(),
+        Some("wrap-up"),
+        "{ben}\n{ctx}"
+    );
     for id in ["ann", "cid"] {
         let st = agent(&server, &format!("tok-{id}"), &["status"]);
-        assert_eq!(field(&st, "state").as_deref(), Some("ready"), "{id}: {st}\n{ctx}");
+        assert_eq!(
+            field(&st, "state").as_deref(),
+            Some("ready"),
+            "{id}: {st}\n{ctx}"
+        );
     }
     let q = ["queue=\"sales\""];
-    assert_eq!(metric(&server, "caruso_acd_calls_answered_total", &q), 1.0, "{ctx}");
-    assert_eq!(metric(&server, "caruso_acd_offers_missed_total", &[]), 0.0, "{ctx}");
-    assert_eq!(metric(&server, "caruso_acd_calls_waiting", &q), 0.0, "{ctx}");
+    assert_eq!(
+        metric(&server, "caruso_acd_calls_answered_total", &q),
+        1.0,
+        "{ctx}"
+    );
+    assert_eq!(
+        metric(&server, "caruso_acd_offers_missed_total", &[]),
+        0.0,
+        "{ctx}"
+    );
+    assert_eq!(
+        metric(&server, "caruso_acd_calls_waiting", &q),
+        0.0,
+        "{ctx}"
+    );
+}
+
+#[test]
+fn the_exit_key_takes_a_waiting_caller_to_the_queue_mailbox_where_a_message_is_left() {
+    let ports = Ports::block(60);
+    let greeting = marker_audio(42, 0.5);
+    let prompts = prompt_dir_with(&[("e2e-greeting", &greeting)]);
+    let mut acd = String::from(
+        "\n[[acd.queues]]\nname = \"sales\"\nskills = { sales = 1 }\n\
+         exit_key = \"9\"\nexit = { mailbox = \"200\" }\n",
+    );
+    acd.push_str(&registered_agent("lazy", "sales = 1", "1999", ""));
+    acd.push_str(&format!(
+        "\n[voicemail]\n[[voicemail.mailboxes]]\nnumber = \"200\"\nowner = \"Sales\"\n\
+         pin = \"1234\"\ngreeting_unavailable = \"{}/e2e-greeting.wav\"\n\
+         max_message_s = 60\nmin_message_s = 1\nsilence_s = 5\n",
+        prompts.path().display()
+    ));
+    let server = Server::start(config_with_prompts(
+        ports,
+        &[("100", "sales")],
+        &acd,
+        prompts.path(),
+    ));
+    // Logged in but not ready: the queue is staffed, so the caller waits (no exit for
+    // "no agents").
+    let out = agent(&server, "tok-lazy", &["login"]);
+    assert_eq!(field(&out, "state").as_deref(), Some("not-ready"), "{out}");
+
+    let caller = Sipp::new(&server, "acd_uac_exit_key.xml")
+        .pcaps()
+        .key("dial", "100")
+        .timeout(Duration::from_secs(40))
+        .run();
+    let ctx = format!(
+        "--- caller ---\n{caller}\n--- server log ---\n{}",
+        server.log_tail(40)
+    );
+    assert!(
+        caller.all_succeeded(1),
+        "queued, pressed 9, left a message, got BYE\n{ctx}"
+    );
+    let q = ["queue=\"sales\"", "reason=\"exit_key\""];
+    assert_eq!(
+        wait_metric(
+            &server,
+            "caruso_acd_exits_total",
+            &q,
+            Duration::from_secs(5),
+            |v| v == 1.0
+        ),
+        Some(1.0),
+        "the exit key took the caller out of the queue\n{ctx}"
+    );
+    assert_eq!(
+        wait_metric(
+            &server,
+            "caruso_voicemail_messages_saved_total",
+            &[],
+            Duration::from_secs(5),
+            |v| v == 1.0
+        ),
+        Some(1.0),
+        "a message was saved\n{ctx}"
+    );
+    // The message is in the queue's mailbox (gRPC Voicemail, a Python client), with the
+    // length of the known audio the caller played after the key.
+    let listed = vm_client(&server, &["list", "200"]).unwrap_or_else(|e| panic!("{e}\n{ctx}"));
+    let msgs = listed["messages"]
+        .as_array()
+        .map(<[_]>::to_vec)
+        .unwrap_or_default();
+    assert_eq!(
+        msgs.len(),
+        1,
+        "one message in mailbox 200: {listed:?}\n{ctx}"
+    );
+    let dur_ms = msgs[0]["duration_ms"].as_f64().unwrap_or(0.0);
+    assert!(
+        (dur_ms - 3020.0).abs() <= 150.0,
+        "message of {dur_ms} ms, expected the 3.02 s the caller said\n{ctx}"
+    );
+    let sales = ["queue=\"sales\""];
+    assert_eq!(
+        metric(&server, "caruso_acd_calls_abandoned_total", &sales),
+        0.0
+    );
+    assert_eq!(
+        metric(&server, "caruso_acd_calls_answered_total", &sales),
+        0.0
+    );
+    assert_eq!(metric(&server, "caruso_acd_calls_waiting", &sales), 0.0);
 }
