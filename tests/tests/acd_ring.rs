@@ -300,3 +300,127 @@ fn the_exit_key_takes_a_waiting_caller_to_the_queue_mailbox_where_a_message_is_l
     );
     assert_eq!(metric(&server, "caruso_acd_calls_waiting", &sales), 0.0);
 }
+
+/// Where, in order, each of `names` (default prompts; only the first 2 s of `moh`) first
+/// occurs in the µ-law stream `heard`, each after the previous one; `None` for a prompt
+/// not found (and after it).
+fn in_order(heard: &[u8], names: &[&str]) -> Vec<Option<usize>> {
+    let mut after = 0usize;
+    let mut out = Vec::new();
+    let mut lost = false;
+    for name in names {
+        let at = if lost {
+            None
+        } else {
+            let mut audio = default_prompt(name);
+            if *name == "moh" {
+                // The music restarts after the announcement: its first two seconds.
+                audio.truncate(16_000);
+            }
+            find_all(heard, &audio)
+                .into_iter()
+                .find(|&o| o >= after)
+        };
+        match at {
+            Some(o) => after = o + 1,
+            None => lost = true,
+        }
+        out.push(at);
+    }
+    out
+}
+
+#[test]
+fn waiting_callers_hear_their_position_and_expected_wait_between_the_music() {
+    let ports = Ports::block(60);
+    let mut acd = String::from(
+        "\n[[acd.queues]]\nname = \"sales\"\nskills = { sales = 1 }\nmusic = \"moh\"\n\
+         position_every_s = 60\n",
+    );
+    acd.push_str(&registered_agent("lazy", "sales = 1", "1999", ""));
+    let server = Server::start(config(ports, &[("100", "sales")], &acd));
+    // One agent logged in, not ready: the queue is staffed (1), nobody answers. Without
+    // history the average handle time is 180 s: the first caller waits about 1 × 180 s
+    // ("3 minutes"), the second 2 × 180 s ("6 minutes").
+    let out = agent(&server, "tok-lazy", &["login"]);
+    assert_eq!(field(&out, "state").as_deref(), Some("not-ready"), "{out}");
+
+    let caller = |i: u16| {
+        Sipp::new(&server, "acd_uac_listen.xml")
+            .local_port(ports.peer(6 * i))
+            .key("caller", format!("c{i}"))
+            .timeout(Duration::from_secs(30))
+    };
+    let (first, second) = (caller(0), caller(1));
+    let caps = [
+        RtpCapture::udp_to(first.media_port()),
+        RtpCapture::udp_to(second.media_port()),
+    ];
+    let first = thread::spawn(move || first.run());
+    let q = ["queue=\"sales\""];
+    let waiting = wait_metric(
+        &server,
+        "caruso_acd_calls_waiting",
+        &q,
+        Duration::from_secs(10),
+        |v| v == 1.0,
+    );
+    assert_eq!(waiting, Some(1.0), "{}", server.log_tail(30));
+    let second = second.run();
+    let first = first.join().expect("first caller");
+    thread::sleep(Duration::from_millis(1200));
+    let [cap0, cap1] = caps;
+    let heard = [pcmu_stream(&cap0.finish()), pcmu_stream(&cap1.finish())];
+    let ctx = format!(
+        "--- first ---\n{first}\n--- second ---\n{second}\n--- server log ---\n{}",
+        server.log_tail(40)
+    );
+    assert!(first.all_succeeded(1), "{ctx}");
+    assert!(second.all_succeeded(1), "{ctx}");
+
+    let said = [
+        [
+            "queue-position",
+            "1",
+            "queue-wait",
+            "3",
+            "queue-minutes",
+            "moh",
+        ],
+        [
+            "queue-position",
+            "2",
+            "queue-wait",
+            "6",
+            "queue-minutes",
+            "moh",
+        ],
+    ];
+    for (i, (heard, said)) in heard.iter().zip(said).enumerate() {
+        let at = in_order(heard, &said);
+        assert!(
+            at.iter().all(Option::is_some),
+            "caller {i} heard {said:?} in this order, then the music again: found at {at:?} \
+             in {} bytes\n{ctx}",
+            heard.len()
+        );
+    }
+    // The first caller's announcement names position 1, not 2 (and the second's not 1
+    // before its "queue-wait").
+    let wrong = in_order(&heard[0], &["queue-position", "2", "queue-wait"]);
+    assert!(
+        wrong[2].is_none(),
+        "first caller told position 2: {wrong:?}"
+    );
+    assert_eq!(
+        wait_metric(
+            &server,
+            "caruso_acd_calls_abandoned_total",
+            &q,
+            Duration::from_secs(5),
+            |v| v == 2.0
+        ),
+        Some(2.0),
+        "{ctx}"
+    );
+}
