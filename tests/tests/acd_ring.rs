@@ -317,9 +317,7 @@ fn in_order(heard: &[u8], names: &[&str]) -> Vec<Option<usize>> {
                 // The music restarts after the announcement: its first two seconds.
                 audio.truncate(16_000);
             }
-            find_all(heard, &audio)
-                .into_iter()
-                .find(|&o| o >= after)
+            find_all(heard, &audio).into_iter().find(|&o| o >= after)
         };
         match at {
             Some(o) => after = o + 1,
@@ -422,5 +420,96 @@ fn waiting_callers_hear_their_position_and_expected_wait_between_the_music() {
         ),
         Some(2.0),
         "{ctx}"
+    );
+}
+
+#[test]
+fn a_caller_given_a_higher_priority_by_the_flow_is_answered_first_though_it_queued_later() {
+    let ports = Ports::block(60);
+    let phone_port = ports.peer(12);
+    let cfg = config(
+        ports,
+        &[("100", "sales")],
+        &format!(
+            "\n[[numbers]]\nnumber = \"101\"\nflow = \"vip\"\n\n[flows.vip]\nstart = \"p\"\n\n\
+             [flows.vip.nodes.p]\ntype = \"set\"\nvariable = \"priority\"\nvalue = \"5\"\n\
+             next = \"q\"\n\n[flows.vip.nodes.q]\ntype = \"queue\"\nqueue = \"sales\"\n\n\
+             [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\n{}",
+            registered_agent("solo", "sales = 1", "1500", "")
+        ),
+    );
+    let server = Server::start(cfg);
+    register_phone(&server, phone_port, "1500", "pw-1500");
+    let out = agent(&server, "tok-solo", &["login"]);
+    assert_eq!(field(&out, "state").as_deref(), Some("not-ready"), "{out}");
+
+    let phone = Sipp::new(&server, "acd_agent_hangup.xml")
+        .local_port(phone_port)
+        .calls(2)
+        .timeout(Duration::from_secs(60));
+    let phone = thread::spawn(move || phone.run());
+    let q = ["queue=\"sales\""];
+    let caller = |who: &str, number: &str, port: u16| {
+        let sipp = Sipp::new(&server, "acd_uac_wait.xml")
+            .local_port(port)
+            .key("caller", who)
+            .arg("-s")
+            .arg(number)
+            .timeout(Duration::from_secs(60));
+        thread::spawn(move || sipp.run())
+    };
+    // "low" (number 100, priority 0) queues first, "high" (101: the flow sets
+    // priority = 5) after it; only then does the agent become ready.
+    let low = caller("low", "100", ports.peer(0));
+    let one = wait_metric(
+        &server,
+        "caruso_acd_calls_waiting",
+        &q,
+        Duration::from_secs(10),
+        |v| v == 1.0,
+    );
+    assert_eq!(one, Some(1.0), "{}", server.log_tail(30));
+    thread::sleep(Duration::from_millis(500));
+    let high = caller("high", "101", ports.peer(6));
+    let two = wait_metric(
+        &server,
+        "caruso_acd_calls_waiting",
+        &q,
+        Duration::from_secs(10),
+        |v| v == 2.0,
+    );
+    assert_eq!(two, Some(2.0), "{}", server.log_tail(30));
+    let out = agent(&server, "tok-solo", &["ready"]);
+    assert_eq!(field(&out, "state").as_deref(), Some("ready"), "{out}");
+
+    let (low, high) = (
+        low.join().expect("low caller"),
+        high.join().expect("high caller"),
+    );
+    let phone = phone.join().expect("phone");
+    let ctx = format!(
+        "--- low ---\n{low}\n--- high ---\n{high}\n--- phone ---\n{phone}\n--- server log ---\n{}",
+        server.log_tail(40)
+    );
+    assert!(low.all_succeeded(1), "{ctx}");
+    assert!(high.all_succeeded(1), "{ctx}");
+    assert!(phone.all_succeeded(2), "{ctx}");
+    let order: Vec<String> = sipp_messages(&run_dir(&server, "acd_agent_hangup.xml", phone_port))
+        .into_iter()
+        .filter(|m| m.received && m.is_request("INVITE"))
+        .filter_map(|m| {
+            let from = m.header("From")?;
+            Some(from.split("sip:").nth(1)?.split('@').next()?.to_owned())
+        })
+        .fold(Vec::new(), |mut v, u| {
+            if !v.contains(&u) {
+                v.push(u);
+            }
+            v
+        });
+    assert_eq!(
+        order,
+        ["high-1", "low-1"],
+        "the agent got the priority caller first\n{ctx}"
     );
 }
