@@ -358,7 +358,8 @@ impl Call {
         let mut i = 0;
         while i < self.outbound.len() {
             let o = &self.outbound[i];
-            let done = o.failed && o.leg.is_none() || o.leg.as_ref().is_some_and(|l| l.is_done(now));
+            let done =
+                o.failed && o.leg.is_none() || o.leg.as_ref().is_some_and(|l| l.is_done(now));
             if done {
                 let o = self.outbound.remove(i);
                 self.forget_leg(o);

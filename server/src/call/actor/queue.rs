@@ -270,7 +270,10 @@ impl Call {
                 contact,
                 timeout,
             } => {
-                let can = self.queued.as_ref().is_some_and(|q| q.ring.can_ring(&agent));
+                let can = self
+                    .queued
+                    .as_ref()
+                    .is_some_and(|q| q.ring.can_ring(&agent));
                 if !can {
                     // Connected already (the ACD's offer crossed the answer), or this
                     // agent's phone already rings for the call.
@@ -426,7 +429,10 @@ impl Call {
             return;
         };
         let actions = q.ring.answered(leg);
-        if actions.iter().any(|a| matches!(a, RingAction::Bridge(l) if l == leg)) {
+        if actions
+            .iter()
+            .any(|a| matches!(a, RingAction::Bridge(l) if l == leg))
+        {
             q.connected = true;
             self.bridge_leg(now, leg, &neg);
         }

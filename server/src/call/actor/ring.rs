@@ -248,7 +248,9 @@ mod tests {
         let t0 = Instant::now();
         let mut g = three(t0);
         assert_eq!(g.poll_timeout(), Some(t0 + RT));
-        assert!(g.handle_timeout(t0 + RT - Duration::from_millis(1)).is_empty());
+        assert!(g
+            .handle_timeout(t0 + RT - Duration::from_millis(1))
+            .is_empty());
         let out = g.handle_timeout(t0 + RT);
         for a in ["alice", "bob", "carol"] {
             assert!(out.contains(&HangUp(format!("leg-{a}"))), "{out:?}");
