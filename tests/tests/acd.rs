@@ -12,7 +12,8 @@
 //! - a caller hanging up while waiting is counted as abandoned;
 //! - no agent logged in: the caller goes to the queue's exit.
 //!
-//! Blind transfer (REFER, gRPC Transfer) is not built yet and is not tested here.
+//! Blind transfer and hold are in `transfer.rs`; parallel ringing, the exit key, position
+//! announcements and caller priority in `acd_ring.rs`.
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -515,3 +515,101 @@ fn a_caller_given_a_higher_priority_by_the_flow_is_answered_first_though_it_queu
         "the agent got the priority caller first\n{ctx}"
     );
 }
+
+#[test]
+fn ring_progressively_adds_the_next_phone_while_the_first_keeps_ringing() {
+    let ports = Ports::block(60);
+    let (first_port, second_port) = (ports.peer(6), ports.peer(12));
+    // Every 2 s one more member rings; "first" never answers, "second" answers 2 s after
+    // its INVITE, i.e. about 4 s after "first" began to ring: twice the ring timeout.
+    let mut acd = String::from(
+        "\n[[acd.queues]]\nname = \"sales\"\nstrategy = \"ring-progressively\"\n\
+         members = [\"first\", \"second\"]\nring_timeout_s = 2\n",
+    );
+    acd.push_str(&registered_agent("first", "", "1601", ""));
+    acd.push_str(&registered_agent("second", "", "1602", ""));
+    let server = Server::start(config(ports, &[("100", "sales")], &acd));
+    for (id, user, port) in [
+        ("first", "1601", first_port),
+        ("second", "1602", second_port),
+    ] {
+        register_phone(&server, port, user, &format!("pw-{user}"));
+        login_ready(&server, &format!("tok-{id}"));
+    }
+    let first = Sipp::new(&server, "bridge_uas_noanswer.xml")
+        .local_port(first_port)
+        .timeout(Duration::from_secs(40));
+    let second = Sipp::new(&server, "ring_uas_answer.xml")
+        .local_port(second_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let first = thread::spawn(move || first.run());
+    let second = thread::spawn(move || second.run());
+    thread::sleep(Duration::from_millis(300));
+    let caller = Sipp::new(&server, "bridge_uac_talk.xml")
+        .pcaps()
+        .timeout(Duration::from_secs(40))
+        .run();
+    let (first, second) = (
+        first.join().expect("first phone"),
+        second.join().expect("second phone"),
+    );
+    let ctx = format!(
+        "--- caller ---\n{caller}\n--- first ---\n{first}\n--- second ---\n{second}\n\
+         --- server log ---\n{}",
+        server.log_tail(50)
+    );
+    assert!(caller.all_succeeded(1), "{ctx}");
+    assert!(first.all_succeeded(1), "first: INVITE, CANCEL, 487\n{ctx}");
+    assert!(second.all_succeeded(1), "second: INVITE, 200, BYE\n{ctx}");
+    let log1 = sipp_messages(&run_dir(&server, "bridge_uas_noanswer.xml", first_port));
+    let log2 = sipp_messages(&run_dir(&server, "ring_uas_answer.xml", second_port));
+    let when = |log: &[SippMessage], what: &dyn Fn(&SippMessage) -> bool| {
+        log.iter().find(|m| what(m)).map(|m| m.at)
+    };
+    let (Some(inv1), Some(cancel1), Some(inv2), Some(ok2)) = (
+        when(&log1, &|m| m.received && m.is_request("INVITE")),
+        when(&log1, &|m| m.received && m.is_request("CANCEL")),
+        when(&log2, &|m| m.received && m.is_request("INVITE")),
+        when(&log2, &|m| !m.received && m.is_response(200, "INVITE")),
+    ) else {
+        panic!("messages missing from the phones' logs\n{ctx}");
+    };
+    assert!(
+        inv2 - inv1 >= 1.5,
+        "second added one ring timeout after first ({:.2} s)\n{ctx}",
+        inv2 - inv1
+    );
+    assert!(
+        cancel1 >= ok2,
+        "first kept ringing until second answered, past its own 2 s ring timeout \
+         (first rang {:.2} s, CANCEL {:.2} s after second's 200)\n{ctx}",
+        cancel1 - inv1,
+        cancel1 - ok2
+    );
+    assert!(
+        cancel1 - inv1 >= 3.0,
+        "first rang {:.2} s\n{ctx}",
+        cancel1 - inv1
+    );
+    let st = agent(&server, "tok-first", &["status"]);
+    assert_eq!(
+        field(&st, "state").as_deref(),
+        Some("ready"),
+        "not a miss: {st}\n{ctx}"
+    );
+    assert_eq!(
+        metric(&server, "caruso_acd_offers_missed_total", &[]),
+        0.0,
+        "{ctx}"
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "caruso_acd_calls_answered_total",
+            &["queue=\"sales\""]
+        ),
+        1.0,
+        "{ctx}"
+    );
+}
