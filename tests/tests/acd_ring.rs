@@ -1,5 +1,11 @@
-//! The ACD's queue features end to end: parallel ringing (`ring-all`), the queue's exit
-//! key, the position / expected-wait announcement, caller priority from a flow variable.
+//! The ACD's queue features end to end:
+//! - `ring-all`: three registered phones ring at once, the first to answer is bridged
+//!   (audio checked), the others get CANCEL / 487 and stay ready (no miss);
+//! - `ring-progressively`: the next phone is added while the first keeps ringing;
+//! - a caller hanging up while several phones ring: all CANCELled, no miss;
+//! - the queue's exit key takes the caller to the queue's mailbox (message stored);
+//! - waiting callers hear their position and expected wait (decoded from their RTP);
+//! - a caller given a higher priority by an IVR `set` node is answered first.
 //!
 //! Agents log in with `caruso-agent` (a separate process, gRPC `caruso.v1.Agent`); their
 //! phones are SIPp UAS instances that REGISTER with digest authentication first (MD5)
@@ -612,4 +618,85 @@ fn ring_progressively_adds_the_next_phone_while_the_first_keeps_ringing() {
         1.0,
         "{ctx}"
     );
+}
+
+#[test]
+fn a_caller_hanging_up_while_several_phones_ring_cancels_them_all() {
+    let ports = Ports::block(60);
+    let (p1, p2) = (ports.peer(6), ports.peer(12));
+    let mut acd = String::from(
+        "\n[[acd.queues]]\nname = \"sales\"\nstrategy = \"ring-all\"\nring_timeout_s = 20\n",
+    );
+    acd.push_str(&registered_agent("dee", "", "1701", ""));
+    acd.push_str(&registered_agent("eve", "", "1702", ""));
+    let server = Server::start(config(ports, &[("100", "sales")], &acd));
+    for (id, user, port) in [("dee", "1701", p1), ("eve", "1702", p2)] {
+        register_phone(&server, port, user, &format!("pw-{user}"));
+        login_ready(&server, &format!("tok-{id}"));
+    }
+    let phones: Vec<_> = [p1, p2]
+        .into_iter()
+        .map(|p| {
+            let sipp = Sipp::new(&server, "bridge_uas_noanswer.xml")
+                .local_port(p)
+                .timeout(Duration::from_secs(40));
+            thread::spawn(move || sipp.run())
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    // Answered by the flow, waits 2 s (both phones ring), hangs up.
+    let caller = Sipp::new(&server, "acd_uac_abandon.xml")
+        .key("caller", "gone")
+        .timeout(Duration::from_secs(30))
+        .run();
+    let phones: Vec<SippResult> = phones
+        .into_iter()
+        .map(|h| h.join().expect("phone"))
+        .collect();
+    let ctx = format!(
+        "--- caller ---\n{caller}\n--- phones ---\n{}\n{}\n--- server log ---\n{}",
+        phones[0],
+        phones[1],
+        server.log_tail(40)
+    );
+    assert!(caller.all_succeeded(1), "{ctx}");
+    for (p, r) in [p1, p2].into_iter().zip(&phones) {
+        assert!(r.all_succeeded(1), "INVITE, CANCEL, 487, ACK\n{ctx}");
+        let log = sipp_messages(&run_dir(&server, "bridge_uas_noanswer.xml", p));
+        let invite = log.iter().find(|m| m.received && m.is_request("INVITE"));
+        let cancel = log.iter().find(|m| m.received && m.is_request("CANCEL"));
+        let (Some(invite), Some(cancel)) = (invite, cancel) else {
+            panic!("INVITE and CANCEL in the log of port {p}\n{ctx}");
+        };
+        assert!(
+            cancel.at - invite.at < 10.0,
+            "CANCELled when the caller left, not at the 20 s ring timeout ({:.2} s)\n{ctx}",
+            cancel.at - invite.at
+        );
+    }
+    let q = ["queue=\"sales\""];
+    assert_eq!(
+        wait_metric(
+            &server,
+            "caruso_acd_calls_abandoned_total",
+            &q,
+            Duration::from_secs(5),
+            |v| { v == 1.0 }
+        ),
+        Some(1.0),
+        "{ctx}"
+    );
+    assert_eq!(
+        metric(&server, "caruso_acd_offers_missed_total", &[]),
+        0.0,
+        "{ctx}"
+    );
+    for id in ["dee", "eve"] {
+        let st = agent(&server, &format!("tok-{id}"), &["status"]);
+        assert_eq!(
+            field(&st, "state").as_deref(),
+            Some("ready"),
+            "{id}: {st}\n{ctx}"
+        );
+    }
 }
