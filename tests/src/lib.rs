@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod acd;
 pub mod audio;
 pub mod json;
 
