@@ -1011,6 +1011,7 @@ impl AcdTask {
         let mut assignments = direct;
         assignments.extend(router::route(&snap));
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut withdrawn = Vec::new();
         for a in assignments {
             for agent in &a.agents {
                 if self.apply(now, agent, Fsm::Offer(a.call), "offer").is_err() {
@@ -1038,12 +1039,23 @@ impl AcdTask {
                     data: w.data.clone(),
                 };
                 if w.tx.try_send(ring).is_err() {
-                    warn!(call = a.call, "call actor unreachable: offer withdrawn");
+                    // The call's mailbox is full or gone: undo the offer whole, so the
+                    // agent is not left reserved for a ring that never happens.
+                    warn!(call = a.call, agent = %agent, "call actor unreachable: offer withdrawn");
+                    w.ringing.retain(|r| r != agent);
+                    if w.ringing.is_empty() {
+                        w.ringing_since = None;
+                    }
+                    withdrawn.push((a.call, agent.clone()));
+                    continue;
                 }
                 self.last_offered.insert(a.queue.clone(), agent.clone());
                 info!(call = a.call, agent = %agent, queue = %a.queue, "offering call");
                 self.agent_event(agent, offered);
             }
+        }
+        for (call, agent) in withdrawn {
+            let _ = self.apply(now, &agent, Fsm::OfferCancelled(call), "cancel offer");
         }
     }
 
@@ -1182,6 +1194,46 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         ask(&mut t, t0, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
         assert_eq!(rung(&mut rx), ["ring alice"]);
         assert_eq!(state(&t, "alice"), AgentState::Reserved(1));
+    }
+
+    #[test]
+    fn an_offer_the_call_cannot_take_is_undone_and_the_agent_stays_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let a: AgentId = "alice".into();
+        ask(&mut t, t0, |reply| AcdCommand::LogIn {
+            agent: a.clone(),
+            reply,
+        })
+        .unwrap();
+        // The call's mailbox (capacity 1) is already full when alice becomes ready.
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(AcdToCall::Announce {
+            position: 1,
+            wait: None,
+        })
+        .unwrap();
+        t.handle_call(
+            t0,
+            CallToAcd::Queue {
+                call: 3,
+                queue: "sales".into(),
+                priority: 0,
+                requirements: Vec::new(),
+                caller_number: "555".into(),
+                caller_name: "Caller".into(),
+                data: Variables::new(),
+                tx,
+            },
+        );
+        ask(&mut t, t0, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
+        assert_eq!(state(&t, "alice"), AgentState::Ready, "not left reserved");
+        assert_eq!(t.waiting_len(), 1, "the call still waits");
+        // Once the call reads its mailbox, the next pass offers it again.
+        assert_eq!(rung(&mut rx), ["announce 1 None"]);
+        t.route_pass(t0 + Duration::from_millis(1));
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        assert_eq!(state(&t, "alice"), AgentState::Reserved(3));
     }
 
     #[test]
