@@ -16,6 +16,7 @@
 //!   dispositions, figures) with persistence;
 //! - [`config`]: the `[[campaigns]]` config tables.
 
+pub mod amd;
 pub mod contacts;
 pub mod dnc;
 pub mod phone;
