@@ -19,5 +19,6 @@
 pub mod amd;
 pub mod contacts;
 pub mod dnc;
+pub mod pacing;
 pub mod phone;
 pub mod window;
