@@ -17,6 +17,7 @@
 //! - [`config`]: the `[[campaigns]]` config tables.
 
 pub mod amd;
+pub mod config;
 pub mod contacts;
 pub mod dnc;
 pub mod pacing;
