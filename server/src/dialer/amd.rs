@@ -39,7 +39,7 @@ use std::time::Duration;
 pub const SAMPLE_RATE: u32 = 8000;
 
 /// Tunable detection parameters (defaults in brackets).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AmdParams {
     /// Longest silence before the first word (2.5 s).
     pub initial_silence: Duration,

@@ -29,7 +29,8 @@
 //!                                     # number to call back); required for predictive
 //! script = """Good morning, my name is ..."""           # shown to the agent with each contact
 //!
-//! [campaigns.retry]                   # per outcome: delay before the next dial, most dials
+//! [campaigns.retry]                   # per outcome: delay before the next dial, and the most
+//!                                     # re-dials after that outcome (then final "exhausted")
 //! busy = { delay_s = 600, max = 3 }            # (defaults shown)
 //! no_answer = { delay_s = 3600, max = 3 }
 //! failed = { delay_s = 1800, max = 2 }
@@ -110,7 +111,7 @@ impl CampaignReferences<'_> {
 pub struct RetryRule {
     /// Wait before the next dial.
     pub delay: Duration,
-    /// Most attempts ending with this outcome; then the contact is done.
+    /// Most re-dials after this outcome; one more makes the contact final.
     pub max: u32,
 }
 

@@ -17,6 +17,7 @@
 //! - [`config`]: the `[[campaigns]]` config tables.
 
 pub mod amd;
+pub mod campaign;
 pub mod config;
 pub mod contacts;
 pub mod dnc;
