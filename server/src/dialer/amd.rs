@@ -24,7 +24,10 @@
 //! ```
 //! use caruso::dialer::amd::{Amd, AmdEvent, AmdOutcome, AmdParams};
 //! let mut amd = Amd::new(AmdParams::default());
-//! let speech: Vec<i16> = (0..160).map(|i| if i % 20 < 10 { 3000 } else { -3000 }).collect();
+//! let mut x = 1u32; // noisy "speech" (a steady tone would be a beep)
+//! let speech: Vec<i16> = (0..160)
+//!     .map(|_| { x ^= x << 13; x ^= x >> 17; x ^= x << 5; (x % 6000) as i16 - 3000 })
+//!     .collect();
 //! let silence = [0i16; 160];
 //! for _ in 0..20 { amd.handle_frame(&speech); }   // 400 ms "hello"
 //! for _ in 0..50 { amd.handle_frame(&silence); }  // then it waits
