@@ -51,7 +51,7 @@ impl AgentService {
         })
     }
 
-    /// Authenticates, then asks the ACD a command that answers with the agent's status.
+    /// Asks the ACD, for the principal's agent, a command that answers with its status.
     async fn status_command<T>(
         &self,
         request: Request<T>,
