@@ -21,6 +21,7 @@ pub mod campaign;
 pub mod config;
 pub mod contacts;
 pub mod dnc;
+pub mod originate;
 pub mod pacing;
 pub mod phone;
 pub mod window;
