@@ -9,6 +9,8 @@ const PROTOS: &[&str] = &[
     "proto/caruso/v1/system.proto",
     "proto/caruso/v1/voicemail.proto",
     "proto/caruso/v1/agent.proto",
+    "proto/caruso/v1/registry.proto",
+    "proto/caruso/v1/plugin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
