@@ -9,6 +9,7 @@ pub mod api;
 pub mod call;
 pub mod config;
 pub mod events;
+pub mod hooks;
 pub mod ivr;
 pub mod media;
 pub mod metrics;
