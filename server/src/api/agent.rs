@@ -554,6 +554,7 @@ mod tests {
             None,
             None,
             Some(acd),
+            None,
             async {
                 let _ = stop_rx.await;
             },

@@ -11,11 +11,12 @@
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
 //! use caruso::api::{serve, ServerStats};
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, std::future::pending()).await
 //! # }
 //! ```
 
 mod agent;
+mod registry;
 mod system;
 mod voicemail;
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caruso_proto::caruso::v1::agent_server::AgentServer;
+use caruso_proto::caruso::v1::registry_server::RegistryServer;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
 use tokio::net::TcpListener;
@@ -32,10 +34,13 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
 pub use agent::AgentService;
+pub use registry::RegistryService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
 use crate::acd::api::{AcdError, AcdHandle};
+use crate::registry::task::RegistryHandle;
+use crate::registry::RegistryError;
 use crate::voicemail::{Voicemail, VoicemailError};
 
 /// Snapshot of the server's load that the runtime publishes for the API.
@@ -83,6 +88,9 @@ pub enum ApiError {
     /// The ACD refused an agent command.
     #[error(transparent)]
     Acd(#[from] AcdError),
+    /// The service registry refused a request.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 /// The one place where API errors become gRPC statuses.
@@ -112,6 +120,16 @@ impl From<ApiError> for tonic::Status {
                 }
                 AcdError::Stopped => tonic::Status::unavailable(e.to_string()),
             },
+            ApiError::Registry(e) => match e {
+                RegistryError::InvalidName(_)
+                | RegistryError::InvalidEndpoint { .. }
+                | RegistryError::EndpointDenied(_)
+                | RegistryError::InvalidField { .. }
+                | RegistryError::IdTaken { .. } => tonic::Status::invalid_argument(e.to_string()),
+                RegistryError::UnknownInstance(_) => tonic::Status::not_found(e.to_string()),
+                RegistryError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
+                RegistryError::Stopped => tonic::Status::unavailable(e.to_string()),
+            },
             ApiError::Bind { .. } | ApiError::Reflection(_) | ApiError::Transport(_) => {
                 tonic::Status::internal(err.to_string())
             }
@@ -127,12 +145,13 @@ pub async fn serve(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    registry: Option<RegistryHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, reload, voicemail, acd, shutdown).await
+    serve_on(listener, stats, reload, voicemail, acd, registry, shutdown).await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
@@ -144,6 +163,7 @@ pub async fn serve_on(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    registry: Option<RegistryHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -164,6 +184,11 @@ pub async fn serve_on(
             .set_serving::<AgentServer<AgentService>>()
             .await;
     }
+    if registry.is_some() {
+        health_reporter
+            .set_serving::<RegistryServer<RegistryService>>()
+            .await;
+    }
     let mut system = SystemService::new(stats, Instant::now());
     if let Some(reload) = reload {
         system = system.with_reload(reload);
@@ -175,6 +200,7 @@ pub async fn serve_on(
         .add_service(SystemServer::new(system))
         .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
         .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
+        .add_optional_service(registry.map(|r| RegistryServer::new(RegistryService::new(r))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             health_reporter
@@ -203,7 +229,7 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, rx, None, None, None, async {
+        let task = tokio::spawn(serve_on(listener, rx, None, None, None, None, async {
             let _ = stop_rx.await;
         }));
         (addr, tx, stop_tx, task)
@@ -264,7 +290,7 @@ mod tests {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
-        let err = serve(addr, rx, None, None, None, std::future::pending())
+        let err = serve(addr, rx, None, None, None, None, std::future::pending())
             .await
             .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));
