@@ -142,7 +142,7 @@ impl Call {
             call: key,
             queue: queue.clone(),
             priority,
-            requirements: Vec::new(),
+            requirements: self.hook_skills(),
             caller_number,
             caller_name,
             data: vars,
