@@ -294,7 +294,13 @@ impl Hooks {
         let (outcome, value) = match res {
             Ok(Ok(v)) => (Outcome::Ok, Some(v)),
             Ok(Err(None)) => (Outcome::NoInstance, None),
-            Ok(Err(Some(status))) if status.code() == tonic::Code::DeadlineExceeded => {
+            // The gRPC deadline (tonic enforces it on the client too: CANCELLED "Timeout
+            // expired") may fire a moment before our own timer.
+            Ok(Err(Some(status)))
+                if status.code() == tonic::Code::DeadlineExceeded
+                    || (status.code() == tonic::Code::Cancelled
+                        && elapsed + Duration::from_millis(5) >= target.deadline) =>
+            {
                 warn!(hook = hook.as_str(), service = %target.service, %endpoint,
                     elapsed_ms = elapsed.as_millis() as u64, "plug-in missed its deadline");
                 (Outcome::Timeout, None)
