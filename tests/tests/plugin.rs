@@ -11,7 +11,10 @@
 //!   REMOVED/EXPIRED, Lookup no longer lists it) while a second version that registered
 //!   meanwhile takes over, and calls go on without a failure;
 //! - a plug-in that sleeps past the hook's deadline: the call is still offered to the
-//!   agent within the deadline plus a small margin, the timeout is counted.
+//!   agent within the deadline plus a small margin, the timeout is counted;
+//! - after a restart of caruso the registrations are back from the store; one whose
+//!   plug-in keeps sending keep-alives (with its old id, nothing else) stays, the other
+//!   lapses one TTL later.
 //!
 //! Needs `CARUSO_PYTHON` (a Python with grpcio and grpcio-tools; `tests/run-all.sh` makes
 //! one).
@@ -697,5 +700,110 @@ fn a_hook_that_sleeps_past_its_deadline_does_not_hold_the_call_up() {
     assert!(
         server.log_tail(200).contains("plug-in missed its deadline"),
         "the timeout is logged\n{ctx}"
+    );
+}
+
+/// `plugin.py lookup --name NAME`: (id, restored) of each instance.
+fn lookup_restored(server: &Server, name: &str) -> Vec<(String, bool)> {
+    let out = Command::new(python())
+        .arg(workspace_root().join("tests/python/plugin.py"))
+        .args(["--server", &server.grpc_addr(), "lookup", "--name", name])
+        .output()
+        .expect("run plugin.py lookup");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "lookup failed: {text}");
+    let j = Json::parse(text.trim()).expect("lookup JSON");
+    j["instances"]
+        .as_array()
+        .unwrap_or(&[])
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap_or("").to_string(),
+                i["restored"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn registrations_survive_a_restart_and_lapse_one_ttl_later_without_keepalives() {
+    let ports = Ports::block(60);
+    let mut server = Server::start(plugin_config(
+        ports,
+        ports.peer(6),
+        "call_incoming = { service = \"crm.lookup\", deadline_ms = 2000 }\n",
+    ));
+    const TTL_MS: u64 = 4000;
+    let ttl = TTL_MS.to_string();
+    let mut alive = Py::serve(&server, "alive", ports.peer(12), &["--ttl-ms", &ttl]);
+    let mut quiet = Py::serve(&server, "quiet", ports.peer(14), &["--ttl-ms", &ttl]);
+    let id_of = |p: &mut Py| {
+        p.all("registered")[0]["instance_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (alive_id, quiet_id) = (id_of(&mut alive), id_of(&mut quiet));
+    quiet.send("stop-keepalive");
+    quiet.wait_for(
+        "keepalive_stopped",
+        |_| true,
+        Duration::from_secs(5),
+        &server,
+    );
+
+    // A clean restart: both registrations come back from the store.
+    assert!(
+        server.terminate(Duration::from_secs(10)).is_some(),
+        "clean exit"
+    );
+    server.restart();
+    let restarted = Instant::now();
+    let back: Vec<String> = lookup_restored(&server, "crm.lookup")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        back.contains(&alive_id) && back.contains(&quiet_id),
+        "both instances restored: {back:?}\n{}",
+        server.log_tail(30)
+    );
+
+    // The quiet one is gone one TTL after the restart; the other kept its lease by
+    // keep-alives with its old id (nothing else) and is no longer marked restored.
+    let deadline = restarted + Duration::from_millis(TTL_MS + 3000);
+    let left = loop {
+        let now = lookup_restored(&server, "crm.lookup");
+        if now.len() == 1 || Instant::now() >= deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        restarted.elapsed() >= Duration::from_millis(TTL_MS - 500),
+        "the restored lease lasted a TTL ({:?})",
+        restarted.elapsed()
+    );
+    assert_eq!(
+        left,
+        vec![(alive_id.clone(), false)],
+        "{}",
+        server.log_tail(30)
+    );
+
+    // And it serves the next call.
+    let call = Sipp::new(&server, "acd_uac_wait.xml")
+        .arg("-s")
+        .arg("200")
+        .key("caller", "r")
+        .timeout(Duration::from_secs(20))
+        .run();
+    assert!(call.all_succeeded(1), "{call}");
+    alive.wait_for(
+        "call_incoming",
+        |j| j["caller"].as_str() == Some("r-1"),
+        Duration::from_secs(5),
+        &server,
     );
 }
