@@ -10,6 +10,8 @@ const PROTOS: &[&str] = &[
     "proto/caruso/v1/voicemail.proto",
     "proto/caruso/v1/agent.proto",
     "proto/caruso/v1/campaigns.proto",
+    "proto/caruso/v1/registry.proto",
+    "proto/caruso/v1/plugin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -544,6 +544,7 @@ mod tests {
             None,
             None,
             Some(acd),
+            None,
             security,
             async {
                 let _ = stop_rx.await;

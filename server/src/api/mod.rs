@@ -18,12 +18,13 @@
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
 //! let (_policy_tx, policy) = tokio::sync::watch::channel(std::sync::Arc::new(AuthPolicy::default()));
 //! let security = ApiSecurity::new(policy);
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, security, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, security, std::future::pending()).await
 //! # }
 //! ```
 
 mod agent;
 pub mod auth;
+mod registry;
 mod system;
 pub mod tls;
 mod voicemail;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caruso_proto::caruso::v1::agent_server::AgentServer;
+use caruso_proto::caruso::v1::registry_server::RegistryServer;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
 use tokio::net::TcpListener;
@@ -41,10 +43,13 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
 pub use agent::AgentService;
+pub use registry::RegistryService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
 use crate::acd::api::{AcdError, AcdHandle};
+use crate::registry::task::RegistryHandle;
+use crate::registry::RegistryError;
 use crate::voicemail::{Voicemail, VoicemailError};
 
 /// Snapshot of the server's load that the runtime publishes for the API.
@@ -95,6 +100,9 @@ pub enum ApiError {
     /// The ACD refused an agent command.
     #[error(transparent)]
     Acd(#[from] AcdError),
+    /// The service registry refused a request.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 /// The one place where API errors become gRPC statuses.
@@ -123,6 +131,16 @@ impl From<ApiError> for tonic::Status {
                     tonic::Status::not_found(e.to_string())
                 }
                 AcdError::Stopped => tonic::Status::unavailable(e.to_string()),
+            },
+            ApiError::Registry(e) => match e {
+                RegistryError::InvalidName(_)
+                | RegistryError::InvalidEndpoint { .. }
+                | RegistryError::EndpointDenied(_)
+                | RegistryError::InvalidField { .. }
+                | RegistryError::IdTaken { .. } => tonic::Status::invalid_argument(e.to_string()),
+                RegistryError::UnknownInstance(_) => tonic::Status::not_found(e.to_string()),
+                RegistryError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
+                RegistryError::Stopped => tonic::Status::unavailable(e.to_string()),
             },
             ApiError::Bind { .. }
             | ApiError::Reflection(_)
@@ -162,13 +180,17 @@ pub async fn serve(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    registry: Option<RegistryHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, reload, voicemail, acd, security, shutdown).await
+    serve_on(
+        listener, stats, reload, voicemail, acd, registry, security, shutdown,
+    )
+    .await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
@@ -180,6 +202,7 @@ pub async fn serve_on(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    registry: Option<RegistryHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
@@ -201,6 +224,11 @@ pub async fn serve_on(
             .set_serving::<AgentServer<AgentService>>()
             .await;
     }
+    if registry.is_some() {
+        health_reporter
+            .set_serving::<RegistryServer<RegistryService>>()
+            .await;
+    }
     let mut system = SystemService::new(stats, Instant::now());
     if let Some(reload) = reload {
         system = system.with_reload(reload);
@@ -219,6 +247,7 @@ pub async fn serve_on(
         .add_service(SystemServer::new(system))
         .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
         .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
+        .add_optional_service(registry.map(|r| RegistryServer::new(RegistryService::new(r))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             health_reporter
@@ -248,9 +277,18 @@ mod tests {
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let security = ApiSecurity::new(auth::test_policy(&[]));
-        let task = tokio::spawn(serve_on(listener, rx, None, None, None, security, async {
-            let _ = stop_rx.await;
-        }));
+        let task = tokio::spawn(serve_on(
+            listener,
+            rx,
+            None,
+            None,
+            None,
+            None,
+            security,
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
         (addr, tx, stop_tx, task)
     }
 
@@ -325,9 +363,18 @@ mod tests {
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
         let security = ApiSecurity::new(auth::test_policy(&[]));
-        let err = serve(addr, rx, None, None, None, security, std::future::pending())
-            .await
-            .expect_err("port is taken");
+        let err = serve(
+            addr,
+            rx,
+            None,
+            None,
+            None,
+            None,
+            security,
+            std::future::pending(),
+        )
+        .await
+        .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));
         assert!(err.to_string().contains(&addr.to_string()));
     }

@@ -275,6 +275,7 @@ mod tests {
             None,
             Some(vm.clone()),
             None,
+            None,
             security,
             async {
                 let _ = stop_rx.await;
