@@ -65,6 +65,26 @@ struct RawConfig {
     hooks: Option<toml::Value>,
     /// Service registry limits, validated by `registry::config::parse_registry`.
     registry: Option<toml::Value>,
+    /// Outbound campaigns, validated by `dialer::config::parse_campaigns`.
+    campaigns: Option<toml::Value>,
+    #[serde(default)]
+    dialer: RawDialer,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDialer {
+    dnc_file: Option<String>,
+    default_country: Option<String>,
+}
+
+/// Dialer settings (`[dialer]`): the server-wide do-not-call list.
+#[derive(Debug, Clone)]
+pub struct DialerSettings {
+    /// Do-not-call file (one number a line, `#` comments), relative to the config file.
+    pub dnc_file: Option<PathBuf>,
+    /// Country of national numbers in the do-not-call file (default "US").
+    pub default_country: &'static crate::dialer::phone::Country,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -425,6 +445,10 @@ pub struct Config {
     pub hooks: crate::hooks::HooksConfig,
     /// Service registry limits (`[registry]`).
     pub registry: crate::registry::RegistryConfig,
+    /// Outbound campaigns (`[[campaigns]]`), restart-only.
+    pub campaigns: Vec<Arc<crate::dialer::config::CampaignConfig>>,
+    /// Dialer settings (`[dialer]`), restart-only.
+    pub dialer: DialerSettings,
     /// The entry used for unknown numbers when `sip.unknown_number` names a flow.
     unknown_flow: Option<NumberConfig>,
 }
@@ -839,6 +863,43 @@ impl Config {
             Some(v) => crate::registry::config::parse_registry(v, file)?,
             None => crate::registry::RegistryConfig::default(),
         };
+        let campaigns = match &raw.campaigns {
+            Some(v) => {
+                let dir = prompt_dir.clone();
+                let exists = move |name: &str| dir.join(format!("{name}.wav")).is_file();
+                let refs = crate::dialer::config::CampaignReferences {
+                    // Without an [acd] table there are no queues to work a campaign.
+                    queues: Some(
+                        raw.acd
+                            .as_ref()
+                            .map(crate::acd::config::queue_names)
+                            .unwrap_or_default(),
+                    ),
+                    trunks: Some(trunk_names.clone()),
+                    flows: Some(flows.names().map(String::from).collect()),
+                    prompt_exists: &exists,
+                };
+                crate::dialer::config::parse_campaigns(v, file, base_dir, &refs)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let dialer = {
+            let country = raw.dialer.default_country.as_deref().unwrap_or("US");
+            DialerSettings {
+                dnc_file: raw.dialer.dnc_file.as_deref().map(|f| base_dir.join(f)),
+                default_country: crate::dialer::phone::Country::by_alpha2(country).ok_or_else(
+                    || {
+                        cx.err(
+                            "dialer.default_country",
+                            format!("expected an ISO 3166 alpha-2 country code like \"PL\", found {country:?}"),
+                        )
+                    },
+                )?,
+            }
+        };
         let unknown_flow = match &unknown_number {
             UnknownNumber::Flow(f) => {
                 if flows.flow(f).is_none() {
@@ -908,6 +969,8 @@ impl Config {
             trunks,
             hooks,
             registry,
+            campaigns,
+            dialer,
             unknown_flow,
         })
     }

@@ -65,6 +65,58 @@ pub enum Event {
         /// Calls waiting afterwards.
         waiting: u32,
     },
+    /// An agent ended a wrap-up with a disposition code (for the call it wrapped up).
+    Disposition {
+        /// Agent id.
+        agent: String,
+        /// ACD call key of the call the wrap-up followed.
+        call: u64,
+        /// Disposition code (may be empty).
+        disposition: String,
+        /// Free note (may be empty).
+        note: String,
+    },
+    /// A campaign's figures changed (published by the dialer task).
+    Campaign(CampaignStats),
+}
+
+/// A campaign's figures as the bus carries them (see `dialer::campaign::CampaignFigures`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignStats {
+    /// Campaign name.
+    pub campaign: String,
+    /// Run state: `idle`, `running`, `paused`, `stopped`, `finished`.
+    pub state: String,
+    /// Dials placed.
+    pub dialed: u64,
+    /// Dials in progress.
+    pub in_flight: u64,
+    /// Answered: human + machine + abandoned.
+    pub answered: u64,
+    /// Persons connected to an agent (or who heard the agentless message).
+    pub human: u64,
+    /// Machines.
+    pub machine: u64,
+    /// Busy.
+    pub busy: u64,
+    /// Rang out.
+    pub no_answer: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Abandoned (AMD false positives included).
+    pub abandoned: u64,
+    /// Persons taken for machines.
+    pub amd_false_positives: u64,
+    /// Contacts skipped for the do-not-call list.
+    pub dnc_skipped: u64,
+    /// Dials put off because the contact's window was closed.
+    pub outside_window: u64,
+    /// Abandoned rate in the rolling window, in basis points (1/100 of a percent).
+    pub abandon_rate_bp: u32,
+    /// Contacts.
+    pub contacts: u64,
+    /// Contacts not final yet.
+    pub contacts_left: u64,
 }
 
 /// An event with its place in the bus order.

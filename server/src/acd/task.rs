@@ -219,6 +219,8 @@ pub struct AcdTask {
     store: Option<Arc<dyn Store>>,
     bus: EventBus,
     seed: u64,
+    /// The call each agent in wrap-up wrapped (for the disposition event).
+    wrapping: HashMap<AgentId, CallKey>,
 }
 
 impl std::fmt::Debug for AcdTask {
@@ -283,6 +285,7 @@ impl AcdTask {
             store,
             bus,
             seed: rand::random(),
+            wrapping: HashMap::new(),
         }
     }
 
@@ -498,11 +501,19 @@ impl AcdTask {
                     now,
                     &agent,
                     Fsm::EndWrapUp {
-                        disposition: Some(disposition).filter(|d| !d.is_empty()),
-                        note: Some(note).filter(|n| !n.is_empty()),
+                        disposition: Some(disposition.clone()).filter(|d| !d.is_empty()),
+                        note: Some(note.clone()).filter(|n| !n.is_empty()),
                     },
                     "end wrap-up",
                 );
+                if let (Ok(_), Some(call)) = (&r, self.wrapping.remove(&agent)) {
+                    self.bus.publish(Event::Disposition {
+                        agent: agent.to_string(),
+                        call,
+                        disposition,
+                        note,
+                    });
+                }
                 let _ = reply.send(r);
             }
             AcdCommand::Transfer {
@@ -813,6 +824,7 @@ impl AcdTask {
             .or_default()
             .record(now.saturating_duration_since(c.since), wrap_up);
         let _ = self.apply(now, &c.agent, Fsm::CallEnded { call, wrap_up }, "end call");
+        self.wrapping.insert(c.agent.clone(), call);
         self.agent_event(&c.agent, AgentEvent::Ended { call });
         drop(c.tx);
     }

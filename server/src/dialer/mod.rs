@@ -14,7 +14,8 @@
 //! - [`amd`]: answering-machine detection on 20 ms frames;
 //! - [`campaign`]: one campaign's state machine (contacts, attempts, retries,
 //!   dispositions, figures) with persistence;
-//! - [`config`]: the `[[campaigns]]` config tables.
+//! - [`config`]: the `[[campaigns]]` config tables;
+//! - [`task`]: the tokio task that drives the campaigns (the only IO part).
 
 pub mod amd;
 pub mod campaign;
@@ -24,4 +25,5 @@ pub mod dnc;
 pub mod originate;
 pub mod pacing;
 pub mod phone;
+pub mod task;
 pub mod window;

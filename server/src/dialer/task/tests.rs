@@ -1,0 +1,554 @@
+//! The dialer task against the real ACD task, a fake [`Originator`] and a wall clock
+//! tied to tokio's paused clock.
+
+use super::*;
+use crate::acd::api::{AcdCommand, AcdHandle};
+use crate::acd::config::{parse_acd, AcdReferences};
+use crate::acd::task::AcdTask;
+use crate::dialer::campaign::{FinalState, Outcome, RunState};
+use crate::store::MemoryStore;
+use std::sync::Mutex;
+
+const ACD: &str = r#"
+[[queues]]
+name = "sales"
+skills = { sales = 1 }
+wrap_up_s = 10
+[[agents]]
+id = "alice"
+name = "Alice"
+token = "ta"
+skills = { sales = 1 }
+phone = { uri = "sip:alice@127.0.0.1:5071" }
+[[agents]]
+id = "bob"
+name = "Bob"
+token = "tb"
+skills = { sales = 1 }
+phone = { uri = "sip:bob@127.0.0.1:5072" }
+"#;
+
+fn campaign(extra: &str) -> Arc<CampaignConfig> {
+    let text = format!(
+        r#"
+[[campaigns]]
+name = "demo"
+mode = "progressive"
+queue = "sales"
+trunk = "pstn"
+caller_id = "+48221234567"
+default_country = "PL"
+timezone = "UTC"
+amd = {{ enabled = false }}
+{extra}
+"#
+    );
+    let v: toml::Table = toml::from_str(&text).unwrap();
+    let list = parse_campaigns(
+        &v["campaigns"],
+        "t.toml",
+        std::path::Path::new("/"),
+        &CampaignReferences::unchecked(),
+    )
+    .expect("test campaign");
+    Arc::new(list.into_iter().next().unwrap())
+}
+
+/// Dials handed to the call side, each with the sender of its events.
+#[derive(Default, Clone)]
+struct FakeOriginator {
+    dials: Arc<Mutex<Vec<(Originate, mpsc::Sender<OriginateEvent>)>>>,
+}
+
+impl Originator for FakeOriginator {
+    fn originate(&self, dial: Originate) -> mpsc::Receiver<OriginateEvent> {
+        let (tx, rx) = mpsc::channel(8);
+        self.dials.lock().unwrap().push((dial, tx));
+        rx
+    }
+}
+
+impl FakeOriginator {
+    fn count(&self) -> usize {
+        self.dials.lock().unwrap().len()
+    }
+    fn dial(&self, i: usize) -> (Originate, mpsc::Sender<OriginateEvent>) {
+        self.dials.lock().unwrap()[i].clone()
+    }
+}
+
+/// 2026-11-23 (a Monday) at `hh:mm` UTC.
+fn monday(hh: u64, mm: u64) -> SystemTime {
+    // 2026-11-23T00:00:00Z
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_392_000 + hh * 3600 + mm * 60)
+}
+
+/// A wall clock that moves with tokio's (paused) clock from `base`.
+fn clock(base: SystemTime) -> WallClock {
+    let start = tokio::time::Instant::now();
+    Arc::new(move || base + start.elapsed())
+}
+
+struct World {
+    dialer: DialerHandle,
+    acd: AcdHandle,
+    bus: EventBus,
+    fake: FakeOriginator,
+    store: Arc<dyn Store>,
+    cfg: Arc<CampaignConfig>,
+    /// Kept: the ACD task stops when every call-side sender is gone.
+    _calls: crate::acd::task::AcdCalls,
+}
+
+async fn world(cfg: Arc<CampaignConfig>, dnc: &str, base: SystemTime) -> World {
+    let bus = EventBus::new(256);
+    let v: toml::Value = toml::from_str(ACD).unwrap();
+    let exists = |_: &str| true;
+    let acd_cfg = Arc::new(parse_acd(&v, "t.toml", &AcdReferences::new(&exists)).unwrap());
+    let (acd, calls) = AcdTask::new(
+        acd_cfg.clone(),
+        None,
+        bus.clone(),
+        tokio::time::Instant::now().into_std(),
+    )
+    .spawn();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let fake = FakeOriginator::default();
+    let (dnc, _) = DncList::parse_file(dnc, Country::by_alpha2("PL").unwrap());
+    let task = DialerTask::new(
+        std::slice::from_ref(&cfg),
+        dnc,
+        store.clone(),
+        Arc::new(fake.clone()),
+        bus.clone(),
+        Some((acd.clone(), acd_cfg)),
+        References::default(),
+        clock(base),
+    )
+    .expect("dialer");
+    World {
+        dialer: task.spawn(),
+        acd,
+        bus,
+        fake,
+        store,
+        cfg,
+        _calls: calls,
+    }
+}
+
+/// Lets every task run (tokio's clock moves only when all are idle).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+impl World {
+    async fn ready(&self, agent: &str) {
+        let a: crate::acd::AgentId = agent.into();
+        let b = a.clone();
+        self.acd
+            .ask(|reply| AcdCommand::LogIn { agent: a, reply })
+            .await
+            .unwrap();
+        self.acd
+            .ask(|reply| AcdCommand::SetReady { agent: b, reply })
+            .await
+            .unwrap();
+    }
+
+    async fn not_ready(&self, agent: &str) {
+        let a: crate::acd::AgentId = agent.into();
+        self.acd
+            .ask(|reply| AcdCommand::SetNotReady {
+                agent: a,
+                reason: "break".into(),
+                reply,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn load(&self, csv: &str) -> LoadResult {
+        let csv = csv.as_bytes().to_vec();
+        self.dialer
+            .ask(|reply| DialerCommand::Load {
+                name: "demo".into(),
+                csv,
+                reply,
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn control(&self, action: Control) -> Result<CampaignInfo, DialerError> {
+        self.dialer
+            .ask(|reply| DialerCommand::Control {
+                name: "demo".into(),
+                action,
+                reply,
+            })
+            .await
+    }
+
+    async fn status(&self) -> CampaignFigures {
+        self.dialer
+            .ask(|reply| DialerCommand::Status {
+                name: "demo".into(),
+                reply,
+            })
+            .await
+            .unwrap()
+            .figures
+    }
+
+    async fn finish(&self, i: usize, result: CallResult) {
+        let (_, tx) = self.fake.dial(i);
+        tx.send(OriginateEvent::Done(result)).await.unwrap();
+        settle().await;
+    }
+
+    fn numbers(&self) -> Vec<String> {
+        self.fake
+            .dials
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(d, _)| d.request.number.to_string())
+            .collect()
+    }
+}
+
+const CSV: &str = "phone,name\n601000001,A\n601000002,B\n601000003,C\n";
+
+#[tokio::test(start_paused = true)]
+async fn progressive_dials_one_contact_per_ready_agent_and_records_results() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    let r = w.load(CSV).await;
+    assert_eq!(r.added, 3);
+    w.control(Control::Start).await.unwrap();
+    settle().await;
+    assert_eq!(w.fake.count(), 0, "no agent is ready: nothing is dialed");
+
+    w.ready("alice").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 1, "one ready agent, one dial");
+    w.ready("bob").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 2, "two ready agents, two dials");
+    let agents: Vec<HumanRoute> = (0..2).map(|i| w.fake.dial(i).0.on_human).collect();
+    assert!(agents.contains(&HumanRoute::Agent("alice".into())));
+    assert!(agents.contains(&HumanRoute::Agent("bob".into())));
+    let (d0, _) = w.fake.dial(0);
+    assert_eq!(d0.request.trunk, "pstn");
+    assert_eq!(d0.abandon_after, ABANDON_AFTER);
+    assert!(d0.request.ring_timeout >= Duration::from_secs(15));
+
+    // Busy: recorded, the reserved agent is free again: the third contact goes out.
+    w.finish(0, CallResult::Busy).await;
+    let f = w.status().await;
+    assert_eq!(f.busy, 1);
+    assert_eq!(f.dialed, 3);
+    assert_eq!(w.fake.count(), 3);
+    let mut n = w.numbers();
+    n.sort();
+    assert_eq!(n, ["+48601000001", "+48601000002", "+48601000003"]);
+    assert_eq!(f.in_flight, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_disposition_on_the_bus_reaches_the_attempt_of_its_call() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    w.load("phone\n601000001\n").await;
+    w.control(Control::Start).await.unwrap();
+    w.ready("alice").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 1);
+    let (d, tx) = w.fake.dial(0);
+    tx.send(OriginateEvent::Ringing).await.unwrap();
+    tx.send(OriginateEvent::Answered { amd: None })
+        .await
+        .unwrap();
+    tx.send(OriginateEvent::Connected {
+        agent: "alice".into(),
+        call: 4242,
+    })
+    .await
+    .unwrap();
+    tx.send(OriginateEvent::Done(CallResult::Connected {
+        agent: "alice".into(),
+        amd: None,
+    }))
+    .await
+    .unwrap();
+    settle().await;
+    // A disposition for another call changes nothing.
+    w.bus.publish(Event::Disposition {
+        agent: "alice".into(),
+        call: 1,
+        disposition: "wrong".into(),
+        note: String::new(),
+    });
+    w.bus.publish(Event::Disposition {
+        agent: "alice".into(),
+        call: 4242,
+        disposition: "sale".into(),
+        note: "wants the gold plan".into(),
+    });
+    settle().await;
+    let f = w.status().await;
+    assert_eq!(f.human, 1);
+    assert_eq!(f.contacts_left, 0);
+    assert_eq!(f.state, RunState::Finished);
+
+    let c = Campaign::open(w.cfg.clone(), w.store.clone(), monday(11, 0)).unwrap();
+    let attempts = c.attempts().unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].id, d.request.attempt);
+    assert_eq!(attempts[0].outcome, Some(Outcome::Human));
+    assert_eq!(attempts[0].disposition.as_deref(), Some("sale"));
+    assert_eq!(attempts[0].note.as_deref(), Some("wants the gold plan"));
+    assert_eq!(c.contact(0).unwrap().done, Some(FinalState::Reached));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_stops_new_dials_and_resume_restarts_them() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    w.load(CSV).await;
+    w.control(Control::Start).await.unwrap();
+    w.ready("alice").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 1);
+    let st = w.control(Control::Pause).await.unwrap();
+    assert_eq!(st.figures.state, RunState::Paused);
+    // The call in progress ends; alice is free, but the campaign is paused.
+    w.finish(0, CallResult::NoAnswer).await;
+    w.ready("bob").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 1, "no dial while paused");
+    assert!(matches!(
+        w.control(Control::Pause).await,
+        Err(DialerError::Campaign(
+            CampaignError::InvalidTransition { .. }
+        ))
+    ));
+    w.control(Control::Resume).await.unwrap();
+    settle().await;
+    assert_eq!(w.fake.count(), 3, "both agents get a dial after resume");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dnc_numbers_are_never_dialed_including_ones_added_at_runtime() {
+    let w = world(campaign(""), "601000002\n", monday(10, 0)).await;
+    w.load(CSV).await;
+    let change = w
+        .dialer
+        .ask(|reply| DialerCommand::AddDnc {
+            numbers: vec!["601 000 003".into(), "+48601000002".into()],
+            country: "PL".into(),
+            reply,
+        })
+        .await
+        .unwrap();
+    assert_eq!(change.changed, ["+48601000003"]);
+    assert_eq!(change.unchanged, ["+48601000002"]);
+    // A bad number changes nothing.
+    let bad = w
+        .dialer
+        .ask(|reply| DialerCommand::AddDnc {
+            numbers: vec!["601000009".into(), "12".into()],
+            country: "PL".into(),
+            reply,
+        })
+        .await;
+    assert!(matches!(bad, Err(DialerError::Dnc(_))));
+    let page = w
+        .dialer
+        .ask(|reply| DialerCommand::ListDnc {
+            after: None,
+            limit: 10,
+            reply,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.numbers, ["+48601000002", "+48601000003"]);
+
+    w.control(Control::Start).await.unwrap();
+    w.ready("alice").await;
+    w.ready("bob").await;
+    settle().await;
+    assert_eq!(w.numbers(), ["+48601000001"]);
+    let f = w.status().await;
+    assert_eq!(f.dnc_skipped, 2);
+    assert_eq!(f.contacts_left, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_contact_outside_its_window_waits_until_it_opens() {
+    // 07:58 UTC on a Monday; the window opens at 08:00 in the contact's zone (UTC).
+    let w = world(
+        campaign(r#"window = { from = "08:00", to = "21:00" }"#),
+        "",
+        monday(7, 58),
+    )
+    .await;
+    w.load("phone,timezone\n601000001,UTC\n").await;
+    w.control(Control::Start).await.unwrap();
+    w.ready("alice").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 0, "closed window: not dialed");
+    let f = w.status().await;
+    assert_eq!(f.outside_window, 1);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(w.fake.count(), 0, "07:59 is still closed");
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    assert_eq!(w.fake.count(), 1, "dialed once the window opened");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_going_away_gets_no_dial_and_a_closed_dial_channel_is_a_failure() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    w.load(CSV).await;
+    w.control(Control::Start).await.unwrap();
+    w.ready("alice").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 1);
+    w.not_ready("alice").await;
+    // The call side drops the dial without a result.
+    let dropped = w.fake.dials.lock().unwrap().remove(0);
+    drop(dropped);
+    settle().await;
+    let f = w.status().await;
+    assert_eq!(f.failed, 1);
+    assert_eq!(f.in_flight, 0);
+    assert_eq!(w.fake.count(), 0, "alice is not ready: no new dial");
+}
+
+#[tokio::test(start_paused = true)]
+async fn figures_go_on_the_bus_and_loads_report_bad_rows_by_line() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    let mut rx = w.bus.subscribe();
+    let r = w
+        .load("phone,name\n601000001,A\n12,Bad\n601000001,Again\n")
+        .await;
+    assert_eq!(r.added, 1);
+    let lines: Vec<usize> = r.rejected.iter().map(|e| e.line).collect();
+    assert_eq!(lines, [3, 4]);
+    let again = w.load("phone\n601000001\n").await;
+    assert_eq!(again.added, 0);
+    assert_eq!(again.rejected[0].line, 2);
+    assert!(again.rejected[0].reason.contains("already in the campaign"));
+    w.control(Control::Start).await.unwrap();
+    settle().await;
+    let mut last = None;
+    while let Ok(ev) = rx.try_recv() {
+        if let Event::Campaign(s) = &ev.event {
+            last = Some(s.clone());
+        }
+    }
+    let s = last.expect("campaign figures on the bus");
+    assert_eq!(s.campaign, "demo");
+    assert_eq!(s.state, "running");
+    assert_eq!(s.contacts, 1);
+    let missing = w
+        .dialer
+        .ask(|reply| DialerCommand::Status {
+            name: "nope".into(),
+            reply,
+        })
+        .await;
+    assert!(matches!(missing, Err(DialerError::NotFound(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn created_campaigns_validate_and_survive_a_restart() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    let table: toml::Table = toml::from_str(
+        r#"name = "spring"
+mode = "agentless"
+trunk = "pstn"
+caller_id = "+48221234567"
+message = { prompt = "offer" }"#,
+    )
+    .unwrap();
+    let info = w
+        .dialer
+        .ask(|reply| DialerCommand::Create {
+            table: table.clone(),
+            reply,
+        })
+        .await
+        .unwrap();
+    assert_eq!(info.mode, DialMode::Agentless);
+    assert_eq!(info.figures.state, RunState::Idle);
+    let twice = w
+        .dialer
+        .ask(|reply| DialerCommand::Create { table, reply })
+        .await;
+    assert!(matches!(twice, Err(DialerError::Exists(_))));
+    let bad: toml::Table = toml::from_str(
+        r#"name = "x"
+mode = "progressive"
+trunk = "pstn"
+caller_id = "+48221234567""#,
+    )
+    .unwrap();
+    let err = w
+        .dialer
+        .ask(|reply| DialerCommand::Create { table: bad, reply })
+        .await;
+    match err {
+        Err(DialerError::Invalid(m)) => assert!(m.starts_with("queue:"), "{m}"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    // A new task over the same store opens it again.
+    let again = DialerTask::new(
+        &[],
+        DncList::default(),
+        w.store.clone(),
+        Arc::new(FakeOriginator::default()),
+        EventBus::new(8),
+        None,
+        References::default(),
+        clock(monday(10, 0)),
+    )
+    .unwrap();
+    assert_eq!(again.campaigns.keys().collect::<Vec<_>>(), ["spring"]);
+}
+
+#[test]
+fn routes_follow_the_mode() {
+    let mut cfg = (*campaign("")).clone();
+    let req = |agent: Option<&str>| DialRequest {
+        campaign: "demo".into(),
+        attempt: 1,
+        contact: 1,
+        number: E164::from_e164("+48601000001").unwrap(),
+        caller_id: E164::from_e164("+48221234567").unwrap(),
+        trunk: "pstn".into(),
+        ring_timeout: Duration::from_secs(25),
+        agent: agent.map(String::from),
+        amd: None,
+        variables: Default::default(),
+    };
+    assert_eq!(
+        originate_of(&cfg, req(Some("alice"))).on_human,
+        HumanRoute::Agent("alice".into())
+    );
+    cfg.mode = DialMode::Predictive;
+    assert_eq!(
+        originate_of(&cfg, req(None)).on_human,
+        HumanRoute::Queue("sales".into())
+    );
+    cfg.mode = DialMode::Agentless;
+    cfg.message = Some(AgentlessAction::Flow("main".into()));
+    assert_eq!(
+        originate_of(&cfg, req(None)).on_human,
+        HumanRoute::Agentless(AgentlessAction::Flow("main".into()))
+    );
+    assert_eq!(availability(&AgentState::Ready), Availability::Ready);
+    assert_eq!(availability(&AgentState::WrapUp), Availability::Busy);
+    assert_eq!(
+        availability(&AgentState::NotReady("break".into())),
+        Availability::Away
+    );
+}
