@@ -52,6 +52,16 @@ pub enum ServerError {
         /// What failed.
         reason: String,
     },
+    /// The do-not-call file or the campaigns' stored state could not be read.
+    #[error("{file}: key `{key}`: {reason}")]
+    Dialer {
+        /// Config file.
+        file: String,
+        /// Key (`dialer.dnc_file`, `campaigns`).
+        key: String,
+        /// What failed.
+        reason: String,
+    },
     /// The store could not be opened.
     #[error("{file}: key `server.data_dir`: {source}")]
     Store {
@@ -178,6 +188,16 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("network.allow", old.allow.0 != new.allow.0);
     check("acd", old.acd != new.acd);
     check("registry", old.registry != new.registry);
+    // The dialer task owns the campaigns and the do-not-call list from start; campaigns
+    // can be added at runtime with the gRPC `Campaigns.Create` instead.
+    check(
+        "campaigns",
+        format!("{:?}", old.campaigns) != format!("{:?}", new.campaigns),
+    );
+    check(
+        "dialer",
+        format!("{:?}", old.dialer) != format!("{:?}", new.dialer),
+    );
     changed
 }
 
@@ -331,6 +351,81 @@ async fn sighup_task(requests: mpsc::Sender<crate::api::ReloadRequest>) {
     }
 }
 
+/// INTEGRATION POINT for the call side's dialer: the [`Originator`] that places the
+/// campaigns' dials. Until the call side provides one (`crate::call::originate`), every
+/// dial ends at once as `Failed { reason: "dialing not wired" }`.
+///
+/// [`Originator`]: crate::dialer::originate::Originator
+fn dial_originator(_config: &Config) -> Arc<dyn crate::dialer::originate::Originator> {
+    Arc::new(crate::dialer::task::UnwiredOriginator)
+}
+
+/// Starts the dialer task: the do-not-call file, the configured campaigns (and those
+/// created over gRPC before), the ACD's agents.
+fn start_dialer(
+    config: &Config,
+    store: Arc<dyn Store>,
+    bus: crate::events::EventBus,
+    acd: Option<crate::acd::api::AcdHandle>,
+) -> Result<crate::dialer::task::DialerHandle, ServerError> {
+    use crate::dialer::{dnc::DncList, task};
+    let err = |key: &str, reason: String| ServerError::Dialer {
+        file: config.source.clone(),
+        key: key.to_string(),
+        reason,
+    };
+    let dnc = match &config.dialer.dnc_file {
+        None => DncList::default(),
+        Some(path) => {
+            let text =
+                tokio::task::block_in_place(|| std::fs::read_to_string(path)).map_err(|e| {
+                    err(
+                        "dialer.dnc_file",
+                        format!(
+                            "expected a readable do-not-call file {}: {e}",
+                            path.display()
+                        ),
+                    )
+                })?;
+            let (list, errors) = DncList::parse_file(&text, config.dialer.default_country);
+            for e in errors {
+                warn!(file = %path.display(), line = e.line, reason = %e.reason, "do-not-call line skipped");
+            }
+            info!(file = %path.display(), numbers = list.len(), "do-not-call list read");
+            list
+        }
+    };
+    let refs = task::References {
+        queues: Some(
+            config
+                .acd
+                .as_ref()
+                .map(|a| a.queues.iter().map(|q| q.name.to_string()).collect())
+                .unwrap_or_default(),
+        ),
+        trunks: Some(config.trunks.iter().map(|t| t.name.clone()).collect()),
+        flows: Some(config.flows.names().map(String::from).collect()),
+        prompt_dir: Some(config.prompt_dir.clone()),
+    };
+    let acd = acd.and_then(|h| config.acd.clone().map(|c| (h, c)));
+    let t = task::DialerTask::new(
+        &config.campaigns,
+        dnc,
+        store,
+        dial_originator(config),
+        bus,
+        acd,
+        refs,
+        task::system_clock(),
+    )
+    .map_err(|e| err("campaigns", e.to_string()))?;
+    info!(
+        campaigns = ?config.campaigns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        "dialer started (dialing not wired to the call side yet)"
+    );
+    Ok(t.spawn())
+}
+
 /// Runs the server until `shutdown` completes, then ends active calls (BYE) and returns
 /// after at most `server.shutdown_grace_ms` plus a second. `path` is the config file
 /// (re-read on SIGHUP and `ReloadConfig`; `None`: the embedded default).
@@ -478,6 +573,7 @@ pub async fn run(
             }
         }
     });
+    let dialer = start_dialer(&config, store.clone(), bus.clone(), acd_api.clone())?;
     let api_voicemail = voicemail.clone();
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
@@ -488,6 +584,7 @@ pub async fn run(
                 Some(reload_tx),
                 api_voicemail,
                 acd_api,
+                Some(dialer),
                 Some(registry),
                 security,
                 async move {

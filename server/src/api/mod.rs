@@ -1,5 +1,5 @@
 //! gRPC API: the `caruso.v1.System` service, `caruso.v1.Voicemail` (when voicemail
-//! storage is given), `caruso.v1.Agent` (when the ACD runs), `grpc.health.v1.Health` and server reflection (v1), served by
+//! storage is given), `caruso.v1.Agent` (when the ACD runs), `caruso.v1.Campaigns` (when the dialer runs), `grpc.health.v1.Health` and server reflection (v1), served by
 //! tonic on one TCP address (default `127.0.0.1:50051`), optionally over TLS.
 //!
 //! Every RPC except health and reflection needs `authorization: Bearer <token>`; one
@@ -18,12 +18,13 @@
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
 //! let (_policy_tx, policy) = tokio::sync::watch::channel(std::sync::Arc::new(AuthPolicy::default()));
 //! let security = ApiSecurity::new(policy);
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, security, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, None, security, std::future::pending()).await
 //! # }
 //! ```
 
 mod agent;
 pub mod auth;
+mod campaigns;
 mod registry;
 mod system;
 pub mod tls;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caruso_proto::caruso::v1::agent_server::AgentServer;
+use caruso_proto::caruso::v1::campaigns_server::CampaignsServer;
 use caruso_proto::caruso::v1::registry_server::RegistryServer;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
@@ -43,11 +45,13 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
 pub use agent::AgentService;
+pub use campaigns::CampaignsService;
 pub use registry::RegistryService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
 use crate::acd::api::{AcdError, AcdHandle};
+use crate::dialer::task::{DialerError, DialerHandle};
 use crate::registry::task::RegistryHandle;
 use crate::registry::RegistryError;
 use crate::voicemail::{Voicemail, VoicemailError};
@@ -103,6 +107,9 @@ pub enum ApiError {
     /// The service registry refused a request.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The dialer refused a campaign or do-not-call command.
+    #[error(transparent)]
+    Dialer(#[from] DialerError),
 }
 
 /// The one place where API errors become gRPC statuses.
@@ -142,6 +149,29 @@ impl From<ApiError> for tonic::Status {
                 RegistryError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
                 RegistryError::Stopped => tonic::Status::unavailable(e.to_string()),
             },
+            ApiError::Dialer(e) => {
+                use crate::dialer::campaign::CampaignError as C;
+                match e {
+                    DialerError::NotFound(_) => tonic::Status::not_found(e.to_string()),
+                    DialerError::Exists(_) => tonic::Status::already_exists(e.to_string()),
+                    DialerError::Invalid(_)
+                    | DialerError::Contacts(_)
+                    | DialerError::Dnc(crate::dialer::dnc::DncError::Number { .. }) => {
+                        tonic::Status::invalid_argument(e.to_string())
+                    }
+                    DialerError::Campaign(C::InvalidTransition { .. }) => {
+                        tonic::Status::failed_precondition(e.to_string())
+                    }
+                    DialerError::Campaign(C::UnknownAttempt { .. }) => {
+                        tonic::Status::not_found(e.to_string())
+                    }
+                    DialerError::Campaign(C::Store(_))
+                    | DialerError::Dnc(crate::dialer::dnc::DncError::Store(_)) => {
+                        tonic::Status::internal(e.to_string())
+                    }
+                    DialerError::Stopped => tonic::Status::unavailable(e.to_string()),
+                }
+            }
             ApiError::Bind { .. }
             | ApiError::Reflection(_)
             | ApiError::Transport(_)
@@ -180,6 +210,7 @@ pub async fn serve(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    campaigns: Option<DialerHandle>,
     registry: Option<RegistryHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
@@ -188,7 +219,7 @@ pub async fn serve(
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
     serve_on(
-        listener, stats, reload, voicemail, acd, registry, security, shutdown,
+        listener, stats, reload, voicemail, acd, campaigns, registry, security, shutdown,
     )
     .await
 }
@@ -202,6 +233,7 @@ pub async fn serve_on(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    campaigns: Option<DialerHandle>,
     registry: Option<RegistryHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
@@ -222,6 +254,11 @@ pub async fn serve_on(
     if acd.is_some() {
         health_reporter
             .set_serving::<AgentServer<AgentService>>()
+            .await;
+    }
+    if campaigns.is_some() {
+        health_reporter
+            .set_serving::<CampaignsServer<CampaignsService>>()
             .await;
     }
     if registry.is_some() {
@@ -248,6 +285,7 @@ pub async fn serve_on(
         .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
         .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
         .add_optional_service(registry.map(|r| RegistryServer::new(RegistryService::new(r))))
+        .add_optional_service(campaigns.map(|d| CampaignsServer::new(CampaignsService::new(d))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             health_reporter
@@ -280,6 +318,7 @@ mod tests {
         let task = tokio::spawn(serve_on(
             listener,
             rx,
+            None,
             None,
             None,
             None,
@@ -366,6 +405,7 @@ mod tests {
         let err = serve(
             addr,
             rx,
+            None,
             None,
             None,
             None,
