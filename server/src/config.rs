@@ -1223,6 +1223,43 @@ mod tests {
     }
 
     #[test]
+    fn the_default_config_has_the_demo_campaign_with_its_contacts_and_trunk() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let c = Config::from_toml(DEFAULT_CONFIG, "caruso.toml", &dir).unwrap();
+        let demo = &c.campaigns[0];
+        assert_eq!(demo.name, "demo");
+        assert_eq!(demo.queue.as_deref(), Some("sales"));
+        assert!(c.trunk(&demo.trunk).is_some());
+        assert!(demo.contacts.as_ref().is_some_and(|p| p.is_file()));
+        assert!(demo.script.contains("Good morning"));
+        assert_eq!(c.dialer.default_country.alpha2, "PL");
+        assert!(c.dialer.dnc_file.is_none());
+    }
+
+    #[test]
+    fn campaigns_are_checked_against_queues_and_trunks() {
+        let base = "[[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:5090\"\n";
+        let campaign = "[[campaigns]]\nname = \"c\"\nqueue = \"sales\"\ntrunk = \"pstn\"\ncaller_id = \"+48221234567\"\n";
+        // No [acd]: no queue can work a campaign.
+        let e = parse(&format!("{base}{campaign}")).unwrap_err();
+        assert_eq!(e.key, "campaigns[0].queue");
+        let agentless = "[[campaigns]]\nname = \"a\"\nmode = \"agentless\"\ntrunk = \"nope\"\ncaller_id = \"+48221234567\"\nmessage = { flow = \"x\" }\n";
+        let e = parse(&format!("{base}{agentless}")).unwrap_err();
+        assert_eq!(e.key, "campaigns[0].trunk");
+        assert_eq!(e.file, "test.toml");
+        let c = parse("[dialer]\ndnc_file = \"dnc.txt\"\n").unwrap();
+        assert_eq!(
+            c.dialer.dnc_file,
+            Some(PathBuf::from("/etc/caruso/dnc.txt"))
+        );
+        assert!(c.campaigns.is_empty());
+        let e = parse("[dialer]\ndefault_country = \"XX\"\n").unwrap_err();
+        assert_eq!(e.key, "dialer.default_country");
+        let e = parse("[dialer]\ndnc = \"x\"\n").unwrap_err();
+        assert!(e.expected.contains("dnc"), "{e}");
+    }
+
+    #[test]
     fn empty_config_has_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.sip.t1, Duration::from_millis(500));

@@ -1274,6 +1274,50 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
     }
 
     #[test]
+    fn ending_a_wrap_up_publishes_the_disposition_of_the_wrapped_call() {
+        let t0 = Instant::now();
+        let bus = EventBus::new(64);
+        let mut t = AcdTask::new(config(), None, bus.clone(), t0);
+        let mut events = bus.subscribe();
+        ready(&mut t, t0, "alice");
+        let mut rx = queue(&mut t, t0, 7, "sales");
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        t.handle_call(
+            t0,
+            CallToAcd::Ring {
+                call: 7,
+                agent: "alice".into(),
+                outcome: RingOutcome::Answered,
+            },
+        );
+        t.handle_call(t0 + Duration::from_secs(60), CallToAcd::Ended { call: 7 });
+        let end = |t: &mut AcdTask, now| {
+            ask(t, now, |reply| AcdCommand::EndWrapUp {
+                agent: "alice".into(),
+                disposition: "sale".into(),
+                note: "gold".into(),
+                reply,
+            })
+        };
+        end(&mut t, t0 + Duration::from_secs(61)).unwrap();
+        // Refused when not in wrap-up: no second event.
+        assert!(end(&mut t, t0 + Duration::from_secs(62)).is_err());
+        let dispositions: Vec<Event> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| e.event.clone())
+            .filter(|e| matches!(e, Event::Disposition { .. }))
+            .collect();
+        assert_eq!(
+            dispositions,
+            [Event::Disposition {
+                agent: "alice".into(),
+                call: 7,
+                disposition: "sale".into(),
+                note: "gold".into(),
+            }]
+        );
+    }
+
+    #[test]
     fn a_missed_offer_goes_to_the_next_agent_and_max_no_answer_sets_not_ready() {
         let t0 = Instant::now();
         let mut t = task(t0, None);
