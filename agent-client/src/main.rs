@@ -6,10 +6,13 @@
 //! - `caruso-agent agent --token T <subcommand>` (`caruso.v1.Agent`): the agent's
 //!   program, scriptable (`login`, `ready`, `events --until connected`, ...) or
 //!   interactive (`console`). See [`agent`].
+//! - `caruso-agent campaign --token T list|status|load|start|pause|resume|stop|dnc ...`
+//!   (`caruso.v1.Campaigns`, a supervisor or admin token). See [`campaign`].
 //! - TLS: an `https://` server URL with `--ca <pem>`, the certificate (or CA) the server's
 //!   certificate must chain to.
 
 mod agent;
+mod campaign;
 
 use std::time::Duration;
 
@@ -60,6 +63,8 @@ enum Command {
     ReloadConfig,
     /// The agent's program: log in, ready / not ready, wrap-up, transfer, events.
     Agent(agent::AgentArgs),
+    /// Outbound campaigns and the do-not-call list (supervisor or admin token).
+    Campaign(campaign::CampaignArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -91,6 +96,11 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         let channel = channel(&args.server, tls, timeout).await?;
         let code = agent::run(agent_args, channel, timeout).await?;
         return Ok(u8::try_from(code).unwrap_or(1));
+    }
+    if let Command::Campaign(c) = args.command {
+        let bearer = bearer(c.token.as_deref().or(args.token.as_deref()))?;
+        let channel = channel(&args.server, tls, timeout).await?;
+        return campaign::run(c, channel, bearer, timeout).await;
     }
     let bearer = bearer(args.token.as_deref())?;
     let mut client = connect(&args.server, tls, bearer, timeout).await?;
@@ -126,7 +136,7 @@ async fn run(args: Args) -> anyhow::Result<u8> {
                 status.message()
             ),
         },
-        Command::Agent(_) => unreachable!("handled above"),
+        Command::Agent(_) | Command::Campaign(_) => unreachable!("handled above"),
     }
     Ok(0)
 }
