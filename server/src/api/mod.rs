@@ -204,6 +204,7 @@ impl ApiSecurity {
 
 /// Binds `addr` and serves the API until `shutdown` completes; `caruso.v1.Voicemail`
 /// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is.
+#[allow(clippy::too_many_arguments)] // one optional handle per service
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
@@ -227,6 +228,7 @@ pub async fn serve(
 /// Serves the API on an already bound listener until `shutdown` completes.
 ///
 /// Useful when the caller binds port 0 and needs the chosen address first.
+#[allow(clippy::too_many_arguments)] // one optional handle per service
 pub async fn serve_on(
     listener: TcpListener,
     stats: watch::Receiver<ServerStats>,

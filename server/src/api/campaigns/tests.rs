@@ -15,9 +15,8 @@ use tokio::sync::watch;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-type Client = CampaignsClient<
-    InterceptedService<Channel, Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>>,
->;
+type Auth = Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send>;
+type Client = CampaignsClient<InterceptedService<Channel, Auth>>;
 
 const DEMO: &str = r#"
 [[campaigns]]
@@ -90,12 +89,11 @@ async fn client(url: &str, token: &'static str) -> Client {
         .connect()
         .await
         .unwrap();
-    let f: Box<dyn FnMut(Request<()>) -> Result<Request<()>, Status> + Send> =
-        Box::new(move |mut r: Request<()>| {
-            r.metadata_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap());
-            Ok(r)
-        });
+    let f: Auth = Box::new(move |mut r: Request<()>| {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        Ok(r)
+    });
     CampaignsClient::with_interceptor(channel, f)
 }
 

@@ -54,10 +54,13 @@ amd = {{ enabled = false }}
     Arc::new(list.into_iter().next().unwrap())
 }
 
+/// A dial with the sender of its events.
+type Dial = (Originate, mpsc::Sender<OriginateEvent>);
+
 /// Dials handed to the call side, each with the sender of its events.
 #[derive(Default, Clone)]
 struct FakeOriginator {
-    dials: Arc<Mutex<Vec<(Originate, mpsc::Sender<OriginateEvent>)>>>,
+    dials: Arc<Mutex<Vec<Dial>>>,
 }
 
 impl Originator for FakeOriginator {
