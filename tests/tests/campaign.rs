@@ -6,6 +6,7 @@
 //! - start, pause, resume, and a refused command naming the campaign's state;
 //! - with an agent ready, the progressive campaign dials exactly one contact (one per
 //!   ready agent) and skips the do-not-call one;
+//! - a reload that changes the campaigns is refused (they need a restart);
 //! - an agent's token is refused.
 //!
 //! The call side of dialing (SIP through the trunk) is not in this build: every dial
@@ -122,7 +123,10 @@ fn a_campaign_loads_a_csv_honours_the_dnc_list_and_dials_one_contact_per_ready_a
     );
     assert!(!again.status.success());
     let err = String::from_utf8_lossy(&again.stderr);
-    assert!(err.contains("FailedPrecondition") && err.contains("running"), "{err}");
+    assert!(
+        err.contains("FailedPrecondition") && err.contains("running"),
+        "{err}"
+    );
 
     // No agent ready: nothing is dialed.
     std::thread::sleep(Duration::from_millis(500));
@@ -138,7 +142,11 @@ fn a_campaign_loads_a_csv_honours_the_dnc_list_and_dials_one_contact_per_ready_a
         if number(&s, "dialed") >= 1 && number(&s, "dnc_skipped") >= 1 {
             break s;
         }
-        assert!(Instant::now() < deadline, "no dial:\n{s}\n{}", server.log_tail(30));
+        assert!(
+            Instant::now() < deadline,
+            "no dial:\n{s}\n{}",
+            server.log_tail(30)
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     std::thread::sleep(Duration::from_millis(500));
@@ -151,12 +159,28 @@ fn a_campaign_loads_a_csv_honours_the_dnc_list_and_dials_one_contact_per_ready_a
     assert_eq!(number(&status2, "failed"), 1, "{status2}");
     assert_eq!(number(&status2, "contacts_left"), 1, "{status2}");
 
-    assert_eq!(campaign(&server, &["pause", "demo"]).trim(), "state: paused");
+    assert_eq!(
+        campaign(&server, &["pause", "demo"]).trim(),
+        "state: paused"
+    );
     assert_eq!(
         campaign(&server, &["resume", "demo"]).trim(),
         "state: running"
     );
-    assert_eq!(campaign(&server, &["stop", "demo"]).trim(), "state: stopped");
+    assert_eq!(
+        campaign(&server, &["stop", "demo"]).trim(),
+        "state: stopped"
+    );
+
+    // Campaigns are read at start only: a reload that changes them is refused by name.
+    let path = server.config_path();
+    let mut text = std::fs::read_to_string(&path).expect("read config");
+    text = text.replace("name = \"demo\"", "name = \"demo\"\nring_timeout_s = 30");
+    std::fs::write(&path, text).expect("write config");
+    let reload = run(&server, &["--token", ADMIN_TOKEN, "reload-config"]);
+    assert!(!reload.status.success());
+    let err = String::from_utf8_lossy(&reload.stderr);
+    assert!(err.contains("need a restart: campaigns"), "{err}");
 
     // An agent may not manage campaigns.
     let refused = run(&server, &["campaign", "--token", "tok-alice", "list"]);
