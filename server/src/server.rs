@@ -377,16 +377,15 @@ fn start_dialer(
     let dnc = match &config.dialer.dnc_file {
         None => DncList::default(),
         Some(path) => {
-            let text =
-                tokio::task::block_in_place(|| std::fs::read_to_string(path)).map_err(|e| {
-                    err(
-                        "dialer.dnc_file",
-                        format!(
-                            "expected a readable do-not-call file {}: {e}",
-                            path.display()
-                        ),
-                    )
-                })?;
+            let text = task::blocking(|| std::fs::read_to_string(path)).map_err(|e| {
+                err(
+                    "dialer.dnc_file",
+                    format!(
+                        "expected a readable do-not-call file {}: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
             let (list, errors) = DncList::parse_file(&text, config.dialer.default_country);
             for e in errors {
                 warn!(file = %path.display(), line = e.line, reason = %e.reason, "do-not-call line skipped");

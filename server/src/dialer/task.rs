@@ -275,8 +275,8 @@ impl References {
     }
 }
 
-/// Runs blocking store work without stalling the runtime's other tasks.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
+/// Runs blocking work (store, files) without stalling the runtime's other tasks.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         // A current-thread runtime (tests with an in-memory store) cannot leave the
