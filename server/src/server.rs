@@ -367,6 +367,7 @@ fn start_dialer(
     store: Arc<dyn Store>,
     bus: crate::events::EventBus,
     acd: Option<crate::acd::api::AcdHandle>,
+    acd_calls: Option<crate::acd::task::AcdCalls>,
 ) -> Result<crate::dialer::task::DialerHandle, ServerError> {
     use crate::dialer::{dnc::DncList, task};
     let err = |key: &str, reason: String| ServerError::Dialer {
@@ -407,7 +408,7 @@ fn start_dialer(
         prompt_dir: Some(config.prompt_dir.clone()),
     };
     let acd = acd.and_then(|h| config.acd.clone().map(|c| (h, c)));
-    let t = task::DialerTask::new(
+    let mut t = task::DialerTask::new(
         &config.campaigns,
         dnc,
         store,
@@ -418,6 +419,9 @@ fn start_dialer(
         task::system_clock(),
     )
     .map_err(|e| err("campaigns", e.to_string()))?;
+    if let Some(calls) = acd_calls {
+        t = t.with_holds(calls);
+    }
     info!(
         campaigns = ?config.campaigns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
         "dialer started (dialing not wired to the call side yet)"
@@ -499,7 +503,7 @@ pub async fn run(
     let ctx = Arc::new(build_context(
         config,
         voicemail.clone(),
-        acd_calls,
+        acd_calls.clone(),
         registrar.as_ref().map(|(_, _, rx)| rx.clone()),
         Some(hooks),
     )?);
@@ -572,7 +576,13 @@ pub async fn run(
             }
         }
     });
-    let dialer = start_dialer(&config, store.clone(), bus.clone(), acd_api.clone())?;
+    let dialer = start_dialer(
+        &config,
+        store.clone(),
+        bus.clone(),
+        acd_api.clone(),
+        acd_calls,
+    )?;
     let api_voicemail = voicemail.clone();
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();

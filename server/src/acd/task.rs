@@ -114,6 +114,16 @@ pub enum CallToAcd {
         /// Call.
         call: CallKey,
     },
+    /// The dialer reserves a ready agent for a campaign dial (`hold: true`) or releases
+    /// it (`false`, when the dial connected or ended). A held agent stays ready but the
+    /// router offers it no queued call; a call sent to it by name ([`CallToAcd::ToAgent`])
+    /// still reaches it.
+    Hold {
+        /// Agent.
+        agent: AgentId,
+        /// Hold or release.
+        hold: bool,
+    },
 }
 
 /// What the ACD tells a call actor.
@@ -221,6 +231,8 @@ pub struct AcdTask {
     seed: u64,
     /// The call each agent in wrap-up wrapped (for the disposition event).
     wrapping: HashMap<AgentId, CallKey>,
+    /// Agents the dialer holds for a campaign dial (hidden from the router).
+    held: std::collections::HashSet<AgentId>,
 }
 
 impl std::fmt::Debug for AcdTask {
@@ -286,6 +298,7 @@ impl AcdTask {
             bus,
             seed: rand::random(),
             wrapping: HashMap::new(),
+            held: Default::default(),
         }
     }
 
@@ -587,6 +600,14 @@ impl AcdTask {
                 }
             }
             CallToAcd::Ended { call } => self.ended(now, call),
+            CallToAcd::Hold { agent, hold } => {
+                debug!(agent = %agent, hold, "dialer hold");
+                if hold {
+                    self.held.insert(agent);
+                } else {
+                    self.held.remove(&agent);
+                }
+            }
         }
     }
 
@@ -981,6 +1002,7 @@ impl AcdTask {
                 .agents
                 .values()
                 .filter(|a| !matches!(a.fsm.state(), AgentState::LoggedOut))
+                .filter(|a| !self.held.contains(a.fsm.id()))
                 .map(|a| a.fsm.view(now))
                 .collect::<Vec<AgentView>>(),
             last_offered: self
@@ -1271,6 +1293,55 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         assert_eq!(end, t0 + Duration::from_secs(70), "sales has 10 s wrap-up");
         t.handle_timeout(end);
         assert_eq!(state(&t, "alice"), AgentState::Ready);
+    }
+
+    #[test]
+    fn a_held_agent_gets_no_queued_call_until_released_but_a_call_by_name() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        let hold = |t: &mut AcdTask, hold| {
+            t.handle_call(
+                t0,
+                CallToAcd::Hold {
+                    agent: "alice".into(),
+                    hold,
+                },
+            );
+            t.route_pass(t0);
+        };
+        hold(&mut t, true);
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert!(rung(&mut rx).is_empty(), "held for a campaign dial");
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+        // The dial's person, sent to alice by name, reaches her.
+        let (tx, mut direct) = mpsc::channel(4);
+        t.handle_call(
+            t0,
+            CallToAcd::ToAgent {
+                call: 2,
+                agent: "alice".into(),
+                caller_number: "+48601000001".into(),
+                caller_name: String::new(),
+                data: Variables::new(),
+                tx,
+            },
+        );
+        t.route_pass(t0);
+        assert_eq!(rung(&mut direct), ["ring alice"]);
+        // That person hangs up: alice is ready, still held, and gets no queued call.
+        t.handle_call(
+            t0,
+            CallToAcd::Left {
+                call: 2,
+                exit_key: false,
+            },
+        );
+        t.route_pass(t0);
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+        assert!(rung(&mut rx).is_empty(), "still held");
+        hold(&mut t, false);
+        assert_eq!(rung(&mut rx), ["ring alice"], "released: the queued call");
     }
 
     #[test]

@@ -17,10 +17,12 @@
 //!
 //! Where a person goes ([`HumanRoute`]): preview and progressive dials go to the agent
 //! the campaign reserved ([`HumanRoute::Agent`]); predictive dials to the campaign's
-//! queue; agentless dials to the configured prompt or flow. The reservation lives in the
-//! campaign only: the ACD does not know it, so an inbound call may still be offered to
-//! that agent while the dial rings (the call side then finds the agent busy and the
-//! dial ends as `Abandoned`). An ACD-side reservation is future work.
+//! queue; agentless dials to the configured prompt or flow. With
+//! [`DialerTask::with_holds`] the agent is also held in the ACD from the dial until it
+//! connects or ends (the router offers it no queued call; a call sent to it by name
+//! still reaches it). One race remains: an inbound call offered to the agent just before
+//! the hold arrives (the ACD's state change reaches the dialer after it dialed); the
+//! call side then finds the agent busy and the dial ends as `Abandoned`.
 //!
 //! Preview: the agent client cannot show a preview offer yet, so the task accepts every
 //! offer at once (the agent still sees the contact's data with the offered call).
@@ -339,6 +341,10 @@ pub struct DialerTask {
     by_call: HashMap<CallKey, (String, AttemptId, SystemTime)>,
     dial_tx: mpsc::Sender<DialEvent>,
     dial_rx: mpsc::Receiver<DialEvent>,
+    /// Where agent holds go (see [`DialerTask::with_holds`]).
+    holds: Option<crate::acd::task::AcdCalls>,
+    /// Agents held in the ACD per dial in progress.
+    held: HashMap<(String, AttemptId), crate::acd::AgentId>,
 }
 
 impl std::fmt::Debug for DialerTask {
@@ -381,6 +387,8 @@ impl DialerTask {
             by_call: HashMap::new(),
             dial_tx,
             dial_rx,
+            holds: None,
+            held: HashMap::new(),
         };
         for cfg in configs {
             let c = blocking(|| Campaign::open(cfg.clone(), task.store.clone(), now))?;
@@ -433,6 +441,14 @@ impl DialerTask {
                 warn!(campaign = %name, file = %path.display(), error = %e, "contact list not loaded")
             }
         }
+    }
+
+    /// Holds each preview or progressive dial's agent in the ACD
+    /// ([`crate::acd::task::CallToAcd::Hold`]) from the dial until it connects or ends,
+    /// so inbound routing does not offer that agent a queued call meanwhile.
+    pub fn with_holds(mut self, calls: crate::acd::task::AcdCalls) -> Self {
+        self.holds = Some(calls);
+        self
     }
 
     /// Starts the task; returns its handle.
@@ -517,6 +533,9 @@ impl DialerTask {
                         let dial = originate_of(c.config(), req);
                         let attempt = dial.request.attempt;
                         info!(campaign = %name, attempt, agent = ?dial.request.agent, "dialing");
+                        if let Some(agent) = dial.request.agent.as_deref() {
+                            hold(&self.holds, &mut self.held, &name, attempt, Some(agent));
+                        }
                         let rx = self.originator.originate(dial);
                         tokio::spawn(forward(name.clone(), attempt, rx, self.dial_tx.clone()));
                     }
@@ -722,12 +741,14 @@ impl DialerTask {
             }
             OriginateEvent::Connected { agent, call } => {
                 info!(campaign = %d.campaign, attempt = d.attempt, agent = %agent, call, "connected to agent");
+                hold(&self.holds, &mut self.held, &d.campaign, d.attempt, None);
                 self.by_call.retain(|_, (_, _, at)| {
                     now.duration_since(*at).unwrap_or_default() < DISPOSITION_MEMORY
                 });
                 self.by_call.insert(call, (d.campaign, d.attempt, now));
             }
             OriginateEvent::Done(result) => {
+                hold(&self.holds, &mut self.held, &d.campaign, d.attempt, None);
                 let Some(c) = self.campaigns.get_mut(&d.campaign) else {
                     return;
                 };
@@ -807,6 +828,37 @@ impl DialerTask {
                 }
             }
         }
+    }
+}
+
+/// Holds `agent` in the ACD for a dial (`Some`), or releases the dial's agent (`None`).
+fn hold(
+    holds: &Option<crate::acd::task::AcdCalls>,
+    held: &mut HashMap<(String, AttemptId), crate::acd::AgentId>,
+    campaign: &str,
+    attempt: AttemptId,
+    agent: Option<&str>,
+) {
+    let Some(calls) = holds else {
+        return;
+    };
+    let key = (campaign.to_string(), attempt);
+    let (agent, hold) = match agent {
+        Some(a) => {
+            let a: crate::acd::AgentId = a.into();
+            held.insert(key, a.clone());
+            (a, true)
+        }
+        None => match held.remove(&key) {
+            Some(a) => (a, false),
+            None => return,
+        },
+    };
+    if !calls.send(crate::acd::task::CallToAcd::Hold {
+        agent: agent.clone(),
+        hold,
+    }) {
+        warn!(agent = %agent, hold, "the ACD did not take the agent hold");
     }
 }
 

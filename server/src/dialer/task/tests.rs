@@ -128,7 +128,8 @@ async fn world(cfg: Arc<CampaignConfig>, dnc: &str, base: SystemTime) -> World {
         References::default(),
         clock(base),
     )
-    .expect("dialer");
+    .expect("dialer")
+    .with_holds(calls.clone());
     World {
         dialer: task.spawn(),
         acd,
@@ -311,6 +312,37 @@ async fn a_disposition_on_the_bus_reaches_the_attempt_of_its_call() {
     assert_eq!(attempts[0].disposition.as_deref(), Some("sale"));
     assert_eq!(attempts[0].note.as_deref(), Some("wants the gold plan"));
     assert_eq!(c.contact(0).unwrap().done, Some(FinalState::Reached));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_dialed_agent_is_held_from_inbound_calls_until_the_dial_ends() {
+    use crate::acd::task::{AcdToCall, CallToAcd};
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    w.load("phone\n601000001\n").await;
+    w.control(Control::Start).await.unwrap();
+    w.ready("alice").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 1);
+    // An inbound caller queues for sales while alice's dial rings: not offered to her.
+    let (tx, mut rx) = mpsc::channel(16);
+    assert!(w._calls.send(CallToAcd::Queue {
+        call: 900,
+        queue: "sales".into(),
+        priority: 0,
+        requirements: Vec::new(),
+        caller_number: "555".into(),
+        caller_name: String::new(),
+        data: Default::default(),
+        tx,
+    }));
+    settle().await;
+    assert!(rx.try_recv().is_err(), "alice is held for the dial");
+    // The dial ends: alice is released and the inbound call rings her.
+    w.finish(0, CallResult::NoAnswer).await;
+    match rx.try_recv() {
+        Ok(AcdToCall::Ring { agent, .. }) => assert_eq!(&*agent, "alice"),
+        other => panic!("expected a ring for alice, got {other:?}"),
+    }
 }
 
 #[tokio::test(start_paused = true)]
