@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/caruso/v1/system.proto",
     "proto/caruso/v1/voicemail.proto",
     "proto/caruso/v1/agent.proto",
+    "proto/caruso/v1/monitor.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
