@@ -12,6 +12,7 @@ pub mod events;
 pub mod ivr;
 pub mod media;
 pub mod metrics;
+pub mod monitor;
 pub mod server;
 pub mod sip;
 pub mod store;

@@ -481,6 +481,8 @@ mod tests {
                     });
                     let _ = reply.send(r);
                 }
+                // The monitor's view: not used by the Agent service.
+                AcdCommand::Snapshot { .. } => {}
             }
         }
     }
