@@ -446,6 +446,15 @@ pub async fn run(
             }
         }
     });
+    // The status monitor (caruso.v1.Monitor): agents and queues from the ACD and the
+    // bus, server figures from the stats above; daily figures by the host's local day.
+    let monitor = crate::monitor::hub::spawn(
+        &bus,
+        acd_api.clone(),
+        Some(stats_rx.clone()),
+        crate::monitor::clock::LocalDays::host(),
+        crate::monitor::hub::HubSettings::default(),
+    );
     let api_voicemail = voicemail.clone();
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
@@ -456,6 +465,7 @@ pub async fn run(
                 Some(reload_tx),
                 api_voicemail,
                 acd_api,
+                Some(monitor),
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },

@@ -556,6 +556,7 @@ mod tests {
             None,
             None,
             Some(acd),
+            None,
             async {
                 let _ = stop_rx.await;
             },

@@ -1,5 +1,6 @@
 //! gRPC API: the `caruso.v1.System` service, `caruso.v1.Voicemail` (when voicemail
-//! storage is given), `caruso.v1.Agent` (when the ACD runs), `grpc.health.v1.Health` and server reflection (v1), served by
+//! storage is given), `caruso.v1.Agent` (when the ACD runs), `caruso.v1.Monitor` (when
+//! the monitor runs), `grpc.health.v1.Health` and server reflection (v1), served by
 //! tonic on one TCP address (default `127.0.0.1:50051`).
 //!
 //! Contract: the services read the server's state only through a
@@ -11,11 +12,12 @@
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
 //! use caruso::api::{serve, ServerStats};
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, std::future::pending()).await
 //! # }
 //! ```
 
 mod agent;
+mod monitor;
 mod system;
 mod voicemail;
 
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caruso_proto::caruso::v1::agent_server::AgentServer;
+use caruso_proto::caruso::v1::monitor_server::MonitorServer;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
 use tokio::net::TcpListener;
@@ -32,10 +35,13 @@ use tokio::sync::{mpsc, watch};
 use tonic::transport::server::TcpIncoming;
 
 pub use agent::AgentService;
+pub use monitor::MonitorService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
 use crate::acd::api::{AcdError, AcdHandle};
+use crate::monitor::hub::MonitorHandle;
+use crate::monitor::MonitorError;
 use crate::voicemail::{Voicemail, VoicemailError};
 
 /// Snapshot of the server's load that the runtime publishes for the API.
@@ -83,6 +89,9 @@ pub enum ApiError {
     /// The ACD refused an agent command.
     #[error(transparent)]
     Acd(#[from] AcdError),
+    /// The monitor refused a request or cut a watcher off.
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
 }
 
 /// The one place where API errors become gRPC statuses.
@@ -112,6 +121,13 @@ impl From<ApiError> for tonic::Status {
                 }
                 AcdError::Stopped => tonic::Status::unavailable(e.to_string()),
             },
+            ApiError::Monitor(e) => match e {
+                MonitorError::UnknownQueue(_) | MonitorError::UnknownAgent(_) => {
+                    tonic::Status::invalid_argument(e.to_string())
+                }
+                MonitorError::TooSlow { .. } => tonic::Status::resource_exhausted(e.to_string()),
+                MonitorError::Stopped => tonic::Status::unavailable(e.to_string()),
+            },
             ApiError::Bind { .. } | ApiError::Reflection(_) | ApiError::Transport(_) => {
                 tonic::Status::internal(err.to_string())
             }
@@ -120,19 +136,21 @@ impl From<ApiError> for tonic::Status {
 }
 
 /// Binds `addr` and serves the API until `shutdown` completes; `caruso.v1.Voicemail`
-/// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is.
+/// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is,
+/// `caruso.v1.Monitor` only when `monitor` is.
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    monitor: Option<MonitorHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, reload, voicemail, acd, shutdown).await
+    serve_on(listener, stats, reload, voicemail, acd, monitor, shutdown).await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
@@ -144,6 +162,7 @@ pub async fn serve_on(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    monitor: Option<MonitorHandle>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -164,6 +183,11 @@ pub async fn serve_on(
             .set_serving::<AgentServer<AgentService>>()
             .await;
     }
+    if monitor.is_some() {
+        health_reporter
+            .set_serving::<MonitorServer<MonitorService>>()
+            .await;
+    }
     let mut system = SystemService::new(stats, Instant::now());
     if let Some(reload) = reload {
         system = system.with_reload(reload);
@@ -175,6 +199,7 @@ pub async fn serve_on(
         .add_service(SystemServer::new(system))
         .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
         .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
+        .add_optional_service(monitor.map(|m| MonitorServer::new(MonitorService::new(m))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             health_reporter
@@ -203,7 +228,7 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, rx, None, None, None, async {
+        let task = tokio::spawn(serve_on(listener, rx, None, None, None, None, async {
             let _ = stop_rx.await;
         }));
         (addr, tx, stop_tx, task)
@@ -264,7 +289,7 @@ mod tests {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
-        let err = serve(addr, rx, None, None, None, std::future::pending())
+        let err = serve(addr, rx, None, None, None, None, std::future::pending())
             .await
             .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));

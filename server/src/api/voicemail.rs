@@ -274,6 +274,7 @@ mod tests {
             None,
             Some(vm.clone()),
             None,
+            None,
             async {
                 let _ = stop_rx.await;
             },
