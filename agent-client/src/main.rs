@@ -5,8 +5,11 @@
 //! - `caruso-agent agent --token T <subcommand>` (`caruso.v1.Agent`): the agent's
 //!   program, scriptable (`login`, `ready`, `events --until connected`, ...) or
 //!   interactive (`console`). See [`agent`].
+//! - `caruso-agent monitor --token T [--queue Q] [--agent A] [--once | --events N]`
+//!   (`caruso.v1.Monitor`): the supervisor's live wallboard. See [`monitor`].
 
 mod agent;
+mod monitor;
 
 use std::time::Duration;
 
@@ -44,6 +47,8 @@ enum Command {
     ReloadConfig,
     /// The agent's program: log in, ready / not ready, wrap-up, transfer, events.
     Agent(agent::AgentArgs),
+    /// The supervisor's live wallboard (agents, queues, service level).
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -75,6 +80,11 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         let code = agent::run(agent_args, channel, timeout).await?;
         return Ok(u8::try_from(code).unwrap_or(1));
     }
+    if let Command::Monitor(monitor_args) = args.command {
+        let channel = channel(&args.server, timeout).await?;
+        let code = monitor::run(monitor_args, channel, timeout).await?;
+        return Ok(u8::try_from(code).unwrap_or(1));
+    }
     let mut client = connect(&args.server, timeout).await?;
     match args.command {
         Command::Version => {
@@ -100,7 +110,7 @@ async fn run(args: Args) -> anyhow::Result<u8> {
             }
             Err(status) => anyhow::bail!("reload refused: {}", status.message()),
         },
-        Command::Agent(_) => unreachable!("handled above"),
+        Command::Agent(_) | Command::Monitor(_) => unreachable!("handled above"),
     }
     Ok(0)
 }
