@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/caruso/v1/voicemail.proto",
     "proto/caruso/v1/agent.proto",
     "proto/caruso/v1/monitor.proto",
+    "proto/caruso/v1/campaigns.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -259,6 +259,13 @@ pub fn status_error(s: &Status) -> String {
 #[derive(Debug, Clone)]
 pub struct Bearer(AsciiMetadataValue);
 
+impl Bearer {
+    /// The interceptor for an `authorization` value (`Bearer <token>`).
+    pub fn new(value: AsciiMetadataValue) -> Self {
+        Self(value)
+    }
+}
+
 impl Interceptor for Bearer {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         req.metadata_mut().insert("authorization", self.0.clone());

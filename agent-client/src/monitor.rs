@@ -35,7 +35,8 @@ pub const TOKEN_ENV: &str = "CARUSO_MONITOR_TOKEN";
 /// `caruso-agent monitor ...` arguments.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    /// A supervisor (or admin) token; default: $CARUSO_MONITOR_TOKEN.
+    /// A supervisor (or admin) token; default: $CARUSO_MONITOR_TOKEN, then the global
+    /// --token / $CARUSO_TOKEN.
     #[arg(long)]
     token: Option<String>,
     /// Show only this queue (and its agents); repeatable.
@@ -71,12 +72,20 @@ impl Interceptor for MaybeBearer {
 /// The Monitor client type.
 type Client = MonitorClient<InterceptedService<Channel, MaybeBearer>>;
 
-/// Runs `caruso-agent monitor ...`; the exit code on success (2: `--events` timed out).
-pub async fn run(args: MonitorArgs, channel: Channel, timeout: Duration) -> anyhow::Result<i32> {
-    let token = match args.token.clone() {
-        Some(t) => Some(t),
-        None => std::env::var(TOKEN_ENV).ok(),
-    };
+/// Runs `caruso-agent monitor ...` (token: `--token`, else $CARUSO_MONITOR_TOKEN, else
+/// `fallback`: the global `--token` or $CARUSO_TOKEN); the exit code on success (2:
+/// `--events` timed out).
+pub async fn run(
+    args: MonitorArgs,
+    fallback: Option<String>,
+    channel: Channel,
+    timeout: Duration,
+) -> anyhow::Result<i32> {
+    let token = args
+        .token
+        .clone()
+        .or_else(|| std::env::var(TOKEN_ENV).ok())
+        .or(fallback);
     let value = match token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         Some(t) => Some(
             format!("Bearer {t}")

@@ -10,6 +10,8 @@
 //! config file, so `caruso --config /etc/caruso/caruso.toml` finds `prompts/welcome.wav`
 //! beside it.
 
+pub mod reader;
+
 use crate::media::codec::Codec;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -110,6 +112,34 @@ struct RawRtp {
 #[serde(deny_unknown_fields)]
 struct RawApi {
     grpc: Option<String>,
+    #[serde(default)]
+    tokens: Vec<RawApiToken>,
+    tls: Option<RawApiTls>,
+    #[serde(default)]
+    rate_limit: RawRateLimit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiToken {
+    name: Option<String>,
+    token: Option<String>,
+    role: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApiTls {
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    max_failures: Option<u32>,
+    window_s: Option<u64>,
+    max_peers: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -296,6 +326,62 @@ pub struct NumberConfig {
     pub answer_delay: Duration,
 }
 
+/// A bearer token of the gRPC API (`[[api.tokens]]`); its `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Name for logs (`ops-dashboard`).
+    pub name: String,
+    /// The secret the client sends as `authorization: Bearer <token>`.
+    pub token: String,
+    /// What it may do.
+    pub role: crate::api::auth::Role,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+/// The gRPC API's TLS certificate and key (`[api.tls]`), read and checked at load; its
+/// `Debug` never shows the key.
+#[derive(Clone)]
+pub struct ApiTls {
+    /// Certificate chain file (PEM), resolved against the config's directory.
+    pub cert: PathBuf,
+    /// Private key file (PEM).
+    pub key: PathBuf,
+    /// The certificate chain's PEM text.
+    pub cert_pem: Vec<u8>,
+    /// The private key's PEM text.
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ApiTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiTls")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// gRPC API security settings (`[api]` besides `grpc`).
+#[derive(Debug, Clone, Default)]
+pub struct ApiConfig {
+    /// Bearer tokens of supervisors, integrators and administrators (agents' tokens are
+    /// in `[acd.agents]`).
+    pub tokens: Vec<ApiToken>,
+    /// TLS for the API (`None`: plain HTTP/2).
+    pub tls: Option<ApiTls>,
+    /// Limits on failed authentications per peer IP.
+    pub rate_limit: crate::api::auth::RateLimit,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -313,6 +399,8 @@ pub struct Config {
     pub rtp: RtpConfig,
     /// gRPC listen address (`None` disables the API).
     pub grpc: Option<SocketAddr>,
+    /// gRPC tokens, TLS and rate limits.
+    pub api: ApiConfig,
     /// Prometheus listen address (`None` disables the exporter).
     pub metrics: Option<SocketAddr>,
     /// Destination allow-list for everything the server sends.
@@ -678,6 +766,7 @@ impl Config {
             }
             None => None,
         };
+        let api = parse_api(&cx, &raw.api, base_dir, acd.as_deref())?;
         let mut numbers: Vec<NumberConfig> = Vec::new();
         for (i, n) in raw.numbers.into_iter().enumerate() {
             let key = format!("numbers[{i}]");
@@ -792,6 +881,7 @@ impl Config {
                 codecs,
             },
             grpc,
+            api,
             metrics,
             allow: AllowList(allow),
             numbers,
@@ -842,6 +932,164 @@ impl Config {
             },
         }
     }
+}
+
+/// Validates `[api]` tokens (unique, non-empty, sendable as gRPC metadata, different from
+/// every agent's), `[api.tls]` (readable PEM files that make a TLS config) and
+/// `[api.rate_limit]`. Messages never contain a token.
+fn parse_api(
+    cx: &Ctx<'_>,
+    raw: &RawApi,
+    base_dir: &Path,
+    acd: Option<&crate::acd::config::AcdConfig>,
+) -> Result<ApiConfig, ConfigError> {
+    use crate::api::auth::{RateLimit, Role};
+    let mut tokens: Vec<ApiToken> = Vec::new();
+    for (i, t) in raw.tokens.iter().enumerate() {
+        let key = |k: &str| format!("api.tokens[{i}].{k}");
+        let name = t
+            .name
+            .as_deref()
+            .ok_or_else(|| cx.err(key("name"), "expected a name for logs (e.g. \"wallboard\")"))?;
+        if name.trim().is_empty() {
+            return Err(cx.err(key("name"), "expected a non-empty name"));
+        }
+        if let Some(j) = tokens.iter().position(|o| o.name == name) {
+            return Err(cx.err(
+                key("name"),
+                format!("expected a unique name, but api.tokens[{j}] is also called {name:?}"),
+            ));
+        }
+        let role_name = t.role.as_deref().ok_or_else(|| {
+            cx.err(
+                key("role"),
+                "expected a role: \"supervisor\", \"integrator\" or \"admin\"",
+            )
+        })?;
+        let role = Role::from_config(role_name).ok_or_else(|| {
+            let hint = if role_name == "agent" {
+                " (agents' tokens are `token` in [[acd.agents]])"
+            } else {
+                ""
+            };
+            cx.err(
+                key("role"),
+                format!("expected \"supervisor\", \"integrator\" or \"admin\"{hint}, found {role_name:?}"),
+            )
+        })?;
+        let token = t
+            .token
+            .as_deref()
+            .ok_or_else(|| cx.err(key("token"), "expected a secret token"))?;
+        if token.is_empty() {
+            return Err(cx.err(key("token"), "expected a non-empty token"));
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(cx.err(
+                key("token"),
+                "expected printable ASCII without spaces (it is sent as gRPC metadata)",
+            ));
+        }
+        if let Some(j) = tokens.iter().position(|o| o.token == token) {
+            return Err(cx.err(
+                key("token"),
+                format!("expected a unique token, but api.tokens[{j}] has the same one"),
+            ));
+        }
+        if let Some(acd) = acd {
+            if let Some(j) = acd.agents.iter().position(|a| a.token == token) {
+                return Err(cx.err(
+                    key("token"),
+                    format!(
+                        "expected a token different from every agent's, but acd.agents[{j}] ({}) has the same one",
+                        acd.agents[j].id
+                    ),
+                ));
+            }
+        }
+        tokens.push(ApiToken {
+            name: name.to_string(),
+            token: token.to_string(),
+            role,
+        });
+    }
+
+    let tls = match &raw.tls {
+        None => None,
+        Some(t) => {
+            let read = |k: &str, v: &Option<String>, what: &str| {
+                let v = v
+                    .as_deref()
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| {
+                        cx.err(
+                            format!("api.tls.{k}"),
+                            format!("expected the path of {what}"),
+                        )
+                    })?;
+                let path = base_dir.join(v);
+                let pem = std::fs::read(&path).map_err(|e| {
+                    cx.err(
+                        format!("api.tls.{k}"),
+                        format!(
+                            "expected a readable file with {what}, cannot read {}: {e}",
+                            path.display()
+                        ),
+                    )
+                })?;
+                Ok::<_, ConfigError>((path, pem))
+            };
+            let (cert, cert_pem) = read("cert", &t.cert, "a PEM certificate chain")?;
+            let (key, key_pem) = read("key", &t.key, "a PEM private key")?;
+            crate::api::tls::check_pem(&cert_pem, &key_pem).map_err(|e| {
+                let (k, path) = match e {
+                    crate::api::tls::TlsError::Certificate(_) => ("cert", &cert),
+                    crate::api::tls::TlsError::Key(_) => ("key", &key),
+                    crate::api::tls::TlsError::Mismatch(_) => ("key", &key),
+                };
+                cx.err(format!("api.tls.{k}"), format!("{}: {e}", path.display()))
+            })?;
+            Some(ApiTls {
+                cert,
+                key,
+                cert_pem,
+                key_pem,
+            })
+        }
+    };
+
+    let defaults = RateLimit::default();
+    let r = &raw.rate_limit;
+    let max_failures = r.max_failures.unwrap_or(defaults.max_failures);
+    if !(1..=100_000).contains(&max_failures) {
+        return Err(cx.err(
+            "api.rate_limit.max_failures",
+            format!("expected failures between 1 and 100000, found {max_failures}"),
+        ));
+    }
+    let window_s = r.window_s.unwrap_or(defaults.window.as_secs());
+    if !(1..=86_400).contains(&window_s) {
+        return Err(cx.err(
+            "api.rate_limit.window_s",
+            format!("expected seconds between 1 and 86400, found {window_s}"),
+        ));
+    }
+    let max_peers = r.max_peers.unwrap_or(defaults.max_peers);
+    if !(1..=1_000_000).contains(&max_peers) {
+        return Err(cx.err(
+            "api.rate_limit.max_peers",
+            format!("expected a number of addresses between 1 and 1000000, found {max_peers}"),
+        ));
+    }
+    Ok(ApiConfig {
+        tokens,
+        tls,
+        rate_limit: RateLimit {
+            max_failures,
+            window: Duration::from_secs(window_s),
+            max_peers,
+        },
+    })
 }
 
 /// Whether `s` is a `sip:`/`sips:` URI with a host, by the SIP message parser (for
@@ -962,6 +1210,168 @@ mod tests {
         let e = parse("[[trunks]]\nname = \"a\"\nhost = \"127.0.0.1:5080\"\nprefix = \"9x\"\n")
             .unwrap_err();
         assert_eq!(e.key, "trunks[0].prefix");
+    }
+
+    fn api_token(name: &str, token: &str, role: &str) -> String {
+        format!("[[api.tokens]]\nname = \"{name}\"\ntoken = \"{token}\"\nrole = \"{role}\"\n")
+    }
+
+    #[test]
+    fn api_tokens_have_roles_and_defaults_hold_the_three() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let c = Config::from_toml(DEFAULT_CONFIG, "caruso.toml", &dir).expect("default");
+        let roles: Vec<_> = c
+            .api
+            .tokens
+            .iter()
+            .map(|t| (t.token.as_str(), t.role.as_str()))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("supervisor-secret", "supervisor"),
+                ("integrator-secret", "integrator"),
+                ("admin-secret", "admin")
+            ]
+        );
+        assert!(c.api.tls.is_none());
+        assert_eq!(c.api.rate_limit, crate::api::auth::RateLimit::default());
+        assert!(
+            !format!("{c:?}").contains("admin-secret"),
+            "Debug shows a token"
+        );
+        let c = parse("").unwrap();
+        assert!(c.api.tokens.is_empty());
+        assert_eq!(c.api.rate_limit.max_failures, 10);
+        assert_eq!(c.api.rate_limit.window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_api_tokens_name_the_key_and_never_the_token() {
+        let ok = api_token("a", "tok-a", "admin");
+        let cases = [
+            (
+                ok.clone() + &api_token("b", "tok-a", "supervisor"),
+                "api.tokens[1].token",
+                "unique token",
+            ),
+            (
+                ok.clone() + &api_token("a", "tok-b", "supervisor"),
+                "api.tokens[1].name",
+                "unique name",
+            ),
+            (
+                api_token("a", "tok-a", "root"),
+                "api.tokens[0].role",
+                "\"supervisor\", \"integrator\" or \"admin\"",
+            ),
+            (
+                api_token("a", "tok-a", "agent"),
+                "api.tokens[0].role",
+                "[[acd.agents]]",
+            ),
+            (
+                api_token("a", "", "admin"),
+                "api.tokens[0].token",
+                "non-empty",
+            ),
+            (
+                api_token("a", "tok a", "admin"),
+                "api.tokens[0].token",
+                "without spaces",
+            ),
+            (
+                api_token("", "tok-a", "admin"),
+                "api.tokens[0].name",
+                "non-empty name",
+            ),
+            (
+                "[[api.tokens]]\nname = \"a\"\nrole = \"admin\"\n".into(),
+                "api.tokens[0].token",
+                "secret token",
+            ),
+            (
+                "[[api.tokens]]\nname = \"a\"\ntoken = \"tok-a\"\n".into(),
+                "api.tokens[0].role",
+                "expected a role",
+            ),
+            (
+                "[api.rate_limit]\nmax_failures = 0\n".into(),
+                "api.rate_limit.max_failures",
+                "between 1 and",
+            ),
+            (
+                "[api.rate_limit]\nwindow_s = 0\n".into(),
+                "api.rate_limit.window_s",
+                "between 1 and 86400",
+            ),
+            (
+                "[api.rate_limit]\nmax_peers = 0\n".into(),
+                "api.rate_limit.max_peers",
+                "between 1 and",
+            ),
+        ];
+        for (text, key, expected) in cases {
+            let e = parse(&text).expect_err(&text);
+            assert_eq!(e.key, key, "{text}");
+            assert_eq!(e.file, "test.toml");
+            assert!(e.expected.contains(expected), "{e}");
+            assert!(
+                !e.to_string().contains("tok-a"),
+                "a token must not be echoed: {e}"
+            );
+        }
+        let c = parse(&(ok + &api_token("b", "tok-b", "integrator"))).unwrap();
+        assert_eq!(c.api.tokens[1].role, crate::api::auth::Role::Integrator);
+    }
+
+    #[test]
+    fn an_api_token_may_not_be_an_agents() {
+        let acd = "[acd]\n[[acd.queues]]\nname = \"sales\"\nskills = { sales = 1 }\n\
+                   [[acd.agents]]\nid = \"alice\"\ntoken = \"alice-secret\"\n\
+                   skills = { sales = 1 }\nphone = { user = \"alice\", password = \"p\" }\n";
+        let e = parse(&(api_token("ops", "alice-secret", "admin") + acd)).unwrap_err();
+        assert_eq!(e.key, "api.tokens[0].token");
+        assert!(e.expected.contains("acd.agents[0] (alice)"), "{e}");
+        assert!(!e.to_string().contains("alice-secret"), "{e}");
+    }
+
+    #[test]
+    fn api_tls_reads_pem_files_relative_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("caruso-cfg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("tls")).unwrap();
+        let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        std::fs::write(dir.join("tls/c.pem"), c.cert.pem()).unwrap();
+        std::fs::write(dir.join("tls/k.pem"), c.signing_key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("tls/bad.pem"), "hello").unwrap();
+        let load = |cert: &str, key: &str| {
+            Config::from_toml(
+                &format!("[api.tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n"),
+                "tls.toml",
+                &dir,
+            )
+        };
+        let ok = load("tls/c.pem", "tls/k.pem").expect("valid TLS files");
+        let tls = ok.api.tls.as_ref().expect("tls");
+        assert_eq!(tls.cert, dir.join("tls/c.pem"));
+        assert!(!format!("{tls:?}").contains("PRIVATE KEY"));
+        let e = load("tls/missing.pem", "tls/k.pem").unwrap_err();
+        assert_eq!(
+            (e.file.as_str(), e.key.as_str()),
+            ("tls.toml", "api.tls.cert")
+        );
+        assert!(e.expected.contains("missing.pem"), "{e}");
+        let e = load("tls/bad.pem", "tls/k.pem").unwrap_err();
+        assert_eq!(e.key, "api.tls.cert");
+        let e = load("tls/c.pem", "tls/bad.pem").unwrap_err();
+        assert_eq!(e.key, "api.tls.key");
+        assert!(e.expected.contains("bad.pem"), "{e}");
+        let e = load("tls/k.pem", "tls/k.pem").unwrap_err();
+        assert_eq!(e.key, "api.tls.cert", "a key is no certificate: {e}");
+        let e =
+            Config::from_toml("[api.tls]\ncert = \"tls/c.pem\"\n", "tls.toml", &dir).unwrap_err();
+        assert_eq!(e.key, "api.tls.key");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod acd;
 pub mod api;
 pub mod call;
 pub mod config;
+pub mod dialer;
 pub mod events;
 pub mod ivr;
 pub mod media;

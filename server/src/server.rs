@@ -171,6 +171,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("rtp.port_min", old.rtp.port_min != new.rtp.port_min);
     check("rtp.port_max", old.rtp.port_max != new.rtp.port_max);
     check("api.grpc", old.grpc != new.grpc);
+    let tls_files = |c: &Config| c.api.tls.as_ref().map(|t| (t.cert.clone(), t.key.clone()));
+    check("api.tls", tls_files(old) != tls_files(new));
     check("metrics.listen", old.metrics != new.metrics);
     check("server.data_dir", old.data_dir != new.data_dir);
     check("network.allow", old.allow.0 != new.allow.0);
@@ -210,6 +212,8 @@ struct Reloader {
     current: Arc<CallContext>,
     generation: u64,
     publish: watch::Sender<Arc<CallContext>>,
+    /// The API's tokens and rate limits (replaced with the config).
+    auth: watch::Sender<Arc<api::auth::AuthPolicy>>,
 }
 
 impl Reloader {
@@ -263,6 +267,8 @@ impl Reloader {
                 .collect::<Vec<_>>()
         );
         self.current = ctx.clone();
+        self.auth
+            .send_replace(Arc::new(api::auth::AuthPolicy::from_config(&ctx.config)));
         let _ = self.publish.send(ctx);
         Ok((self.generation, summary))
     }
@@ -391,12 +397,18 @@ pub async fn run(
     let config = ctx.config.clone();
     let (ctx_tx, ctx_rx) = watch::channel(ctx.clone());
     let (reload_tx, reload_rx) = mpsc::channel(4);
+    let (auth_tx, auth_rx) = watch::channel(Arc::new(api::auth::AuthPolicy::from_config(&config)));
+    let mut security = api::ApiSecurity::new(auth_rx);
+    if let Some(tls) = &config.api.tls {
+        security = security.with_tls(&tls.cert_pem, &tls.key_pem);
+    }
     tokio::spawn(reload_task(
         Reloader {
             path,
             current: ctx.clone(),
             generation: 1,
             publish: ctx_tx,
+            auth: auth_tx,
         },
         reload_rx,
     ));
@@ -466,6 +478,7 @@ pub async fn run(
                 api_voicemail,
                 acd_api,
                 Some(monitor),
+                security,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;
                 },
@@ -478,6 +491,7 @@ pub async fn run(
     });
     info!(
         udp = ?config.sip.udp, tcp = ?config.sip.tcp, grpc = ?config.grpc,
+        grpc_tls = config.api.tls.is_some(),
         numbers = ?config.numbers.iter().map(|n| n.number.as_str()).collect::<Vec<_>>(),
         "caruso ready"
     );

@@ -5,11 +5,14 @@ Talks to caruso.v1.Voicemail with grpcio and protobuf stubs generated at run tim
 grpcio-tools (`python -m grpc_tools.protoc`, which bundles protoc) from
 proto/proto/caruso/v1/voicemail.proto. Prints one JSON document on stdout.
 
-    vm_client.py [--server 127.0.0.1:50051] counts <mailbox>
+    vm_client.py [--server 127.0.0.1:50051] [--token T] counts <mailbox>
     vm_client.py [--server ...] list <mailbox> [new|saved]
     vm_client.py [--server ...] fetch <id> <out.wav>
     vm_client.py [--server ...] mark <id> new|saved
     vm_client.py [--server ...] delete <id>
+
+Every call carries `authorization: Bearer <token>` (--token, default $CARUSO_TOKEN); the
+Voicemail service takes an integrator or admin token.
 
 Exit status: 0 on success; 2 for usage errors; 1 for a gRPC error, with
 {"error": {"code": "NOT_FOUND", "details": "..."}} on stdout.
@@ -93,6 +96,11 @@ def main(argv):
     p = argparse.ArgumentParser(description="caruso.v1.Voicemail client (JSON output)")
     p.add_argument("--server", default="127.0.0.1:50051", help="gRPC address host:port")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per call")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("CARUSO_TOKEN", ""),
+        help="bearer token (integrator or admin); default $CARUSO_TOKEN",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("counts", help="new/saved counts of a mailbox")
     c.add_argument("mailbox")
@@ -113,9 +121,12 @@ def main(argv):
     with grpc.insecure_channel(args.server) as channel:
         stub = pb_grpc.VoicemailStub(channel)
         t = args.timeout
+        md = [("authorization", "Bearer " + args.token)] if args.token else []
         try:
             if args.cmd == "counts":
-                r = stub.GetMailbox(pb.GetMailboxRequest(mailbox=args.mailbox), timeout=t)
+                r = stub.GetMailbox(
+                    pb.GetMailboxRequest(mailbox=args.mailbox), timeout=t, metadata=md
+                )
                 out = {
                     "mailbox": r.mailbox,
                     "owner": r.owner,
@@ -126,14 +137,17 @@ def main(argv):
             elif args.cmd == "list":
                 folder = FOLDERS.get(args.folder, 0)
                 r = stub.ListMessages(
-                    pb.ListMessagesRequest(mailbox=args.mailbox, folder=folder), timeout=t
+                    pb.ListMessagesRequest(mailbox=args.mailbox, folder=folder),
+                    timeout=t,
+                    metadata=md,
                 )
                 out = {"messages": [message_json(pb, m) for m in r.messages]}
             elif args.cmd == "fetch":
                 data = bytearray()
                 total = None
                 chunks = 0
-                for chunk in stub.GetAudio(pb.GetAudioRequest(id=args.id), timeout=t):
+                audio = stub.GetAudio(pb.GetAudioRequest(id=args.id), timeout=t, metadata=md)
+                for chunk in audio:
                     if chunk.offset != len(data):
                         raise SystemExit(
                             f"chunk at offset {chunk.offset}, expected {len(data)}"
@@ -148,11 +162,13 @@ def main(argv):
                 out = {"id": args.id, "path": args.out, "bytes": len(data), "chunks": chunks}
             elif args.cmd == "mark":
                 m = stub.MarkMessage(
-                    pb.MarkMessageRequest(id=args.id, folder=FOLDERS[args.folder]), timeout=t
+                    pb.MarkMessageRequest(id=args.id, folder=FOLDERS[args.folder]),
+                    timeout=t,
+                    metadata=md,
                 )
                 out = message_json(pb, m)
             else:
-                stub.DeleteMessage(pb.DeleteMessageRequest(id=args.id), timeout=t)
+                stub.DeleteMessage(pb.DeleteMessageRequest(id=args.id), timeout=t, metadata=md)
                 out = {"id": args.id, "deleted": True}
         except grpc.RpcError as e:
             print(json.dumps({"error": {"code": e.code().name, "details": e.details()}}))

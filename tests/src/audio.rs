@@ -296,6 +296,21 @@ pub fn align(hay: &[i16], needle: &[i16], tol: i32) -> Option<usize> {
     })
 }
 
+/// How many of the consecutive `piece`-sample pieces of `needle` occur in `hay`, each
+/// matched like [`align`] with `tol`. Robust to a gap or a dropped packet in a stream
+/// relayed on a loaded machine, where one long [`align`] fails on the first jump.
+pub fn pieces_found(hay: &[i16], needle: &[i16], piece: usize, tol: i32) -> (usize, usize) {
+    let pieces: Vec<&[i16]> = needle
+        .chunks(piece.max(1))
+        .filter(|c| c.len() == piece)
+        .collect();
+    let found = pieces
+        .iter()
+        .filter(|c| align(hay, c, tol).is_some())
+        .count();
+    (found, pieces.len())
+}
+
 // ---------------------------------------------------------------------------------------
 // pcap files
 // ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod acd;
 pub mod audio;
 pub mod json;
 
@@ -134,7 +135,8 @@ pub fn server_binary() -> PathBuf {
 
 /// Runs the Python gRPC client `tests/python/vm_client.py` (grpcio; not the server's
 /// code) with `$CARUSO_PYTHON` (exported by `tests/run-all.sh`) against `grpc`
-/// (`127.0.0.1:port` or a `grpc_url()`), e.g. `&["list", "200", "new"]`. `Ok(json)` is
+/// (`127.0.0.1:port` or a `grpc_url()`), e.g. `&["list", "200", "new"]`, with the
+/// integrator's token (`args` may start with `--token T` to send another). `Ok(json)` is
 /// its stdout on success; `Err` holds its exit status, stdout (a JSON `{"error": {"code":
 /// "NOT_FOUND", ...}}` for gRPC errors) and stderr.
 pub fn python_vm_client(grpc: &str, args: &[&str]) -> Result<String, String> {
@@ -143,7 +145,7 @@ pub fn python_vm_client(grpc: &str, args: &[&str]) -> Result<String, String> {
     let server = grpc.strip_prefix("http://").unwrap_or(grpc);
     let out = Command::new(python)
         .arg(workspace_root().join("tests/python/vm_client.py"))
-        .args(["--server", server])
+        .args(["--server", server, "--token", INTEGRATOR_TOKEN])
         .args(args)
         .output()
         .map_err(|e| format!("cannot run the Python client: {e}"))?;
@@ -158,6 +160,13 @@ pub fn python_vm_client(grpc: &str, args: &[&str]) -> Result<String, String> {
         ))
     }
 }
+
+/// The supervisor's gRPC token in every test config (`[[api.tokens]]`): Monitor, Campaigns.
+pub const SUPERVISOR_TOKEN: &str = "supervisor-secret";
+/// The integrator's gRPC token in every test config: Registry, Voicemail.
+pub const INTEGRATOR_TOKEN: &str = "integrator-secret";
+/// The administrator's gRPC token in every test config: everything, and ReloadConfig.
+pub const ADMIN_TOKEN: &str = "admin-secret";
 
 /// Path of the built `caruso-agent` binary.
 pub fn agent_binary() -> PathBuf {
@@ -377,6 +386,9 @@ impl ServerConfig {
              [sip]\nudp = \"{LOOPBACK}:{sip}\"\ntcp = \"{LOOPBACK}:{sip}\"\n\n\
              [rtp]\nip = \"{LOOPBACK}\"\nport_min = {lo}\nport_max = {hi}\n\n\
              [api]\ngrpc = \"{LOOPBACK}:{grpc}\"\n\n\
+             [[api.tokens]]\nname = \"supervisor\"\ntoken = \"{SUPERVISOR_TOKEN}\"\nrole = \"supervisor\"\n\n\
+             [[api.tokens]]\nname = \"integrator\"\ntoken = \"{INTEGRATOR_TOKEN}\"\nrole = \"integrator\"\n\n\
+             [[api.tokens]]\nname = \"admin\"\ntoken = \"{ADMIN_TOKEN}\"\nrole = \"admin\"\n\n\
              [metrics]\nlisten = \"{LOOPBACK}:{metrics}\"\n\n\
              [network]\nallow = [\"127.0.0.0/8\"]\n",
             data = data.display(),
@@ -1613,6 +1625,16 @@ mod tests {
         assert!(toml.contains("port_min = 30020\nport_max = 30099"));
         assert!(toml.contains("prompt = \"/tmp/x/prompt-100.wav\""));
         assert!(toml.contains("answer_delay_ms = 2000"));
+        for (token, role) in [
+            (SUPERVISOR_TOKEN, "supervisor"),
+            (INTEGRATOR_TOKEN, "integrator"),
+            (ADMIN_TOKEN, "admin"),
+        ] {
+            assert!(
+                toml.contains(&format!("token = \"{token}\"\nrole = \"{role}\"")),
+                "{toml}"
+            );
+        }
         let toml = ServerConfig::new(ports)
             .rtp_inactivity(3)
             .to_toml(Path::new("/tmp/x"));

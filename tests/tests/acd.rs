@@ -4,14 +4,16 @@
 //! authentication) and bridges the caller to it.
 //!
 //! - one registered agent: offered/connected events, audio both ways, wrap-up after;
-//! - five agents with different skills, two queues, twenty callers: every call answered,
+//! - five agents with different skills, two queues, twenty callers (phones at fixed URIs,
+//!   and again with phones that REGISTER with digest auth): every call answered,
 //!   each by an agent whose skills the call's queue requires;
 //! - an agent whose phone never answers: the next agent takes the call, and after
 //!   `max_no_answer` misses the agent is not ready with reason "no answer";
 //! - a caller hanging up while waiting is counted as abandoned;
 //! - no agent logged in: the caller goes to the queue's exit.
 //!
-//! Blind transfer (REFER, gRPC Transfer) is not built yet and is not tested here.
+//! Blind transfer and hold are in `transfer.rs`; parallel ringing, the exit key, position
+//! announcements and caller priority in `acd_ring.rs`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -393,6 +395,17 @@ fn a_registered_agent_is_offered_the_call_answers_and_talks_then_wraps_up() {
 
 #[test]
 fn twenty_callers_in_two_queues_are_all_answered_by_agents_with_the_skill() {
+    twenty_callers_in_two_queues(false);
+}
+
+#[test]
+fn twenty_callers_in_two_queues_reach_agents_whose_phones_registered() {
+    twenty_callers_in_two_queues(true);
+}
+
+/// Five agents with different skills, two queues, ten callers each; the agents' phones
+/// are fixed URIs, or (`registered`) SIPp phones that REGISTER with digest auth first.
+fn twenty_callers_in_two_queues(registered: bool) {
     let ports = Ports::block(100);
     // SIPp instances: 10 ports each (SIP, media +2..+5, control +8), in a block of their own.
     let peers = Ports::block(100);
@@ -408,14 +421,37 @@ fn twenty_callers_in_two_queues_are_all_answered_by_agents_with_the_skill() {
         "\n[[acd.queues]]\nname = \"sales\"\nskills = { sales = 1 }\n\n\
          [[acd.queues]]\nname = \"support\"\nskills = { support = 1 }\n",
     );
+    if registered {
+        acd.insert_str(0, "\n[sip.registrar]\nalgorithms = [\"MD5\"]\n");
+    }
+    let user = |i: usize| format!("20{i}0");
     for (i, (id, skills)) in agents.iter().enumerate() {
-        acd.push_str(&uri_agent(id, skills, port(2 + i as u16), ""));
+        if registered {
+            acd.push_str(&format!(
+                "\n[[acd.agents]]\nid = \"{id}\"\ntoken = \"tok-{id}\"\nskills = {{ {skills} }}\n\
+                 phone = {{ user = \"{}\", password = \"pw-{}\" }}\n",
+                user(i),
+                user(i)
+            ));
+        } else {
+            acd.push_str(&uri_agent(id, skills, port(2 + i as u16), ""));
+        }
     }
     let server = Server::start(acd_config(
         ports,
         &[("100", "sales"), ("200", "support")],
         &acd,
     ));
+    if registered {
+        for i in 0..agents.len() {
+            let reg = Sipp::new(&server, "acd_register.xml")
+                .local_port(port(2 + i as u16))
+                .key("user", user(i))
+                .args_au(&user(i), &format!("pw-{}", user(i)))
+                .run();
+            assert!(reg.all_succeeded(1), "registration of {}\n{reg}", user(i));
+        }
+    }
 
     let phones: Vec<_> = agents
         .iter()

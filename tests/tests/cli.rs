@@ -42,6 +42,35 @@ fn broken_config_names_file_and_key() {
 }
 
 #[test]
+fn a_bad_api_token_names_file_and_key_but_not_the_token() {
+    let dir = TempDir::new("badtoken");
+    let path = dir.path().join("tokens.toml");
+    fs::write(
+        &path,
+        "[[api.tokens]]\nname = \"a\"\ntoken = \"same-secret\"\nrole = \"admin\"\n\
+         [[api.tokens]]\nname = \"b\"\ntoken = \"same-secret\"\nrole = \"supervisor\"\n",
+    )
+    .expect("write");
+    let out = Command::new(server_binary())
+        .arg("--config")
+        .arg(&path)
+        .arg("--check-config")
+        .output()
+        .expect("run caruso");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a duplicate token must be rejected");
+    assert!(
+        err.contains("tokens.toml"),
+        "error must name the file: {err}"
+    );
+    assert!(
+        err.contains("api.tokens[1].token"),
+        "error must name the key: {err}"
+    );
+    assert!(!err.contains("same-secret"), "the token is echoed: {err}");
+}
+
+#[test]
 fn help_lists_the_options() {
     let out = Command::new(server_binary())
         .arg("--help")

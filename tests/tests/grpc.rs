@@ -1,5 +1,6 @@
 //! The gRPC API seen from outside: `caruso-agent` (a separate process) asks the running
-//! server for its version and status; the metrics endpoint answers Prometheus text.
+//! server for its version and status (with the supervisor's token; any role may); the
+//! metrics endpoint answers Prometheus text.
 
 use std::process::Command;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use caruso_e2e::*;
 
 fn agent(server: &Server, cmd: &str) -> (bool, String, String) {
     let out = Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "5", cmd])
+        .args(["--server", &server.grpc_url(), "--timeout", "5"])
+        .args(["--token", SUPERVISOR_TOKEN, cmd])
         .output()
         .expect("run caruso-agent");
     (
@@ -56,6 +58,8 @@ fn agent_reports_unreachable_server() {
             &format!("http://127.0.0.1:{}", ports.grpc()),
             "--timeout",
             "2",
+            "--token",
+            SUPERVISOR_TOKEN,
             "version",
         ])
         .output()

@@ -66,7 +66,8 @@ fn call(server: &Server, port: u16) -> SippResult {
 
 fn agent_reload(server: &Server) -> std::process::Output {
     Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "reload-config"])
+        .args(["--server", &server.grpc_url(), "--token", ADMIN_TOKEN])
+        .arg("reload-config")
         .output()
         .expect("run caruso-agent")
 }

@@ -384,3 +384,85 @@ fn a_caller_held_by_the_agent_hears_music_on_hold_until_resumed() {
         "the music stops when alice resumes\n{all}"
     );
 }
+
+#[test]
+fn an_agent_transfers_the_caller_to_a_named_agent_who_takes_it_once_ready() {
+    let s = start();
+    // bob is on a break: the transferred caller waits for him (music), not for the queue.
+    let out = agent_ok(&s.server, BOB, &["not-ready", "break"]);
+    assert!(out.contains("state=not-ready"), "{out}");
+
+    let alice = Sipp::new(&s.server, "xfer_uas_quiet.xml")
+        .local_port(s.alice_port)
+        .timeout(Duration::from_secs(40));
+    let bob = Sipp::new(&s.server, "bridge_uas_answer.xml")
+        .local_port(s.bob_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let caller = Sipp::new(&s.server, "xfer_uac_call.xml")
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let heard = RtpCapture::udp_to(caller.media_port());
+    let alice_run = thread::spawn(move || alice.run());
+    let bob_run = thread::spawn(move || bob.run());
+    thread::sleep(Duration::from_millis(500));
+    let caller_run = thread::spawn(move || caller.run());
+    let on_call = wait_state(&s.server, ALICE, "on-call", Duration::from_secs(10));
+    assert_eq!(
+        on_call,
+        "on-call",
+        "alice answered\n{}",
+        s.server.log_tail(40)
+    );
+    thread::sleep(Duration::from_millis(500));
+    let (code, out, err) = agent(&s.server, ALICE, &["transfer", "--agent", "bob"]);
+    assert_eq!(code, 0, "caruso-agent transfer: {out}{err}");
+    assert!(out.contains("transferred=true agent=bob"), "{out}{err}");
+    // The caller now waits for bob, who is not ready: nobody is offered the call.
+    let after = wait_state(&s.server, ALICE, "ready", Duration::from_secs(5));
+    assert_eq!(after, "ready", "alice is free after the transfer");
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(state(&s.server, BOB), "not-ready");
+    let out = agent_ok(&s.server, BOB, &["ready"]);
+    assert!(
+        out.contains("state=ready") || out.contains("state=reserved"),
+        "{out}"
+    );
+    let bob_on_call = wait_state(&s.server, BOB, "on-call", Duration::from_secs(10));
+    let caller = caller_run.join().expect("caller thread");
+    let alice = alice_run.join().expect("alice thread");
+    let bob = bob_run.join().expect("bob thread");
+    thread::sleep(Duration::from_millis(1200));
+    let heard = heard.finish();
+    let log = s.server.log_tail(60);
+    let all = format!("--- caller ---\n{caller}\n--- alice ---\n{alice}\n--- bob ---\n{bob}\n--- server log ---\n{log}");
+    assert_eq!(
+        bob_on_call, "on-call",
+        "bob took the call once ready\n{all}"
+    );
+    assert!(alice.all_succeeded(1), "alice's leg got BYE\n{all}");
+    assert!(
+        bob.all_succeeded(1),
+        "bob's phone got the call, then BYE when the caller hung up\n{all}"
+    );
+    assert!(caller.all_succeeded(1), "the caller stayed up\n{all}");
+    // Bit-exact 300 ms pieces of bob's known audio (most of them: a loaded machine may
+    // leave a gap in the relayed stream).
+    let (found, of) = pieces_found(&decoded(&heard, 0), &bob_audio(), 2400, 0);
+    assert!(
+        found * 2 > of,
+        "the caller hears bob after the transfer: {found} of {of} pieces ({} packets)\n{all}",
+        heard.len()
+    );
+    let m = &s.server;
+    assert_eq!(
+        metric(m, "caruso_acd_transfers_total", &["target=\"agent\""], 1.0),
+        Some(1.0),
+        "{all}"
+    );
+    assert_eq!(
+        metric_sum(&m.metrics(), "caruso_acd_offers_missed_total", &[]).unwrap_or(0.0),
+        0.0,
+        "{all}"
+    );
+}

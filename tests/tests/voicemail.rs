@@ -246,6 +246,18 @@ fn grpc_marks_and_deletes_a_message() {
     let msgs = wait_messages(&server, 1, Duration::from_secs(5));
     assert_eq!(msgs.len(), 1, "{msgs:?}");
     let id = msgs[0]["id"].as_str().expect("id").to_owned();
+    // Voicemail takes an integrator or admin token: a supervisor's is refused and
+    // nothing changes.
+    let err = vm_client(
+        &server,
+        &["--token", SUPERVISOR_TOKEN, "mark", &id, "saved"],
+    )
+    .expect_err("a supervisor may not file messages");
+    assert!(err.contains("PERMISSION_DENIED"), "{err}");
+    assert_eq!(list(&server, Some("new")).len(), 1, "still new");
+    let m = vm_client(&server, &["--token", ADMIN_TOKEN, "mark", &id, "saved"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m["folder"].as_str(), Some("saved"), "{m:?}");
     let m = vm_client(&server, &["mark", &id, "saved"]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m["folder"].as_str(), Some("saved"), "{m:?}");
     assert!(list(&server, Some("new")).is_empty(), "no new message left");

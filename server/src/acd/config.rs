@@ -103,6 +103,7 @@ use super::{
     AgentConfig, AgentId, ExitTarget, QueueConfig, QueueName, RelaxChange, Relaxation, Requirement,
     Skill, Strategy, VoiceContact,
 };
+use crate::config::reader::{Reader, Tbl};
 use crate::config::ConfigError;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -329,164 +330,18 @@ const EXIT_KEYS: &[&str] = &["mailbox", "queue", "flow", "node", "hangup"];
 const PHONE_KEYS: &[&str] = &["user", "password", "uri", "trunk", "number"];
 
 struct Cx<'a> {
-    file: &'a str,
+    r: Reader<'a>,
     refs: &'a AcdReferences<'a>,
 }
 
-/// A TOML table being read: its dotted key and its entries.
-struct Tbl<'t> {
-    key: String,
-    t: &'t toml::Table,
-}
-
-impl<'t> Tbl<'t> {
-    fn get(&self, name: &str) -> Option<&'t toml::Value> {
-        self.t.get(name)
-    }
-
-    fn k(&self, name: &str) -> String {
-        format!("{}.{name}", self.key)
+impl<'a> std::ops::Deref for Cx<'a> {
+    type Target = Reader<'a>;
+    fn deref(&self) -> &Reader<'a> {
+        &self.r
     }
 }
 
 impl<'a> Cx<'a> {
-    fn err(&self, key: impl Into<String>, expected: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.to_string(),
-            key: key.into(),
-            expected: expected.into(),
-        }
-    }
-
-    /// `v` as a table at `key` whose keys are all in `allowed`.
-    fn table<'t>(
-        &self,
-        key: String,
-        v: &'t toml::Value,
-        allowed: &[&str],
-    ) -> Result<Tbl<'t>, ConfigError> {
-        let t = v
-            .as_table()
-            .ok_or_else(|| self.err(&key, format!("expected a table, found {}", v.type_str())))?;
-        for name in t.keys() {
-            if !allowed.contains(&name.as_str()) {
-                return Err(self.err(
-                    format!("{key}.{name}"),
-                    format!("unknown key; expected one of {}", allowed.join(", ")),
-                ));
-            }
-        }
-        Ok(Tbl { key, t })
-    }
-
-    fn array<'t>(
-        &self,
-        key: &str,
-        v: Option<&'t toml::Value>,
-    ) -> Result<&'t [toml::Value], ConfigError> {
-        match v {
-            None => Ok(&[]),
-            Some(toml::Value::Array(a)) => Ok(a),
-            Some(other) => Err(self.err(
-                key,
-                format!("expected an array, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn string(&self, key: &str, v: Option<&toml::Value>) -> Result<Option<String>, ConfigError> {
-        match v {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.err(
-                key,
-                format!("expected a string, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn required(
-        &self,
-        key: &str,
-        v: Option<&toml::Value>,
-        what: &str,
-    ) -> Result<String, ConfigError> {
-        self.string(key, v)?
-            .ok_or_else(|| self.err(key, format!("expected {what} (required)")))
-    }
-
-    fn secs(
-        &self,
-        key: &str,
-        v: Option<&toml::Value>,
-        min: f64,
-        max: f64,
-    ) -> Result<Option<Duration>, ConfigError> {
-        let s = match v {
-            None => return Ok(None),
-            Some(toml::Value::Integer(i)) => *i as f64,
-            Some(toml::Value::Float(f)) => *f,
-            Some(other) => {
-                return Err(self.err(
-                    key,
-                    format!("expected seconds (a number), found {}", other.type_str()),
-                ))
-            }
-        };
-        if !(s.is_finite() && s >= min && s <= max) {
-            return Err(self.err(
-                key,
-                format!("expected seconds between {min} and {max}, found {s}"),
-            ));
-        }
-        Ok(Some(Duration::from_secs_f64(s)))
-    }
-
-    fn int(
-        &self,
-        key: &str,
-        v: Option<&toml::Value>,
-        min: i64,
-        max: i64,
-    ) -> Result<Option<i64>, ConfigError> {
-        let n = match v {
-            None => return Ok(None),
-            Some(toml::Value::Integer(i)) => *i,
-            Some(other) => {
-                return Err(self.err(
-                    key,
-                    format!("expected an integer, found {}", other.type_str()),
-                ))
-            }
-        };
-        if n < min || n > max {
-            return Err(self.err(
-                key,
-                format!("expected an integer between {min} and {max}, found {n}"),
-            ));
-        }
-        Ok(Some(n))
-    }
-
-    /// A name of letters, digits and `extra` characters, 1 to 64 long.
-    fn name(&self, key: &str, s: &str, what: &str, extra: &str) -> Result<(), ConfigError> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
-        if ok {
-            return Ok(());
-        }
-        let extra: Vec<String> = extra.chars().map(|c| format!("`{c}`")).collect();
-        Err(self.err(
-            key,
-            format!(
-                "expected {what} of 1 to 64 letters, digits, {}, found {s:?}",
-                extra.join(", ")
-            ),
-        ))
-    }
-
     fn prompt(&self, key: &str, v: Option<&toml::Value>) -> Result<Option<String>, ConfigError> {
         let Some(p) = self.string(key, v)? else {
             return Ok(None);
@@ -552,7 +407,10 @@ pub fn parse_acd(
     file: &str,
     refs: &AcdReferences,
 ) -> Result<AcdConfig, ConfigError> {
-    let cx = Cx { file, refs };
+    let cx = Cx {
+        r: Reader::new(file),
+        refs,
+    };
     let top = cx.table("acd".to_string(), v, TOP_KEYS)?;
 
     let reasons = parse_reasons(&cx, &top)?;

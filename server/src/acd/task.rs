@@ -53,8 +53,8 @@ pub enum RingOutcome {
     Rejected,
     /// The phone could not be reached (not registered, no route).
     Unreachable,
-    /// The call did not ring this agent (it rings one agent at a time and one already
-    /// rings): the offer is withdrawn without counting as the agent's miss.
+    /// The call could not ring this agent (it was connected already, or that agent's
+    /// phone already rang for it): the offer is withdrawn without counting as a miss.
     NotRung,
 }
 
@@ -1121,6 +1121,7 @@ impl AcdTask {
         let mut assignments = direct;
         assignments.extend(router::route(&snap));
         self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut withdrawn = Vec::new();
         for a in assignments {
             for agent in &a.agents {
                 if self.apply(now, agent, Fsm::Offer(a.call), "offer").is_err() {
@@ -1148,12 +1149,23 @@ impl AcdTask {
                     data: w.data.clone(),
                 };
                 if w.tx.try_send(ring).is_err() {
-                    warn!(call = a.call, "call actor unreachable: offer withdrawn");
+                    // The call's mailbox is full or gone: undo the offer whole, so the
+                    // agent is not left reserved for a ring that never happens.
+                    warn!(call = a.call, agent = %agent, "call actor unreachable: offer withdrawn");
+                    w.ringing.retain(|r| r != agent);
+                    if w.ringing.is_empty() {
+                        w.ringing_since = None;
+                    }
+                    withdrawn.push((a.call, agent.clone()));
+                    continue;
                 }
                 self.last_offered.insert(a.queue.clone(), agent.clone());
                 info!(call = a.call, agent = %agent, queue = %a.queue, "offering call");
                 self.agent_event(agent, offered);
             }
+        }
+        for (call, agent) in withdrawn {
+            let _ = self.apply(now, &agent, Fsm::OfferCancelled(call), "cancel offer");
         }
     }
 
@@ -1292,6 +1304,46 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         ask(&mut t, t0, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
         assert_eq!(rung(&mut rx), ["ring alice"]);
         assert_eq!(state(&t, "alice"), AgentState::Reserved(1));
+    }
+
+    #[test]
+    fn an_offer_the_call_cannot_take_is_undone_and_the_agent_stays_ready() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        let a: AgentId = "alice".into();
+        ask(&mut t, t0, |reply| AcdCommand::LogIn {
+            agent: a.clone(),
+            reply,
+        })
+        .unwrap();
+        // The call's mailbox (capacity 1) is already full when alice becomes ready.
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(AcdToCall::Announce {
+            position: 1,
+            wait: None,
+        })
+        .unwrap();
+        t.handle_call(
+            t0,
+            CallToAcd::Queue {
+                call: 3,
+                queue: "sales".into(),
+                priority: 0,
+                requirements: Vec::new(),
+                caller_number: "555".into(),
+                caller_name: "Caller".into(),
+                data: Variables::new(),
+                tx,
+            },
+        );
+        ask(&mut t, t0, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
+        assert_eq!(state(&t, "alice"), AgentState::Ready, "not left reserved");
+        assert_eq!(t.waiting_len(), 1, "the call still waits");
+        // Once the call reads its mailbox, the next pass offers it again.
+        assert_eq!(rung(&mut rx), ["announce 1 None"]);
+        t.route_pass(t0 + Duration::from_millis(1));
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        assert_eq!(state(&t, "alice"), AgentState::Reserved(3));
     }
 
     #[test]
@@ -1625,5 +1677,72 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                 },
             );
         }
+    }
+
+    #[test]
+    fn ring_all_the_first_answer_connects_the_others_are_withdrawn_without_a_miss() {
+        let cfg = CONFIG.replace(
+            "[[agents]]\nid = \"alice\"",
+            "[[queues]]\nname = \"all\"\nstrategy = \"ring-all\"\nmembers = [\"alice\", \"bob\"]\n\
+             [[agents]]\nid = \"alice\"",
+        );
+        let v: toml::Value = toml::from_str(&cfg).unwrap();
+        let exists = |_: &str| true;
+        let mut refs = AcdReferences::new(&exists);
+        refs.mailboxes = vec!["200".into()];
+        let cfg = Arc::new(parse_acd(&v, "t.toml", &refs).expect("test config"));
+        let t0 = Instant::now();
+        let mut t = AcdTask::new(cfg, None, EventBus::new(64), t0);
+        ready(&mut t, t0, "alice");
+        ready(&mut t, t0, "bob");
+        let ring = |t: &mut AcdTask, now, call, agent: &str, outcome| {
+            t.handle_call(
+                now,
+                CallToAcd::Ring {
+                    call,
+                    agent: agent.into(),
+                    outcome,
+                },
+            );
+            t.route_pass(now);
+        };
+        // Both ring at once; bob answers first: alice's offer is withdrawn, no miss.
+        let mut rx = queue(&mut t, t0, 1, "all");
+        assert_eq!(rung(&mut rx), ["ring alice", "ring bob"]);
+        ring(&mut t, t0, 1, "bob", RingOutcome::Answered);
+        assert_eq!(rung(&mut rx), ["cancel alice"]);
+        assert_eq!(state(&t, "bob"), AgentState::OnCall(1));
+        assert_eq!(state(&t, "alice"), AgentState::Ready);
+        t.handle_call(t0, CallToAcd::Ended { call: 1 });
+        assert_eq!(state(&t, "bob"), AgentState::Ready);
+        // Nobody answers the next two calls: each rung agent counts a miss each time;
+        // alice (max_no_answer = 2) goes not ready after the second, which shows the
+        // withdrawn offer above was not counted.
+        for (call, at) in [(2, 20), (3, 40)] {
+            let now = t0 + Duration::from_secs(at);
+            let mut rx = queue(&mut t, now, call, "all");
+            assert_eq!(rung(&mut rx), ["ring alice", "ring bob"], "call {call}");
+            let end = now + Duration::from_secs(15);
+            ring(&mut t, end, call, "alice", RingOutcome::NoAnswer);
+            ring(&mut t, end, call, "bob", RingOutcome::NoAnswer);
+            t.handle_call(
+                end,
+                CallToAcd::Left {
+                    call,
+                    exit_key: false,
+                },
+            );
+            assert!(
+                rung(&mut rx).iter().all(|m| !m.starts_with("ring")),
+                "both excluded after their miss"
+            );
+            if call == 2 {
+                assert_eq!(state(&t, "alice"), AgentState::Ready, "one miss");
+            }
+        }
+        assert_eq!(
+            state(&t, "alice"),
+            AgentState::NotReady(super::super::agent::REASON_NO_ANSWER.into())
+        );
     }
 }

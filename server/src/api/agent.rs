@@ -1,7 +1,8 @@
 //! `caruso.v1.Agent`: the agent's program's view of the ACD, over an [`AcdHandle`].
 //!
-//! Every call carries `authorization: Bearer <token>`; the token is resolved by the ACD
-//! ([`AcdCommand::Authenticate`]) to the one agent the call acts for. Errors become
+//! Every call carries `authorization: Bearer <token>`; the API's authorization layer
+//! ([`super::auth`]) resolves it to a principal with role agent and lets only those
+//! through; the call acts for that principal's agent and no other. Errors become
 //! statuses in [`ApiError`]'s `From` (the one place).
 //!
 //! The event stream forwards the agent's broadcast receiver through a small buffer; a
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use tonic::codegen::tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
+use super::auth::Role;
 use super::ApiError;
 use crate::acd::api::{AcdCommand, AcdHandle, AgentEvent, AgentStatus, TransferTarget};
 use crate::acd::{AgentId, AgentState};
@@ -36,22 +38,26 @@ impl AgentService {
         Self { acd }
     }
 
-    /// The agent the request's `authorization: Bearer <token>` metadata names.
-    async fn agent<T>(&self, request: &Request<T>) -> Result<AgentId, ApiError> {
-        let token = bearer_token(request)?;
-        Ok(self
-            .acd
-            .ask(|reply| AcdCommand::Authenticate { token, reply })
-            .await?)
+    /// The agent the request acts for: the one whose token the authorization layer
+    /// resolved (never an id from the request body).
+    fn agent<T>(&self, request: &Request<T>) -> Result<AgentId, ApiError> {
+        let principal = super::auth::principal(request)?;
+        principal.agent.clone().ok_or_else(|| {
+            ApiError::Auth(super::auth::AuthError::WrongRole {
+                path: "caruso.v1.Agent".into(),
+                needed: Role::Agent.as_str().into(),
+                has: principal.role,
+            })
+        })
     }
 
-    /// Authenticates, then asks the ACD a command that answers with the agent's status.
+    /// Asks the ACD, for the principal's agent, a command that answers with its status.
     async fn status_command<T>(
         &self,
         request: Request<T>,
         make: impl FnOnce(AgentId, T, crate::acd::api::Reply<AgentStatus>) -> AcdCommand,
     ) -> Result<Response<pb::AgentStatus>, Status> {
-        let agent = self.agent(&request).await?;
+        let agent = self.agent(&request)?;
         let body = request.into_inner();
         let status = self
             .acd
@@ -60,26 +66,6 @@ impl AgentService {
             .map_err(ApiError::from)?;
         Ok(Response::new(status_out(&status)))
     }
-}
-
-/// The token of `authorization: Bearer <token>` (scheme case-insensitive).
-fn bearer_token<T>(request: &Request<T>) -> Result<String, ApiError> {
-    let value = request
-        .metadata()
-        .get("authorization")
-        .ok_or_else(|| {
-            ApiError::Unauthenticated("missing `authorization: Bearer <token>` metadata".into())
-        })?
-        .to_str()
-        .map_err(|_| ApiError::Unauthenticated("authorization metadata is not text".into()))?;
-    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::Unauthenticated(
-            "authorization metadata must be `Bearer <token>`".into(),
-        ));
-    }
-    Ok(token.to_owned())
 }
 
 /// The wire form of a state: (enum, reason, call).
@@ -256,7 +242,7 @@ impl agent_server::Agent for AgentService {
         &self,
         request: Request<pb::TransferRequest>,
     ) -> Result<Response<pb::TransferResponse>, Status> {
-        let agent = self.agent(&request).await?;
+        let agent = self.agent(&request)?;
         let target = target_in(request.into_inner())?;
         self.acd
             .ask(|reply| AcdCommand::Transfer {
@@ -286,7 +272,7 @@ impl agent_server::Agent for AgentService {
         &self,
         request: Request<pb::AgentEventsRequest>,
     ) -> Result<Response<Self::EventsStream>, Status> {
-        let agent = self.agent(&request).await?;
+        let agent = self.agent(&request)?;
         // Subscribe first, then read the status: nothing between the two is lost. The
         // ACD answers commands in order, so every event already buffered when the status
         // arrives happened before it; their State events are stale (the status is newer)
@@ -550,6 +536,10 @@ mod tests {
             tokio::sync::watch::channel(super::super::ServerStats::default());
         std::mem::forget(stats_tx);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let security = super::super::ApiSecurity::new(super::super::auth::test_policy(&[
+            ("t-alice", "alice"),
+            ("t-bob", "bob"),
+        ]));
         tokio::spawn(super::super::serve_on(
             listener,
             stats_rx,
@@ -557,6 +547,7 @@ mod tests {
             None,
             Some(acd),
             None,
+            security,
             async {
                 let _ = stop_rx.await;
             },
@@ -606,11 +597,14 @@ mod tests {
         );
         let s = err(c.log_in(req("t-mallory", pb::LogInRequest {})).await);
         assert_eq!(s.code(), Code::Unauthenticated);
-        assert!(
-            s.message().contains("invalid agent token"),
-            "{}",
-            s.message()
-        );
+        assert!(s.message().contains("unknown token"), "{}", s.message());
+        assert!(!s.message().contains("t-mallory"), "{}", s.message());
+        // Tokens of other roles are known but may not act as an agent.
+        for token in ["admin-secret", "supervisor-secret", "integrator-secret"] {
+            let s = err(c.get_status(req(token, pb::GetAgentStatusRequest {})).await);
+            assert_eq!(s.code(), Code::PermissionDenied, "{token}");
+            assert!(s.message().contains("needs role agent"), "{}", s.message());
+        }
         let s = err(c.events(req("t-mallory", pb::AgentEventsRequest {})).await);
         assert_eq!(s.code(), Code::Unauthenticated);
 

@@ -1,7 +1,11 @@
 //! gRPC API: the `caruso.v1.System` service, `caruso.v1.Voicemail` (when voicemail
 //! storage is given), `caruso.v1.Agent` (when the ACD runs), `caruso.v1.Monitor` (when
 //! the monitor runs), `grpc.health.v1.Health` and server reflection (v1), served by
-//! tonic on one TCP address (default `127.0.0.1:50051`).
+//! tonic on one TCP address (default `127.0.0.1:50051`), optionally over TLS.
+//!
+//! Every RPC except health and reflection needs `authorization: Bearer <token>`; one
+//! layer ([`auth`]) decides by the gRPC path which roles may call, before any service
+//! runs, and hands the services the resolved [`auth::Principal`].
 //!
 //! Contract: the services read the server's state only through a
 //! [`watch::Receiver<ServerStats>`] snapshot that the runtime publishes; they never reach
@@ -10,15 +14,20 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
-//! use caruso::api::{serve, ServerStats};
+//! use caruso::api::{serve, ApiSecurity, ServerStats};
+//! use caruso::api::auth::AuthPolicy;
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, std::future::pending()).await
+//! let (_policy_tx, policy) = tokio::sync::watch::channel(std::sync::Arc::new(AuthPolicy::default()));
+//! let security = ApiSecurity::new(policy);
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, security, std::future::pending()).await
 //! # }
 //! ```
 
 mod agent;
+pub mod auth;
 mod monitor;
 mod system;
+pub mod tls;
 mod voicemail;
 
 use std::future::Future;
@@ -83,9 +92,12 @@ pub enum ApiError {
     /// Voicemail storage refused or failed.
     #[error(transparent)]
     Voicemail(#[from] VoicemailError),
-    /// The request carried no (usable) credentials.
-    #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
+    /// The authorization layer refused the request.
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    /// The TLS certificate or key cannot be used.
+    #[error("gRPC TLS: {0}")]
+    Tls(String),
     /// The ACD refused an agent command.
     #[error(transparent)]
     Acd(#[from] AcdError),
@@ -110,7 +122,7 @@ impl From<ApiError> for tonic::Status {
                     tonic::Status::internal(e.to_string())
                 }
             },
-            ApiError::Unauthenticated(why) => tonic::Status::unauthenticated(why),
+            ApiError::Auth(e) => auth::status_of(&e),
             ApiError::Acd(e) => match e {
                 AcdError::BadToken => tonic::Status::unauthenticated(e.to_string()),
                 AcdError::InvalidTransition { .. } | AcdError::UnknownReason(..) => {
@@ -128,16 +140,40 @@ impl From<ApiError> for tonic::Status {
                 MonitorError::TooSlow { .. } => tonic::Status::resource_exhausted(e.to_string()),
                 MonitorError::Stopped => tonic::Status::unavailable(e.to_string()),
             },
-            ApiError::Bind { .. } | ApiError::Reflection(_) | ApiError::Transport(_) => {
-                tonic::Status::internal(err.to_string())
-            }
+            ApiError::Bind { .. }
+            | ApiError::Reflection(_)
+            | ApiError::Transport(_)
+            | ApiError::Tls(_) => tonic::Status::internal(err.to_string()),
         }
+    }
+}
+
+/// What guards the API: the authorization policy (replaced on reload) and optional TLS.
+#[derive(Debug, Clone)]
+pub struct ApiSecurity {
+    /// Tokens and rate limits, as the config currently says.
+    pub policy: watch::Receiver<Arc<auth::AuthPolicy>>,
+    /// The server's certificate and key, when the API speaks TLS.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
+impl ApiSecurity {
+    /// Plain HTTP/2 with the policy in `policy`.
+    pub fn new(policy: watch::Receiver<Arc<auth::AuthPolicy>>) -> Self {
+        Self { policy, tls: None }
+    }
+
+    /// TLS with this certificate chain and key (PEM, checked by [`tls::check_pem`]).
+    pub fn with_tls(mut self, cert_pem: &[u8], key_pem: &[u8]) -> Self {
+        self.tls = Some(tls::server_config(cert_pem, key_pem));
+        self
     }
 }
 
 /// Binds `addr` and serves the API until `shutdown` completes; `caruso.v1.Voicemail`
 /// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is,
 /// `caruso.v1.Monitor` only when `monitor` is.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
@@ -145,17 +181,22 @@ pub async fn serve(
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
     monitor: Option<MonitorHandle>,
+    security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(listener, stats, reload, voicemail, acd, monitor, shutdown).await
+    serve_on(
+        listener, stats, reload, voicemail, acd, monitor, security, shutdown,
+    )
+    .await
 }
 
 /// Serves the API on an already bound listener until `shutdown` completes.
 ///
 /// Useful when the caller binds port 0 and needs the chosen address first.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_on(
     listener: TcpListener,
     stats: watch::Receiver<ServerStats>,
@@ -163,6 +204,7 @@ pub async fn serve_on(
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
     monitor: Option<MonitorHandle>,
+    security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -193,7 +235,14 @@ pub async fn serve_on(
         system = system.with_reload(reload);
     }
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = security.tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| ApiError::Tls(e.to_string()))?;
+    }
+    builder
+        .layer(auth::AuthLayer::new(security.policy))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(SystemServer::new(system))
@@ -228,9 +277,19 @@ mod tests {
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = watch::channel(ServerStats::default());
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve_on(listener, rx, None, None, None, None, async {
-            let _ = stop_rx.await;
-        }));
+        let security = ApiSecurity::new(auth::test_policy(&[]));
+        let task = tokio::spawn(serve_on(
+            listener,
+            rx,
+            None,
+            None,
+            None,
+            None,
+            security,
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
         (addr, tx, stop_tx, task)
     }
 
@@ -238,7 +297,22 @@ mod tests {
     async fn version_status_and_health_over_grpc() {
         let (addr, stats, stop, task) = start().await;
         let url = format!("http://{addr}");
-        let mut client = SystemClient::connect(url.clone()).await.expect("connect");
+        let channel = tonic::transport::Endpoint::from_shared(url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        let mut anonymous = SystemClient::new(channel.clone());
+        let refused = anonymous
+            .get_version(GetVersionRequest {})
+            .await
+            .expect_err("no token");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let mut client = SystemClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
+            r.metadata_mut()
+                .insert("authorization", "Bearer supervisor-secret".parse().unwrap());
+            Ok(r)
+        });
 
         let version = client
             .get_version(GetVersionRequest {})
@@ -289,9 +363,19 @@ mod tests {
         let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
-        let err = serve(addr, rx, None, None, None, None, std::future::pending())
-            .await
-            .expect_err("port is taken");
+        let security = ApiSecurity::new(auth::test_policy(&[]));
+        let err = serve(
+            addr,
+            rx,
+            None,
+            None,
+            None,
+            None,
+            security,
+            std::future::pending(),
+        )
+        .await
+        .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));
         assert!(err.to_string().contains(&addr.to_string()));
     }

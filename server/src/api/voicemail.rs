@@ -268,6 +268,7 @@ mod tests {
             tokio::sync::watch::channel(super::super::ServerStats::default());
         std::mem::forget(stats_tx);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let security = super::super::ApiSecurity::new(super::super::auth::test_policy(&[]));
         tokio::spawn(super::super::serve_on(
             listener,
             stats_rx,
@@ -275,6 +276,7 @@ mod tests {
             Some(vm.clone()),
             None,
             None,
+            security,
             async {
                 let _ = stop_rx.await;
             },
@@ -288,12 +290,32 @@ mod tests {
         (fixture, ids)
     }
 
+    /// Adds the integrator's `authorization` metadata.
+    fn integrator(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        r.metadata_mut()
+            .insert("authorization", "Bearer integrator-secret".parse().unwrap());
+        Ok(r)
+    }
+
+    type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>;
+
+    /// A client of the fixture's server sending the integrator's token.
+    async fn client(
+        fx: &Fixture,
+    ) -> VoicemailClient<tonic::codegen::InterceptedService<tonic::transport::Channel, Interceptor>>
+    {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", fx.addr))
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        VoicemailClient::with_interceptor(channel, integrator as Interceptor)
+    }
+
     #[tokio::test]
     async fn list_fetch_mark_and_delete_over_grpc() {
         let (fx, ids) = start("rust").await;
-        let mut c = VoicemailClient::connect(format!("http://{}", fx.addr))
-            .await
-            .expect("connect");
+        let mut c = client(&fx).await;
 
         let info = c
             .get_mailbox(GetMailboxRequest {
@@ -398,9 +420,7 @@ mod tests {
     #[tokio::test]
     async fn errors_are_not_found_or_invalid_argument() {
         let (fx, ids) = start("errors").await;
-        let mut c = VoicemailClient::connect(format!("http://{}", fx.addr))
-            .await
-            .expect("connect");
+        let mut c = client(&fx).await;
         assert_eq!(
             code(
                 c.get_mailbox(GetMailboxRequest {
@@ -503,6 +523,7 @@ mod tests {
                         .arg(script)
                         .arg("--server")
                         .arg(server)
+                        .args(["--token", "integrator-secret"])
                         .args(args)
                         .output()
                         .expect("run python");
@@ -548,5 +569,23 @@ mod tests {
         let (code, out, _) = run(s(&["delete", &ids[1]])).await;
         assert_eq!(code, Some(1));
         assert!(out.contains("NOT_FOUND"), "{out}");
+
+        // A supervisor's token is known but not allowed here.
+        let python = python.clone();
+        let script = script.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(python)
+                .arg(script)
+                .args(["--server", &server, "--token", "supervisor-secret"])
+                .args(["counts", "200"])
+                .output()
+                .expect("run python")
+        })
+        .await
+        .expect("join");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text.contains("PERMISSION_DENIED"), "{text}");
+        assert!(text.contains("integrator or admin"), "{text}");
     }
 }

@@ -37,6 +37,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 mod bridge;
 mod queue;
+mod ring;
 use bridge::Outbound;
 
 /// Methods we accept, for `Allow`.
@@ -185,8 +186,9 @@ struct Call {
     host: Option<AppHost>,
     /// Waiting in (or connected through) an ACD queue.
     queued: Option<queue::Queued>,
-    /// The outbound leg this call placed (IVR `extension`), bridged once answered.
-    outbound: Option<Outbound>,
+    /// The outbound legs this call placed (an IVR `extension`, the agents a queued
+    /// caller rings at once); the one that answers is bridged.
+    outbound: Vec<Outbound>,
     /// Ringback plays to the caller (looped) while the outbound leg rings.
     ringback: bool,
     /// The called party (an agent) holds the call: the caller hears music.
@@ -265,7 +267,7 @@ impl Call {
             final_stats: RtpCounters::default(),
             host: None,
             queued: None,
-            outbound: None,
+            outbound: Vec::new(),
             ringback: false,
             held_by_callee: false,
         }
@@ -355,7 +357,7 @@ impl Call {
     fn finished(&self, now: Instant) -> bool {
         match (self.phase, self.ended_at) {
             (Phase::Ended, Some(at)) => {
-                (self.layer.is_empty() && self.outbound.is_none())
+                (self.layer.is_empty() && self.outbound.is_empty())
                     || now >= at + linger_limit(&self.ctx)
             }
             _ => false,

@@ -39,6 +39,7 @@
 use super::hours::{self, BusinessHours, Window};
 use super::pattern::{Pattern, DTMF_KEYS};
 use super::{GreetingKind, Variables};
+use crate::config::reader::Reader;
 use crate::config::ConfigError;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -274,7 +275,7 @@ pub fn parse_flows(
     prompt_exists: &dyn Fn(&str) -> bool,
 ) -> Result<FlowSet, ConfigError> {
     let mut cx = Cx {
-        file,
+        r: Reader::new(file),
         refs,
         prompt_exists,
         prompts: BTreeSet::new(),
@@ -306,7 +307,7 @@ fn is_name(s: &str) -> bool {
 }
 
 struct Cx<'a> {
-    file: &'a str,
+    r: Reader<'a>,
     refs: &'a References,
     prompt_exists: &'a dyn Fn(&str) -> bool,
     prompts: BTreeSet<String>,
@@ -314,11 +315,7 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn err(&self, key: &str, expected: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.to_string(),
-            key: key.to_string(),
-            expected: expected.into(),
-        }
+        self.r.err(key, expected)
     }
 }
 
@@ -384,36 +381,15 @@ impl<'t> Fields<'t> {
         name: &'static str,
         default: bool,
     ) -> Result<bool, ConfigError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| {
-                cx.err(
-                    &self.key(name),
-                    format!("expected true or false, found {v}"),
-                )
-            }),
-        }
+        Ok(cx
+            .r
+            .bool(&self.key(name), self.get(name))?
+            .unwrap_or(default))
     }
 
     fn secs(&mut self, cx: &Cx, name: &'static str, default: f64) -> Result<Duration, ConfigError> {
-        let v = match self.get(name) {
-            None => default,
-            Some(toml::Value::Integer(i)) => *i as f64,
-            Some(toml::Value::Float(f)) => *f,
-            Some(v) => {
-                return Err(cx.err(
-                    &self.key(name),
-                    format!("expected seconds (a number), found {v}"),
-                ))
-            }
-        };
-        if !(1.0..=600.0).contains(&v) {
-            return Err(cx.err(
-                &self.key(name),
-                format!("expected seconds between 1 and 600, found {v}"),
-            ));
-        }
-        Ok(Duration::from_millis((v * 1000.0).round() as u64))
+        let d = cx.r.secs(&self.key(name), self.get(name), 1.0, 600.0)?;
+        Ok(d.unwrap_or(Duration::from_secs_f64(default)))
     }
 
     fn count(

@@ -17,6 +17,7 @@
 //! ```
 
 use super::MailboxConfig;
+use crate::config::reader::Reader;
 use crate::config::ConfigError;
 use std::collections::HashSet;
 use std::path::Path;
@@ -61,93 +62,13 @@ const MAILBOX_KEYS: &[&str] = &[
     "notify",
 ];
 
-struct Cx<'a> {
-    file: &'a str,
-}
-
-impl Cx<'_> {
-    fn err(&self, key: impl Into<String>, expected: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.to_string(),
-            key: key.into(),
-            expected: expected.into(),
-        }
-    }
-
-    fn string(&self, key: &str, v: Option<&toml::Value>) -> Result<Option<String>, ConfigError> {
-        match v {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.err(
-                key,
-                format!("expected a string, found {}", other.type_str()),
-            )),
-        }
-    }
-
-    fn secs(
-        &self,
-        key: &str,
-        v: Option<&toml::Value>,
-        default: Duration,
-        min: f64,
-        max: f64,
-    ) -> Result<Duration, ConfigError> {
-        let s = match v {
-            None => return Ok(default),
-            Some(toml::Value::Integer(i)) => *i as f64,
-            Some(toml::Value::Float(f)) => *f,
-            Some(other) => {
-                return Err(self.err(
-                    key,
-                    format!("expected seconds (a number), found {}", other.type_str()),
-                ))
-            }
-        };
-        if !(s.is_finite() && s >= min && s <= max) {
-            return Err(self.err(
-                key,
-                format!("expected seconds between {min} and {max}, found {s}"),
-            ));
-        }
-        Ok(Duration::from_secs_f64(s))
-    }
-
-    fn int(
-        &self,
-        key: &str,
-        v: Option<&toml::Value>,
-        default: i64,
-        min: i64,
-        max: i64,
-    ) -> Result<i64, ConfigError> {
-        let n = match v {
-            None => return Ok(default),
-            Some(toml::Value::Integer(i)) => *i,
-            Some(other) => {
-                return Err(self.err(
-                    key,
-                    format!("expected an integer, found {}", other.type_str()),
-                ))
-            }
-        };
-        if n < min || n > max {
-            return Err(self.err(
-                key,
-                format!("expected an integer between {min} and {max}, found {n}"),
-            ));
-        }
-        Ok(n)
-    }
-}
-
 /// Parses and validates the `[voicemail]` table (see the module doc).
 pub fn parse_voicemail(
     v: &toml::Value,
     file: &str,
     base_dir: &Path,
 ) -> Result<VoicemailConfig, ConfigError> {
-    let cx = Cx { file };
+    let cx = Reader::new(file);
     let table = v.as_table().ok_or_else(|| {
         cx.err(
             "voicemail",
@@ -180,20 +101,8 @@ pub fn parse_voicemail(
     for (i, entry) in list.iter().enumerate() {
         let at = format!("voicemail.mailboxes[{i}]");
         let k = |name: &str| format!("{at}.{name}");
-        let t = entry
-            .as_table()
-            .ok_or_else(|| cx.err(&at, format!("expected a table, found {}", entry.type_str())))?;
-        for key in t.keys() {
-            if !MAILBOX_KEYS.contains(&key.as_str()) {
-                return Err(cx.err(
-                    k(key),
-                    format!("unknown key; expected one of {}", MAILBOX_KEYS.join(", ")),
-                ));
-            }
-        }
-        let number = cx
-            .string(&k("number"), t.get("number"))?
-            .ok_or_else(|| cx.err(k("number"), "expected a mailbox number (required)"))?;
+        let t = cx.table(at.clone(), entry, MAILBOX_KEYS)?;
+        let number = cx.required(&k("number"), t.get("number"), "a mailbox number")?;
         if number.is_empty() || number.len() > 32 || !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(cx.err(
                 k("number"),
@@ -204,9 +113,7 @@ pub fn parse_voicemail(
             return Err(cx.err(k("number"), format!("mailbox {number} is configured twice")));
         }
         let owner = cx.string(&k("owner"), t.get("owner"))?.unwrap_or_default();
-        let pin = cx
-            .string(&k("pin"), t.get("pin"))?
-            .ok_or_else(|| cx.err(k("pin"), "expected a PIN of digits (required)"))?;
+        let pin = cx.required(&k("pin"), t.get("pin"), "a PIN of digits")?;
         if pin.is_empty() || pin.len() > 16 || !pin.bytes().all(|b| b.is_ascii_digit()) {
             return Err(cx.err(
                 k("pin"),
@@ -231,41 +138,31 @@ pub fn parse_voicemail(
         };
         let greeting_unavailable = greeting("greeting_unavailable")?;
         let greeting_busy = greeting("greeting_busy")?;
-        let max_message = cx.secs(
-            &k("max_message_s"),
-            t.get("max_message_s"),
-            DEFAULT_MAX_MESSAGE,
-            1.0,
-            3600.0,
-        )?;
-        let max_messages = cx.int(
-            &k("max_messages"),
-            t.get("max_messages"),
-            DEFAULT_MAX_MESSAGES as i64,
-            1,
-            100_000,
-        )? as usize;
-        let min_message = cx.secs(
-            &k("min_message_s"),
-            t.get("min_message_s"),
-            DEFAULT_MIN_MESSAGE,
-            0.0,
-            max_message.as_secs_f64(),
-        )?;
-        let silence = cx.secs(
-            &k("silence_s"),
-            t.get("silence_s"),
-            DEFAULT_SILENCE,
-            0.1,
-            3600.0,
-        )?;
-        let silence_threshold = cx.int(
-            &k("silence_threshold"),
-            t.get("silence_threshold"),
-            i64::from(DEFAULT_SILENCE_THRESHOLD),
-            0,
-            32767,
-        )? as u16;
+        let max_message = cx
+            .secs(&k("max_message_s"), t.get("max_message_s"), 1.0, 3600.0)?
+            .unwrap_or(DEFAULT_MAX_MESSAGE);
+        let max_messages = cx
+            .int(&k("max_messages"), t.get("max_messages"), 1, 100_000)?
+            .unwrap_or(DEFAULT_MAX_MESSAGES as i64) as usize;
+        let min_message = cx
+            .secs(
+                &k("min_message_s"),
+                t.get("min_message_s"),
+                0.0,
+                max_message.as_secs_f64(),
+            )?
+            .unwrap_or(DEFAULT_MIN_MESSAGE);
+        let silence = cx
+            .secs(&k("silence_s"), t.get("silence_s"), 0.1, 3600.0)?
+            .unwrap_or(DEFAULT_SILENCE);
+        let silence_threshold = cx
+            .int(
+                &k("silence_threshold"),
+                t.get("silence_threshold"),
+                0,
+                32767,
+            )?
+            .unwrap_or(i64::from(DEFAULT_SILENCE_THRESHOLD)) as u16;
         let notify = match t.get("notify") {
             None => Vec::new(),
             Some(toml::Value::Array(items)) => {

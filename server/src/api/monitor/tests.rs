@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 const ACD: &str = r#"
@@ -72,6 +73,7 @@ async fn start(buffer: usize) -> Fixture {
         None,
         Some(acd.clone()),
         Some(monitor),
+        crate::api::ApiSecurity::new(crate::api::auth::test_policy(&[])),
         async {
             let _ = stop_rx.await;
         },
@@ -84,10 +86,31 @@ async fn start(buffer: usize) -> Fixture {
     }
 }
 
-async fn client(addr: SocketAddr) -> MonitorClient<Channel> {
-    MonitorClient::connect(format!("http://{addr}"))
+/// Adds the supervisor's token.
+fn supervisor(mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    r.metadata_mut()
+        .insert("authorization", "Bearer supervisor-secret".parse().unwrap());
+    Ok(r)
+}
+
+type Client = MonitorClient<
+    InterceptedService<
+        Channel,
+        fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status>,
+    >,
+>;
+
+fn with_token(channel: Channel) -> Client {
+    MonitorClient::with_interceptor(channel, supervisor as fn(_) -> _)
+}
+
+async fn client(addr: SocketAddr) -> Client {
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("url")
+        .connect()
         .await
-        .expect("connect")
+        .expect("connect");
+    with_token(channel)
 }
 
 async fn set(acd: &AcdHandle, agent: &str, ready: bool) {
@@ -110,6 +133,13 @@ async fn set(acd: &AcdHandle, agent: &str, ready: bool) {
 #[tokio::test]
 async fn snapshot_and_watch_over_grpc() {
     let f = start(256).await;
+    let anonymous = MonitorClient::connect(format!("http://{}", f.addr))
+        .await
+        .expect("connect")
+        .snapshot(pb::MonitorSnapshotRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
     let mut c = client(f.addr).await;
     f.acd
         .ask(|reply| AcdCommand::LogIn {
@@ -193,7 +223,7 @@ async fn a_watcher_that_does_not_read_ends_with_resource_exhausted() {
         .connect()
         .await
         .expect("connect");
-    let mut slow = MonitorClient::new(channel);
+    let mut slow = with_token(channel);
     let mut stream = slow
         .watch(pb::MonitorWatchRequest::default())
         .await

@@ -9,6 +9,13 @@
 //! either side hangs up -> BYE (CANCEL while ringing) to the other
 //! ```
 //!
+//! A call holds a collection of legs: an application's `Connect` places one; a queued
+//! caller rings several agents at once (`ring-all`, `ring-progressively`; see
+//! [`super::ring`]): the first leg to answer is bridged, the others are CANCELled (a 200
+//! that crosses the CANCEL is ACKed and ended with BYE) and linger until their
+//! transactions are over. Only the bridged leg has an RTP session; its events (hang-up,
+//! hold, DTMF, REFER) act on the call, those of the other legs are ignored.
+//!
 //! Media: both sessions capture their peer's audio decoded to 8 kHz linear
 //! ([`RtpSession::set_capture`]); on each 20 ms tick the call reads both sockets, moves
 //! each side's decoded audio into the other session's live FIFO
@@ -27,11 +34,11 @@
 //! session. Neither is passed through to the other side (no re-INVITE is sent).
 
 use super::{Call, EndReason, MediaSockets};
-use crate::call::leg::{resolve_extension, Leg, LegConfig, LegEvent, LegState};
+use crate::call::leg::{resolve_extension, FailReason, Leg, LegConfig, LegEvent, LegState};
 use crate::call::CallReport;
 use crate::ivr::Target;
 use crate::media::dtmf::DtmfDigit;
-use crate::media::sdp::LocalMedia;
+use crate::media::sdp::{LocalMedia, Negotiated};
 use crate::media::session::{MediaEvent, MediaKind, RtpSession, SessionConfig};
 use crate::media::wav::Prompt;
 use crate::sip::message::{HeaderAccess, NameAddr, SipMessage, Uri};
@@ -45,7 +52,8 @@ use tracing::{debug, info, warn};
 /// How long the endpoint may take to answer `LegStarted` before the leg fails.
 const LEG_SETUP_LIMIT: Duration = Duration::from_secs(2);
 
-/// The outbound leg of a call: its SIP core, UDP link, media sockets and session.
+/// One outbound leg of a call: its SIP core, UDP link, media sockets and session (the
+/// session only once bridged).
 #[derive(Debug)]
 pub(super) struct Outbound {
     call_id: String,
@@ -59,17 +67,10 @@ pub(super) struct Outbound {
     link: Option<Link>,
     media: Option<MediaSockets>,
     session: Option<RtpSession>,
-    /// The failure was handed to the application (once).
+    /// Failed or given up by us: nothing more is handed up, it only lingers.
     failed: bool,
     buf: Vec<i16>,
     rtp_buf: Vec<u8>,
-}
-
-impl Outbound {
-    /// Whether the leg failed (or was ended) and only lingers.
-    pub(super) fn is_failed(&self) -> bool {
-        self.failed
-    }
 }
 
 /// Ringback: 425 Hz for 1 s then 4 s of silence (ITU-T E.180 / the European cadence),
@@ -90,7 +91,7 @@ pub fn ringback_tone() -> Prompt {
 impl Call {
     /// The application asked to connect the caller to `target`.
     pub(super) fn connect(&mut self, now: Instant, target: Target) {
-        if self.outbound.as_ref().is_some_and(|o| !o.failed) {
+        if self.legs_live() {
             warn!("connect: an outbound leg is already up");
             self.outbound_failed(now);
             return;
@@ -114,7 +115,9 @@ impl Call {
             return;
         };
         let ring_timeout = self.ctx.config.sip.ring_timeout;
-        self.dial(now, uri, peer, ring_timeout);
+        if self.place_leg(now, uri, peer, ring_timeout).is_none() {
+            self.outbound_failed(now);
+        }
     }
 
     /// The URI and address of `number` on `trunk` (the number may hold digits, `+`, `*`
@@ -138,21 +141,21 @@ impl Call {
         Some((uri, peer))
     }
 
-    /// Places the outbound leg to `uri` at `peer` (UDP), ringing at most `ring_timeout`:
-    /// the entry point for anything that has resolved its target (the ACD's agent
-    /// contacts). Outcomes: bridged on answer; on failure the application's
-    /// `connect_failed`.
-    pub(super) fn dial(&mut self, now: Instant, uri: Uri, peer: Peer, ring_timeout: Duration) {
-        if self.outbound.as_ref().is_some_and(|o| o.failed) {
-            // A previous leg that failed (a queue's agent who did not answer) makes room
-            // for the next one; its remaining retransmissions are not absorbed.
-            self.drop_outbound();
-        }
+    /// Places an outbound leg to `uri` at `peer` (UDP), ringing at most `ring_timeout`,
+    /// next to any legs already there (a queued caller rings several agents at once).
+    /// Returns the leg's Call-ID, or `None` when the destination is outside
+    /// `network.allow` (nothing placed, nothing reported: the caller of this decides).
+    pub(super) fn place_leg(
+        &mut self,
+        now: Instant,
+        uri: Uri,
+        peer: Peer,
+        ring_timeout: Duration,
+    ) -> Option<String> {
         if !self.ctx.allow.permits(peer.addr.ip()) {
             metrics::counter!(crate::metrics::DESTINATION_DENIED, "kind" => "sip").increment(1);
             warn!(dest = %peer.addr, "not dialing: destination outside network.allow");
-            self.outbound_failed(now);
-            return;
+            return None;
         }
         let call_id = format!(
             "{:016x}@{}",
@@ -167,8 +170,8 @@ impl Call {
             leg_tag: local_tag.clone(),
         });
         info!(target = %uri, leg = %call_id, "placing outbound leg");
-        self.outbound = Some(Outbound {
-            call_id,
+        self.outbound.push(Outbound {
+            call_id: call_id.clone(),
             local_tag,
             target: uri,
             peer,
@@ -179,9 +182,19 @@ impl Call {
             media: None,
             session: None,
             failed: false,
-            buf: Vec::with_capacity(1024),
-            rtp_buf: vec![0u8; 2048],
+            buf: Vec::new(),
+            rtp_buf: Vec::new(),
         });
+        Some(call_id)
+    }
+
+    /// Whether a leg is up or on its way (not failed nor ended by us).
+    pub(super) fn legs_live(&self) -> bool {
+        self.outbound.iter().any(|o| !o.failed)
+    }
+
+    fn leg_index(&self, call_id: &str) -> Option<usize> {
+        self.outbound.iter().position(|o| o.call_id == call_id)
     }
 
     /// The endpoint routed the leg and bound its ports: send the INVITE.
@@ -192,28 +205,25 @@ impl Call {
         media: Option<MediaSockets>,
         udp: Option<Link>,
     ) {
-        let current = self
-            .outbound
-            .as_ref()
-            .is_some_and(|o| o.call_id == call_id && o.leg.is_none() && !o.failed);
+        let idx = self.leg_index(&call_id);
+        let current =
+            idx.is_some_and(|i| self.outbound[i].leg.is_none() && !self.outbound[i].failed);
         if !current || self.phase != super::Phase::Confirmed {
-            // The call moved on (hung up, setup timed out): give everything back.
+            // The call moved on (hung up, setup timed out, the ring withdrawn): give
+            // everything back.
             debug!(leg = %call_id, "outbound leg no longer wanted");
             if let Some(ms) = media {
                 let _ = self.done.send(CallReport::PortFreed(ms.port));
             }
-            if self
-                .outbound
-                .as_ref()
-                .is_some_and(|o| o.call_id == call_id && o.leg.is_none())
-            {
-                self.drop_outbound();
+            if let Some(i) = idx.filter(|&i| self.outbound[i].leg.is_none()) {
+                let o = self.outbound.remove(i);
+                self.forget_leg(o);
             }
             return;
         }
         let (Some(ms), Some(link)) = (media, udp) else {
             warn!("outbound leg: no RTP port pair free or no UDP listener");
-            self.outbound_failed(now);
+            self.leg_failed(now, &call_id, None);
             return;
         };
         let sip = &self.ctx.config.sip;
@@ -243,7 +253,7 @@ impl Call {
             params: Vec::new(),
             headers: None,
         };
-        let Some(o) = self.outbound.as_mut() else {
+        let Some(o) = idx.and_then(|i| self.outbound.get_mut(i)) else {
             return;
         };
         let cfg = LegConfig {
@@ -266,55 +276,58 @@ impl Call {
         o.media = Some(ms);
     }
 
-    /// The earliest deadline of the outbound leg.
+    /// The earliest deadline of the outbound legs (and of a queued caller's ringing
+    /// agents).
     pub(super) fn outbound_timeout(&self) -> Option<Instant> {
-        let o = self.outbound.as_ref()?;
-        match &o.leg {
+        let legs = self.outbound.iter().filter_map(|o| match &o.leg {
             None if !o.failed => Some(o.ready_by),
             None => None,
             Some(leg) => {
                 let s = o.session.as_ref().and_then(|s| s.poll_timeout());
                 [leg.poll_timeout(), s].into_iter().flatten().min()
             }
-        }
+        });
+        legs.chain(self.ring_deadline()).min()
     }
 
-    /// Whether a message belongs to the outbound leg (by its Call-ID).
+    /// Whether a message belongs to an outbound leg (by its Call-ID).
     pub(super) fn is_outbound_message(&self, msg: &SipMessage) -> bool {
-        let Some(o) = self.outbound.as_ref() else {
-            return false;
-        };
         let id = match msg {
             SipMessage::Request(r) => r.call_id(),
             SipMessage::Response(r) => r.call_id(),
         };
-        id.is_ok_and(|id| id == o.call_id)
+        id.is_ok_and(|id| self.leg_index(id).is_some())
     }
 
     pub(super) fn on_outbound_sip(&mut self, now: Instant, inbound: Inbound) {
-        match &inbound.message {
+        let call_id = match &inbound.message {
             SipMessage::Request(r) => {
-                metrics::counter!(crate::metrics::SIP_REQUESTS_RECEIVED, "method" => r.method.as_str().to_string()).increment(1)
+                metrics::counter!(crate::metrics::SIP_REQUESTS_RECEIVED, "method" => r.method.as_str().to_string()).increment(1);
+                r.call_id()
             }
             SipMessage::Response(r) => {
-                metrics::counter!(crate::metrics::SIP_RESPONSES_RECEIVED, "status" => r.status.to_string()).increment(1)
+                metrics::counter!(crate::metrics::SIP_RESPONSES_RECEIVED, "status" => r.status.to_string()).increment(1);
+                r.call_id()
             }
-        }
-        if let Some(leg) = self.outbound.as_mut().and_then(|o| o.leg.as_mut()) {
+        };
+        let Some(i) = call_id.ok().and_then(|id| self.leg_index(id)) else {
+            return;
+        };
+        if let Some(leg) = self.outbound[i].leg.as_mut() {
             leg.handle_incoming(now, inbound.message, inbound.from);
         }
     }
 
-    /// Sends the leg's messages and media, handles its events, drops it when done.
-    /// Returns whether anything happened.
+    /// Sends the legs' messages and media, handles their events, drops the legs that are
+    /// done. Returns whether anything happened.
     pub(super) async fn drive_outbound(&mut self, now: Instant) -> bool {
         let mut progressed = false;
         let mut events = Vec::new();
         let mut media_events = Vec::new();
-        if let Some(o) = self.outbound.as_mut() {
+        for o in self.outbound.iter_mut() {
             if let Some(leg) = o.leg.as_mut() {
                 while let Some(ev) = leg.poll_event() {
-                    events.push(ev);
+                    events.push((o.call_id.clone(), ev));
                 }
                 while let Some(t) = leg.poll_transmit() {
                     progressed = true;
@@ -333,47 +346,37 @@ impl Call {
                 }
             }
         }
-        for ev in events {
+        for (leg, ev) in events {
             progressed = true;
-            self.on_leg_event(now, ev);
+            self.on_leg_event(now, &leg, ev);
         }
         for ev in media_events {
             progressed = true;
             self.on_leg_media_event(now, ev);
         }
         self.flush_outbound_media();
-        let done = self.outbound.as_ref().is_some_and(|o| {
-            o.failed && o.leg.is_none() || o.leg.as_ref().is_some_and(|l| l.is_done(now))
-        });
-        if done {
-            self.drop_outbound();
-            progressed = true;
+        let mut i = 0;
+        while i < self.outbound.len() {
+            let o = &self.outbound[i];
+            let done =
+                o.failed && o.leg.is_none() || o.leg.as_ref().is_some_and(|l| l.is_done(now));
+            if done {
+                let o = self.outbound.remove(i);
+                self.forget_leg(o);
+                progressed = true;
+            } else {
+                i += 1;
+            }
         }
-        // A queued caller's next agent waits for the previous agent's leg to wind down.
-        progressed |= self.ring_pending(now);
         progressed
     }
 
-    /// Whether a new leg may be dialed now: none, or a failed one whose INVITE is over
-    /// (final response ACKed, or it never started), so dropping it loses nothing but
-    /// retransmissions.
-    pub(super) fn outbound_free(&self) -> bool {
-        self.outbound
-            .as_ref()
-            .is_none_or(|o| o.failed && o.leg.as_ref().is_none_or(|l| l.state() == LegState::Ended))
-    }
-
-    /// Whether the outbound leg failed and still winds down (CANCEL sent, its final
-    /// response not in yet).
-    pub(super) fn outbound_winding_down(&self) -> bool {
-        self.outbound.as_ref().is_some_and(|o| o.failed) && !self.outbound_free()
-    }
-
-    fn on_leg_event(&mut self, now: Instant, ev: LegEvent) {
+    fn on_leg_event(&mut self, now: Instant, leg: &str, ev: LegEvent) {
+        let bridged = self.is_bridged_leg(leg);
         match ev {
             LegEvent::Ringing => {
-                info!("outbound leg ringing");
-                // A queued caller keeps hearing the queue's music while an agent rings.
+                info!(leg, "outbound leg ringing");
+                // A queued caller keeps hearing the queue's music while agents ring.
                 if self.phase == super::Phase::Confirmed
                     && !self.is_bridged()
                     && self.queued.is_none()
@@ -386,47 +389,29 @@ impl Call {
                 }
             }
             LegEvent::Answered(neg) => {
-                self.stop_ringback();
-                let Some(o) = self.outbound.as_mut() else {
-                    return;
-                };
-                let cfg = SessionConfig {
-                    inactivity_timeout: self.ctx.config.rtp.inactivity_timeout,
-                    ..SessionConfig::from_negotiated(
-                        &neg,
-                        rand::random(),
-                        rand::random(),
-                        rand::random(),
-                        std::time::SystemTime::now(),
-                    )
-                };
-                let mut leg_session = RtpSession::new(cfg, now);
-                leg_session.set_capture(true);
-                o.session = Some(leg_session);
-                if let Some(s) = self.session.as_mut() {
-                    s.stop_playback();
-                    s.set_capture(true);
-                    let mut drop = Vec::new();
-                    s.take_audio(&mut drop); // stale caller audio from before the bridge
-                    s.clear_audio();
+                if self.queued.is_some() {
+                    // The first agent to answer wins; the other legs are hung up.
+                    self.queue_leg_answered(now, leg, neg);
+                } else if self.is_bridged() {
+                    warn!(leg, "a second leg answered: hung up");
+                    self.hang_up_leg(now, leg);
+                } else {
+                    self.bridge_leg(now, leg, &neg);
                 }
-                info!(codec = ?neg.codec, remote = %neg.remote_addr, "outbound leg answered: bridged");
-                self.queue_leg_answered(now);
             }
             LegEvent::Failed { reason, status } => {
-                info!(reason = reason.as_str(), status, "outbound leg failed");
-                if self.queue_leg_failed(now, Some(reason)) {
-                    return;
-                }
-                self.outbound_failed(now);
+                info!(leg, reason = reason.as_str(), status, "outbound leg failed");
+                self.leg_failed(now, leg, Some(reason));
             }
-            LegEvent::RemoteHangup => {
+            LegEvent::RemoteHangup if bridged => {
                 info!("the called party hung up: ending the call");
-                self.close_leg_media(now);
+                if let Some(i) = self.leg_index(leg) {
+                    self.close_leg_media(now, i);
+                }
                 self.hang_up(now, EndReason::Completed);
             }
-            LegEvent::MediaChanged(neg) => {
-                if let Some(s) = self.outbound.as_mut().and_then(|o| o.session.as_mut()) {
+            LegEvent::MediaChanged(neg) if bridged => {
+                if let Some(s) = self.bridged_mut().and_then(|o| o.session.as_mut()) {
                     s.set_direction(neg.direction);
                     s.set_remote(neg.remote_addr, neg.remote_rtcp_addr);
                 }
@@ -450,13 +435,59 @@ impl Call {
                     }
                 }
             }
-            LegEvent::Dtmf(d) => self.relay_digit_to_caller(now, d),
-            LegEvent::Refer(uri) => {
+            LegEvent::Dtmf(d) if bridged => self.relay_digit_to_caller(now, d),
+            LegEvent::Refer(uri) if bridged => {
                 info!(target = %uri, "the called party transfers the caller (REFER)");
                 let target = self.transfer_target_of(&uri);
                 self.blind_transfer(now, target);
             }
+            other => debug!(leg, ?other, "event of a leg that is not bridged: ignored"),
         }
+    }
+
+    /// Bridges the caller to the leg `leg` that answered: a second RTP session, audio
+    /// both ways from the next tick.
+    pub(super) fn bridge_leg(&mut self, now: Instant, leg: &str, neg: &Negotiated) {
+        self.stop_ringback();
+        let Some(o) = self.leg_index(leg).and_then(|i| self.outbound.get_mut(i)) else {
+            return;
+        };
+        let cfg = SessionConfig {
+            inactivity_timeout: self.ctx.config.rtp.inactivity_timeout,
+            ..SessionConfig::from_negotiated(
+                neg,
+                rand::random(),
+                rand::random(),
+                rand::random(),
+                std::time::SystemTime::now(),
+            )
+        };
+        let mut leg_session = RtpSession::new(cfg, now);
+        leg_session.set_capture(true);
+        o.session = Some(leg_session);
+        o.buf = Vec::with_capacity(1024);
+        o.rtp_buf = vec![0u8; 2048];
+        if let Some(s) = self.session.as_mut() {
+            s.stop_playback();
+            s.set_capture(true);
+            let mut drop = Vec::new();
+            s.take_audio(&mut drop); // stale caller audio from before the bridge
+            s.clear_audio();
+        }
+        info!(codec = ?neg.codec, remote = %neg.remote_addr, leg, "outbound leg answered: bridged");
+    }
+
+    /// The leg `leg` failed (or could not start): a queued caller's ACD hears of it and
+    /// the caller keeps waiting; otherwise the application plays its message.
+    fn leg_failed(&mut self, now: Instant, leg: &str, reason: Option<FailReason>) {
+        if let Some(i) = self.leg_index(leg) {
+            self.close_leg_media(now, i);
+            self.outbound[i].failed = true;
+        }
+        if self.queue_leg_failed(now, leg, reason) {
+            return;
+        }
+        self.outbound_failed(now);
     }
 
     fn on_leg_media_event(&mut self, now: Instant, ev: MediaEvent) {
@@ -472,7 +503,8 @@ impl Call {
     }
 
     fn relay_digit_to_caller(&mut self, now: Instant, d: DtmfDigit) {
-        if let Some(s) = self.session.as_mut().filter(|_| self.outbound.is_some()) {
+        let bridged = self.is_bridged();
+        if let Some(s) = self.session.as_mut().filter(|_| bridged) {
             if !s.send_dtmf(now, d) {
                 debug!(digit = %d, "caller has no telephone-event: digit dropped");
             }
@@ -481,7 +513,7 @@ impl Call {
 
     /// While bridged, a caller's digit goes to the called party (RFC 4733).
     pub(super) fn relay_digit_to_leg(&mut self, now: Instant, d: DtmfDigit) -> bool {
-        let Some(s) = self.outbound.as_mut().and_then(|o| o.session.as_mut()) else {
+        let Some(s) = self.bridged_mut().and_then(|o| o.session.as_mut()) else {
             return false;
         };
         if !s.send_dtmf(now, d) {
@@ -503,7 +535,18 @@ impl Call {
     }
 
     fn is_bridged(&self) -> bool {
-        self.outbound.as_ref().is_some_and(|o| o.session.is_some())
+        self.outbound.iter().any(|o| o.session.is_some())
+    }
+
+    fn is_bridged_leg(&self, leg: &str) -> bool {
+        self.outbound
+            .iter()
+            .any(|o| o.call_id == leg && o.session.is_some())
+    }
+
+    /// The leg the caller is bridged to.
+    fn bridged_mut(&mut self) -> Option<&mut Outbound> {
+        self.outbound.iter_mut().find(|o| o.session.is_some())
     }
 
     pub(super) fn replay_ringback(&mut self, now: Instant) {
@@ -521,17 +564,10 @@ impl Call {
         }
     }
 
-    /// The leg failed (or could not start): the application plays its message (or, for
-    /// a queued caller, the ACD hears of it and the caller keeps waiting).
+    /// Connecting failed (no leg could be placed, or the application's leg failed): the
+    /// application plays its message, or the call ends.
     pub(super) fn outbound_failed(&mut self, now: Instant) {
-        if self.queue_leg_failed(now, None) {
-            return;
-        }
         self.stop_ringback();
-        self.close_leg_media(now);
-        if let Some(o) = self.outbound.as_mut() {
-            o.failed = true;
-        }
         if self.phase != super::Phase::Confirmed {
             return;
         }
@@ -544,13 +580,14 @@ impl Call {
         }
     }
 
-    /// The media tick for the leg: read its sockets, move audio across, run its clock.
+    /// The media tick for the legs: their timers (setup limit, SIP, the ring group's
+    /// deadline); for the bridged leg, read its sockets, move audio across, run its clock.
     pub(super) fn outbound_tick(&mut self, now: Instant) {
-        if let Some(o) = self.outbound.as_mut() {
+        let mut setup_failed = Vec::new();
+        for o in self.outbound.iter_mut() {
             if o.leg.is_none() && !o.failed && now >= o.ready_by {
-                warn!("outbound leg: the endpoint did not answer in time");
-                self.outbound_failed(now);
-                return;
+                setup_failed.push(o.call_id.clone());
+                continue;
             }
             if let Some(leg) = o.leg.as_mut() {
                 if leg.poll_timeout().is_some_and(|t| t <= now) {
@@ -558,7 +595,12 @@ impl Call {
                 }
             }
         }
-        let Some(o) = self.outbound.as_mut() else {
+        for leg in setup_failed {
+            warn!(leg = %leg, "outbound leg: the endpoint did not answer in time");
+            self.leg_failed(now, &leg, None);
+        }
+        self.ring_tick(now);
+        let Some(o) = self.outbound.iter_mut().find(|o| o.session.is_some()) else {
             return;
         };
         let (Some(ms), Some(ls)) = (o.media.as_ref(), o.session.as_mut()) else {
@@ -591,25 +633,24 @@ impl Call {
     }
 
     fn flush_outbound_media(&mut self) {
-        let Some(o) = self.outbound.as_mut() else {
-            return;
-        };
-        let (Some(ms), Some(s)) = (o.media.as_ref(), o.session.as_mut()) else {
-            return;
-        };
         let mut denied = 0u64;
-        while let Some(tx) = s.poll_transmit() {
-            if !self.ctx.allow.permits(tx.to.ip()) {
-                denied += 1;
+        for o in self.outbound.iter_mut() {
+            let (Some(ms), Some(s)) = (o.media.as_ref(), o.session.as_mut()) else {
                 continue;
-            }
-            let sock = if tx.kind == MediaKind::Rtcp {
-                &ms.rtcp
-            } else {
-                &ms.rtp
             };
-            if let Err(e) = sock.send_to(tx.data(), tx.to) {
-                debug!(error = %e, dest = %tx.to, "leg RTP send failed");
+            while let Some(tx) = s.poll_transmit() {
+                if !self.ctx.allow.permits(tx.to.ip()) {
+                    denied += 1;
+                    continue;
+                }
+                let sock = if tx.kind == MediaKind::Rtcp {
+                    &ms.rtcp
+                } else {
+                    &ms.rtp
+                };
+                if let Err(e) = sock.send_to(tx.data(), tx.to) {
+                    debug!(error = %e, dest = %tx.to, "leg RTP send failed");
+                }
             }
         }
         if denied > 0 {
@@ -618,13 +659,13 @@ impl Call {
         }
     }
 
-    /// Ends the leg's media: RTCP BYE, sockets closed, port back to the pool.
-    fn close_leg_media(&mut self, now: Instant) {
-        if let Some(s) = self.outbound.as_mut().and_then(|o| o.session.as_mut()) {
+    /// Ends leg `i`'s media: RTCP BYE, sockets closed, port back to the pool.
+    fn close_leg_media(&mut self, now: Instant, i: usize) {
+        if let Some(s) = self.outbound.get_mut(i).and_then(|o| o.session.as_mut()) {
             s.close(now);
         }
         self.flush_outbound_media();
-        if let Some(o) = self.outbound.as_mut() {
+        if let Some(o) = self.outbound.get_mut(i) {
             o.session = None;
             if let Some(ms) = o.media.take() {
                 let _ = self.done.send(CallReport::PortFreed(ms.port));
@@ -632,31 +673,57 @@ impl Call {
         }
     }
 
-    /// The call ends: CANCEL or BYE the leg, stop its media (its transactions linger).
-    pub(super) fn end_outbound(&mut self, now: Instant) {
-        self.ringback = false;
-        if let Some(leg) = self.outbound.as_mut().and_then(|o| o.leg.as_mut()) {
-            if leg.state() != LegState::Ended {
-                leg.hangup(now);
+    /// Gives up on the leg `leg`: CANCEL while it rings, BYE once answered (a 200 that
+    /// crosses the CANCEL is ACKed and ended with BYE by the leg); its media stops, its
+    /// transactions linger. Nothing more is reported for it.
+    pub(super) fn hang_up_leg(&mut self, now: Instant, leg: &str) {
+        let Some(i) = self.leg_index(leg) else {
+            return;
+        };
+        if let Some(l) = self.outbound[i].leg.as_mut() {
+            if l.state() != LegState::Ended {
+                l.hangup(now);
             }
         }
-        self.close_leg_media(now);
-        if let Some(o) = self.outbound.as_mut() {
-            o.failed = true;
+        self.close_leg_media(now, i);
+        self.outbound[i].failed = true;
+    }
+
+    /// The call ends (or leaves the bridge): CANCEL or BYE every leg, stop their media
+    /// (their transactions linger).
+    pub(super) fn end_outbound(&mut self, now: Instant) {
+        self.ringback = false;
+        if let Some(q) = self.queued.as_mut() {
+            // Every leg is hung up below; the ACD settles the offers of a call that left.
+            let _ = q.ring_cancel_all();
+        }
+        for i in 0..self.outbound.len() {
+            if let Some(leg) = self.outbound[i].leg.as_mut() {
+                if leg.state() != LegState::Ended {
+                    leg.hangup(now);
+                }
+            }
+            self.close_leg_media(now, i);
+            self.outbound[i].failed = true;
         }
     }
 
-    /// Forgets the leg: the endpoint stops routing it.
+    /// Forgets every leg: the endpoint stops routing them.
     pub(super) fn drop_outbound(&mut self) {
-        if let Some(mut o) = self.outbound.take() {
-            if let Some(ms) = o.media.take() {
-                let _ = self.done.send(CallReport::PortFreed(ms.port));
-            }
-            let _ = self.done.send(CallReport::LegEnded {
-                leg_call_id: o.call_id,
-                leg_tag: o.local_tag,
-            });
+        for o in std::mem::take(&mut self.outbound) {
+            self.forget_leg(o);
         }
+    }
+
+    /// Forgets one leg: its port back to the pool, the endpoint stops routing it.
+    fn forget_leg(&mut self, mut o: Outbound) {
+        if let Some(ms) = o.media.take() {
+            let _ = self.done.send(CallReport::PortFreed(ms.port));
+        }
+        let _ = self.done.send(CallReport::LegEnded {
+            leg_call_id: o.call_id,
+            leg_tag: o.local_tag,
+        });
     }
 }
 

@@ -2,29 +2,43 @@
 //!
 //! ```text
 //! app: Enqueue(queue) -> CallToAcd::Queue -> music on hold (looped), exit key watched
-//! AcdToCall::Ring{agent, contact} -> resolve the contact (fixed URI, or the registrar's
-//!   binding for a phone that registers) -> outbound leg; the caller keeps its music
-//!   answered -> CallToAcd::Ring{Answered}, bridged (the leg's media replaces the music)
-//!   failed / unreachable -> CallToAcd::Ring{NoAnswer|Rejected|Unreachable}, music goes on
-//! AcdToCall::CancelRing -> CANCEL the ringing leg
-//! (one leg at a time: a Ring that arrives while the previous agent's leg still winds
-//! down after a miss, CANCEL sent and 487 not yet in, is dialed once that leg has ended)
+//! AcdToCall::Ring{agent, contact} -> resolve the contact (fixed URI, the registrar's
+//!   binding for a phone that registers, a number through a trunk) -> one more outbound
+//!   leg in the caller's ring group (several agents ring at once under ring-all and
+//!   ring-progressively); the caller keeps its music
+//!   first answer -> CallToAcd::Ring{Answered}, bridged (the leg's media replaces the
+//!     music); every other ringing leg CANCELled, nothing reported for them (the ACD
+//!     withdraws their offers without a miss)
+//!   failed -> CallToAcd::Ring{Rejected|Unreachable} for that agent, the others ring on
+//!   ring timeout (shared by the group, see super::ring) -> CANCEL every ringing leg,
+//!     CallToAcd::Ring{NoAnswer} for each agent; music goes on
+//!   can't ring (already connected, that agent already rings) -> Ring{NotRung}
+//! AcdToCall::CancelRing -> CANCEL that agent's leg (nothing reported)
 //! AcdToCall::Exit(target) -> leave the queue for the target (mailbox, flow, queue, hangup)
 //! caller hangs up -> CallToAcd::Left (waiting) or CallToAcd::Ended (connected)
 //! ```
 
+use super::ring::{RingAction, RingGroup};
 use super::Call;
 use crate::acd::api::TransferTarget;
 use crate::acd::task::{next_call_key, AcdToCall, CallToAcd, RingOutcome};
-use crate::acd::{AgentId, CallKey, VoiceContact};
+use crate::acd::{AgentId, CallKey, Strategy, VoiceContact};
 use crate::call::leg::{resolve_extension, FailReason};
 use crate::ivr::{say, Playable, Variables};
 use crate::media::dtmf::DtmfDigit;
+use crate::media::sdp::Negotiated;
 use crate::media::wav::Prompt;
 use crate::sip::transaction::peer_for_uri;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
+
+/// The ring timeout a queued caller's agent leg gets of its own: only a backstop, the
+/// ring group gives up first (its deadline can move on while agents are added).
+const AGENT_LEG_RING_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Messages the ACD may queue for one call (a ring-all offer sends one per agent).
+const ACD_MAILBOX: usize = 64;
 
 /// A caller in a queue, or connected to an agent through one.
 #[derive(Debug)]
@@ -33,10 +47,8 @@ pub(super) struct Queued {
     pub key: CallKey,
     /// Messages from the ACD task.
     pub rx: mpsc::Receiver<AcdToCall>,
-    /// The agent whose phone rings now.
-    ringing: Option<AgentId>,
-    /// A ring waiting for the previous agent's failed leg to end (CANCEL, 487, ACK).
-    pending: Option<(VoiceContact, Duration)>,
+    /// The agents' legs ringing now.
+    ring: RingGroup,
     /// Connected to an agent (the ACD is told when the call ends).
     pub connected: bool,
     /// Music on hold, looped while waiting.
@@ -54,6 +66,11 @@ impl Queued {
     pub fn music(&self) -> Option<Prompt> {
         self.music.clone()
     }
+
+    /// Forgets every ringing leg (the caller hangs them all up): what to hang up.
+    pub fn ring_cancel_all(&mut self) -> Vec<RingAction> {
+        self.ring.cancel_all()
+    }
 }
 
 impl Call {
@@ -70,7 +87,7 @@ impl Call {
             return;
         };
         let key = next_call_key();
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(ACD_MAILBOX);
         let (caller_number, caller_name) = self.caller();
         if !acd.send(CallToAcd::ToAgent {
             call: key,
@@ -106,8 +123,7 @@ impl Call {
         self.queued = Some(Queued {
             key,
             rx,
-            ringing: None,
-            pending: None,
+            ring: RingGroup::new(qcfg.strategy == Strategy::RingProgressively),
             connected: false,
             music,
             exit_key: qcfg.exit_key,
@@ -132,7 +148,7 @@ impl Call {
             return;
         };
         let key = next_call_key();
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = mpsc::channel(ACD_MAILBOX);
         let (caller_number, caller_name) = self.caller();
         let priority = vars
             .get("priority")
@@ -188,7 +204,7 @@ impl Call {
 
     /// Plays an announcement over the music (the music resumes after it).
     fn announce(&mut self, now: Instant, items: Vec<Prompt>) {
-        if self.outbound.as_ref().is_some_and(|o| !o.is_failed()) || items.is_empty() {
+        if self.legs_live() || items.is_empty() {
             return; // an agent's phone rings or the call is bridged: no announcement
         }
         let (Some(q), Some(s)) = (self.queued.as_mut(), self.session.as_mut()) else {
@@ -254,43 +270,25 @@ impl Call {
                 contact,
                 timeout,
             } => {
-                let busy = self.queued.as_ref().is_some_and(|q| q.ringing.is_some());
-                if busy || !self.outbound_free() && !self.outbound_winding_down() {
-                    // One leg at a time: a second agent at once (ring-all) is not rung;
-                    // the ACD withdraws the offer without counting it as a miss.
-                    info!(agent = %agent, "an agent's phone already rings for this call: not ringing a second one");
+                let can = self
+                    .queued
+                    .as_ref()
+                    .is_some_and(|q| q.ring.can_ring(&agent));
+                if !can {
+                    // Connected already (the ACD's offer crossed the answer), or this
+                    // agent's phone already rings for the call.
+                    info!(agent = %agent, "the call cannot ring this agent now");
                     self.report_ring(key, agent, RingOutcome::NotRung);
-                    return;
-                }
-                if let Some(q) = self.queued.as_mut() {
-                    q.ringing = Some(agent.clone());
-                }
-                if self.outbound_winding_down() {
-                    // The previous agent's leg is being cancelled: ring once it has ended
-                    // (dropping it now would leave its 487 unacknowledged).
-                    debug!(agent = %agent, "ringing the agent once the previous leg has ended");
-                    if let Some(q) = self.queued.as_mut() {
-                        q.pending = Some((contact, timeout));
-                    }
                     return;
                 }
                 self.ring_agent(now, key, agent, &contact, timeout);
             }
             AcdToCall::CancelRing { agent } => {
-                let ringing = self
-                    .queued
-                    .as_ref()
-                    .is_some_and(|q| q.ringing.as_ref() == Some(&agent));
-                if ringing {
-                    let mut pending = None;
-                    if let Some(q) = self.queued.as_mut() {
-                        q.ringing = None;
-                        pending = q.pending.take();
-                    }
-                    if pending.is_none() {
-                        self.end_outbound(now);
-                    }
-                }
+                let actions = match self.queued.as_mut() {
+                    Some(q) => q.ring.cancel(&agent),
+                    None => Vec::new(),
+                };
+                self.ring_actions(now, actions);
             }
             AcdToCall::Announce { position, wait } => {
                 let mut said = vec![Playable::named("queue-position")];
@@ -324,7 +322,7 @@ impl Call {
                 if let Some(s) = self.session.as_mut() {
                     s.stop_playback();
                 }
-                if self.outbound.is_some() {
+                if !self.outbound.is_empty() {
                     self.end_outbound(now);
                 }
                 if let (Some(h), Some(s)) = (self.host.as_mut(), self.session.as_mut()) {
@@ -335,7 +333,8 @@ impl Call {
         }
     }
 
-    /// Dials `agent`'s phone, or reports it unreachable.
+    /// Dials `agent`'s phone (one more leg in the ring group), or reports it
+    /// unreachable.
     fn ring_agent(
         &mut self,
         now: Instant,
@@ -346,31 +345,49 @@ impl Call {
     ) {
         let Some((uri, peer)) = self.resolve_contact(contact) else {
             info!(agent = %agent, "agent's phone is not registered or not reachable");
-            if let Some(q) = self.queued.as_mut() {
-                q.ringing = None;
-            }
             self.report_ring(key, agent, RingOutcome::Unreachable);
             return;
         };
         info!(agent = %agent, phone = %uri, "ringing the agent");
-        self.dial(now, uri, peer, timeout);
+        let Some(leg) = self.place_leg(now, uri, peer, AGENT_LEG_RING_LIMIT) else {
+            self.report_ring(key, agent, RingOutcome::Unreachable);
+            return;
+        };
+        if let Some(q) = self.queued.as_mut() {
+            q.ring.add(now, agent, leg, timeout);
+        }
     }
 
-    /// Dials a ring that waited for the previous agent's leg, once that has ended.
-    /// Returns whether it did anything.
-    pub(super) fn ring_pending(&mut self, now: Instant) -> bool {
-        if !self.outbound_free() {
-            return false;
+    /// Carries out what the ring group decided: reports to the ACD, legs hung up. (A
+    /// `Bridge` is done by the caller of this before.)
+    fn ring_actions(&mut self, now: Instant, actions: Vec<RingAction>) {
+        let Some(key) = self.queued.as_ref().map(|q| q.key) else {
+            return;
+        };
+        for a in actions {
+            match a {
+                RingAction::Report(agent, outcome) => self.report_ring(key, agent, outcome),
+                RingAction::HangUp(leg) => self.hang_up_leg(now, &leg),
+                RingAction::Bridge(_) => {}
+            }
         }
-        let Some(q) = self.queued.as_mut() else {
-            return false;
+    }
+
+    /// When the ringing agents give up.
+    pub(super) fn ring_deadline(&self) -> Option<Instant> {
+        self.queued.as_ref()?.ring.poll_timeout()
+    }
+
+    /// The ring group's deadline: every ringing agent missed the call.
+    pub(super) fn ring_tick(&mut self, now: Instant) {
+        let actions = match self.queued.as_mut() {
+            Some(q) => q.ring.handle_timeout(now),
+            None => return,
         };
-        let (Some((contact, timeout)), Some(agent)) = (q.pending.take(), q.ringing.clone()) else {
-            return false;
-        };
-        let key = q.key;
-        self.ring_agent(now, key, agent, &contact, timeout);
-        true
+        if !actions.is_empty() {
+            info!("no agent answered within the ring timeout");
+        }
+        self.ring_actions(now, actions);
     }
 
     fn report_ring(&self, call: CallKey, agent: AgentId, outcome: RingOutcome) {
@@ -405,42 +422,44 @@ impl Call {
         }
     }
 
-    /// The agent's leg answered: the ACD connects the call.
-    pub(super) fn queue_leg_answered(&mut self, _now: Instant) {
+    /// An agent's leg answered. The first answer is bridged and reported (the ACD
+    /// connects the call); the other ringing legs are hung up; a later answer is hung up.
+    pub(super) fn queue_leg_answered(&mut self, now: Instant, leg: &str, neg: Negotiated) {
         let Some(q) = self.queued.as_mut() else {
             return;
         };
-        if let Some(agent) = q.ringing.take() {
+        let actions = q.ring.answered(leg);
+        if actions
+            .iter()
+            .any(|a| matches!(a, RingAction::Bridge(l) if l == leg))
+        {
             q.connected = true;
-            let key = q.key;
-            self.report_ring(key, agent, RingOutcome::Answered);
+            self.bridge_leg(now, leg, &neg);
         }
+        self.ring_actions(now, actions);
     }
 
-    /// The agent's leg failed: the ACD hears of it and the caller keeps waiting (music).
-    /// Returns whether the failure belonged to a queued call.
-    pub(super) fn queue_leg_failed(&mut self, now: Instant, reason: Option<FailReason>) -> bool {
+    /// An agent's leg failed: the ACD hears of it (when it still rang for the ACD) and the
+    /// caller keeps waiting with its music. Returns whether the caller is queued (then
+    /// the failure never goes to the application).
+    pub(super) fn queue_leg_failed(
+        &mut self,
+        now: Instant,
+        leg: &str,
+        reason: Option<FailReason>,
+    ) -> bool {
         let Some(q) = self.queued.as_mut() else {
             return false;
         };
-        if q.connected {
-            return false;
-        }
-        let key = q.key;
-        let agent = q.ringing.take();
-        if let Some(agent) = agent {
-            let outcome = match reason {
-                Some(FailReason::NoAnswer) => RingOutcome::NoAnswer,
-                Some(FailReason::Busy | FailReason::Declined | FailReason::Rejected) => {
-                    RingOutcome::Rejected
-                }
-                _ => RingOutcome::Unreachable,
-            };
-            self.report_ring(key, agent, outcome);
-        }
-        // The leg is finished with; the next agent's leg replaces it.
-        self.end_outbound(now);
-        self.play_music(now);
+        let outcome = match reason {
+            Some(FailReason::NoAnswer) => RingOutcome::NoAnswer,
+            Some(FailReason::Busy | FailReason::Declined | FailReason::Rejected) => {
+                RingOutcome::Rejected
+            }
+            _ => RingOutcome::Unreachable,
+        };
+        let actions = q.ring.failed(leg, outcome);
+        self.ring_actions(now, actions);
         true
     }
 
@@ -492,7 +511,7 @@ impl Call {
     /// an extension).
     pub(super) fn blind_transfer(&mut self, now: Instant, target: TransferTarget) {
         self.held_by_callee = false;
-        if self.outbound.is_some() {
+        if !self.outbound.is_empty() {
             self.end_outbound(now);
         }
         self.leave_queue();
