@@ -11,6 +11,8 @@ const PROTOS: &[&str] = &[
     "proto/caruso/v1/agent.proto",
     "proto/caruso/v1/monitor.proto",
     "proto/caruso/v1/campaigns.proto",
+    "proto/caruso/v1/registry.proto",
+    "proto/caruso/v1/plugin.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -61,6 +61,10 @@ struct RawConfig {
     acd: Option<toml::Value>,
     #[serde(default)]
     trunks: Vec<RawTrunk>,
+    /// Plug-in hooks, validated by `hooks::config::parse_hooks`.
+    hooks: Option<toml::Value>,
+    /// Service registry limits, validated by `registry::config::parse_registry`.
+    registry: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -417,6 +421,10 @@ pub struct Config {
     pub acd: Option<Arc<crate::acd::config::AcdConfig>>,
     /// SIP trunks for external numbers.
     pub trunks: Vec<TrunkConfig>,
+    /// Plug-in hooks (`[hooks]`): which registered service serves which hook.
+    pub hooks: crate::hooks::HooksConfig,
+    /// Service registry limits (`[registry]`).
+    pub registry: crate::registry::RegistryConfig,
     /// The entry used for unknown numbers when `sip.unknown_number` names a flow.
     unknown_flow: Option<NumberConfig>,
 }
@@ -823,6 +831,14 @@ impl Config {
                 answer_delay: Duration::from_millis(n.answer_delay_ms),
             });
         }
+        let hooks = match &raw.hooks {
+            Some(v) => crate::hooks::config::parse_hooks(v, file)?,
+            None => crate::hooks::HooksConfig::default(),
+        };
+        let registry = match &raw.registry {
+            Some(v) => crate::registry::config::parse_registry(v, file)?,
+            None => crate::registry::RegistryConfig::default(),
+        };
         let unknown_flow = match &unknown_number {
             UnknownNumber::Flow(f) => {
                 if flows.flow(f).is_none() {
@@ -890,6 +906,8 @@ impl Config {
             voicemail,
             acd,
             trunks,
+            hooks,
+            registry,
             unknown_flow,
         })
     }

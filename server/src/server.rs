@@ -177,6 +177,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("server.data_dir", old.data_dir != new.data_dir);
     check("network.allow", old.allow.0 != new.allow.0);
     check("acd", old.acd != new.acd);
+    check("registry", old.registry != new.registry);
     changed
 }
 
@@ -187,6 +188,7 @@ pub fn build_context(
     voicemail: Option<Arc<crate::voicemail::storage::Voicemail>>,
     acd: Option<crate::acd::task::AcdCalls>,
     registrations: Option<watch::Receiver<Arc<crate::sip::registrar::Registrations>>>,
+    hooks: Option<crate::hooks::Hooks>,
 ) -> Result<CallContext, ServerError> {
     let prompts = load_prompts(&config)?;
     let config = Arc::new(config);
@@ -202,6 +204,7 @@ pub fn build_context(
         },
         allow: config.allow.clone(),
         prompts: prompts.by_number,
+        hooks: hooks.map(|h| h.with_config(config.hooks.clone())),
         config,
     })
 }
@@ -244,6 +247,7 @@ impl Reloader {
             self.current.voicemail.clone(),
             self.current.acd.clone(),
             self.current.registrations.clone(),
+            self.current.hooks.clone(),
         )
         .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
         if let Some(vm) = &ctx.voicemail {
@@ -388,14 +392,30 @@ pub async fn run(
             (users, tx, rx)
         })
     });
+    // The service registry (registrations restored from the store) and the plug-in
+    // hooks that call its services.
+    let registry = crate::registry::task::RegistryTask::new(
+        config.registry,
+        config.allow.clone(),
+        Some(store.clone()),
+        tokio::time::Instant::now().into_std(),
+    )
+    .spawn();
+    let hooks = crate::hooks::Hooks::start(config.hooks.clone(), registry.clone());
     let ctx = Arc::new(build_context(
         config,
         voicemail.clone(),
         acd_calls,
         registrar.as_ref().map(|(_, _, rx)| rx.clone()),
+        Some(hooks),
     )?);
     let config = ctx.config.clone();
     let (ctx_tx, ctx_rx) = watch::channel(ctx.clone());
+    // agent.state and voicemail.new hooks from the bus, with the current config's hooks.
+    let hooks_ctx = ctx_rx.clone();
+    tokio::spawn(crate::hooks::forward_bus(bus.subscribe(), move || {
+        hooks_ctx.borrow().hooks.clone()
+    }));
     let (reload_tx, reload_rx) = mpsc::channel(4);
     let (auth_tx, auth_rx) = watch::channel(Arc::new(api::auth::AuthPolicy::from_config(&config)));
     let mut security = api::ApiSecurity::new(auth_rx);
@@ -477,6 +497,7 @@ pub async fn run(
                 Some(reload_tx),
                 api_voicemail,
                 acd_api,
+                Some(registry),
                 Some(monitor),
                 security,
                 async move {

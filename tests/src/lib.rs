@@ -330,6 +330,8 @@ pub struct ServerConfig {
     pub rtp_pairs: Option<u16>,
     /// `sip.ring_timeout_s`, when set.
     pub ring_timeout_s: Option<u64>,
+    /// `sip.t1_ms`, when set.
+    pub t1_ms: Option<u64>,
     /// Extra TOML appended verbatim.
     pub extra: String,
 }
@@ -343,6 +345,7 @@ impl ServerConfig {
             rtp_inactivity_s: None,
             rtp_pairs: None,
             ring_timeout_s: None,
+            t1_ms: None,
             extra: String::new(),
         }
     }
@@ -350,6 +353,13 @@ impl ServerConfig {
     /// Sets how long an outbound leg rings before caruso cancels it (seconds).
     pub fn ring_timeout(mut self, secs: u64) -> Self {
         self.ring_timeout_s = Some(secs);
+        self
+    }
+
+    /// Sets RFC 3261 T1 (milliseconds): ended calls linger 64 × T1 for retransmissions
+    /// before their record is written.
+    pub fn t1_ms(mut self, ms: u64) -> Self {
+        self.t1_ms = Some(ms);
         self
     }
 
@@ -405,6 +415,9 @@ impl ServerConfig {
         }
         if let Some(t) = self.ring_timeout_s {
             s = s.replace("\n\n[rtp]", &format!("\nring_timeout_s = {t}\n\n[rtp]"));
+        }
+        if let Some(t) = self.t1_ms {
+            s = s.replace("\n\n[rtp]", &format!("\nt1_ms = {t}\n\n[rtp]"));
         }
         for n in &self.numbers {
             let prompt = dir.join(format!("prompt-{}.wav", n.number));

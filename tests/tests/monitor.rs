@@ -213,9 +213,14 @@ fn a_watcher_sees_every_agent_and_queue_change_of_a_call_in_order() {
         .timeout(Duration::from_secs(30))
         .run();
     let phone = phone.join().expect("phone thread");
-    // Wrap-up (2 s) ends by itself: alice is ready again.
+    // Wrap-up (2 s) ends by itself: alice is ready again, and the queue says so.
     let back = watcher.wait_for(Duration::from_secs(10), |l| {
         l.starts_with("event=agent") && field(l, "cause") == Some("wrap_up_timeout")
+    });
+    watcher.wait_for(Duration::from_secs(5), |l| {
+        l.starts_with("event=queue")
+            && field(l, "answered") == Some("1")
+            && field(l, "ready") == Some("1")
     });
     let (lines, err) = watcher.stop();
     let ctx = format!(

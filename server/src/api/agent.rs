@@ -547,6 +547,7 @@ mod tests {
             None,
             Some(acd),
             None,
+            None,
             security,
             async {
                 let _ = stop_rx.await;

@@ -19,13 +19,14 @@
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
 //! let (_policy_tx, policy) = tokio::sync::watch::channel(std::sync::Arc::new(AuthPolicy::default()));
 //! let security = ApiSecurity::new(policy);
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, security, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, None, security, std::future::pending()).await
 //! # }
 //! ```
 
 mod agent;
 pub mod auth;
 mod monitor;
+mod registry;
 mod system;
 pub mod tls;
 mod voicemail;
@@ -37,6 +38,7 @@ use std::time::Instant;
 
 use caruso_proto::caruso::v1::agent_server::AgentServer;
 use caruso_proto::caruso::v1::monitor_server::MonitorServer;
+use caruso_proto::caruso::v1::registry_server::RegistryServer;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
 use tokio::net::TcpListener;
@@ -45,12 +47,15 @@ use tonic::transport::server::TcpIncoming;
 
 pub use agent::AgentService;
 pub use monitor::MonitorService;
+pub use registry::RegistryService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
 use crate::acd::api::{AcdError, AcdHandle};
 use crate::monitor::hub::MonitorHandle;
 use crate::monitor::MonitorError;
+use crate::registry::task::RegistryHandle;
+use crate::registry::RegistryError;
 use crate::voicemail::{Voicemail, VoicemailError};
 
 /// Snapshot of the server's load that the runtime publishes for the API.
@@ -101,6 +106,9 @@ pub enum ApiError {
     /// The ACD refused an agent command.
     #[error(transparent)]
     Acd(#[from] AcdError),
+    /// The service registry refused a request.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The monitor refused a request or cut a watcher off.
     #[error(transparent)]
     Monitor(#[from] MonitorError),
@@ -132,6 +140,16 @@ impl From<ApiError> for tonic::Status {
                     tonic::Status::not_found(e.to_string())
                 }
                 AcdError::Stopped => tonic::Status::unavailable(e.to_string()),
+            },
+            ApiError::Registry(e) => match e {
+                RegistryError::InvalidName(_)
+                | RegistryError::InvalidEndpoint { .. }
+                | RegistryError::EndpointDenied(_)
+                | RegistryError::InvalidField { .. }
+                | RegistryError::IdTaken { .. } => tonic::Status::invalid_argument(e.to_string()),
+                RegistryError::UnknownInstance(_) => tonic::Status::not_found(e.to_string()),
+                RegistryError::Full(_) => tonic::Status::resource_exhausted(e.to_string()),
+                RegistryError::Stopped => tonic::Status::unavailable(e.to_string()),
             },
             ApiError::Monitor(e) => match e {
                 MonitorError::UnknownQueue(_) | MonitorError::UnknownAgent(_) => {
@@ -180,6 +198,7 @@ pub async fn serve(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    registry: Option<RegistryHandle>,
     monitor: Option<MonitorHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
@@ -188,7 +207,7 @@ pub async fn serve(
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
     serve_on(
-        listener, stats, reload, voicemail, acd, monitor, security, shutdown,
+        listener, stats, reload, voicemail, acd, registry, monitor, security, shutdown,
     )
     .await
 }
@@ -203,6 +222,7 @@ pub async fn serve_on(
     reload: Option<mpsc::Sender<ReloadRequest>>,
     voicemail: Option<Arc<Voicemail>>,
     acd: Option<AcdHandle>,
+    registry: Option<RegistryHandle>,
     monitor: Option<MonitorHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
@@ -223,6 +243,11 @@ pub async fn serve_on(
     if acd.is_some() {
         health_reporter
             .set_serving::<AgentServer<AgentService>>()
+            .await;
+    }
+    if registry.is_some() {
+        health_reporter
+            .set_serving::<RegistryServer<RegistryService>>()
             .await;
     }
     if monitor.is_some() {
@@ -248,6 +273,7 @@ pub async fn serve_on(
         .add_service(SystemServer::new(system))
         .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
         .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
+        .add_optional_service(registry.map(|r| RegistryServer::new(RegistryService::new(r))))
         .add_optional_service(monitor.map(|m| MonitorServer::new(MonitorService::new(m))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
@@ -281,6 +307,7 @@ mod tests {
         let task = tokio::spawn(serve_on(
             listener,
             rx,
+            None,
             None,
             None,
             None,
@@ -367,6 +394,7 @@ mod tests {
         let err = serve(
             addr,
             rx,
+            None,
             None,
             None,
             None,

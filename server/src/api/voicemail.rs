@@ -276,6 +276,7 @@ mod tests {
             Some(vm.clone()),
             None,
             None,
+            None,
             security,
             async {
                 let _ = stop_rx.await;

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 mod bridge;
+mod hook;
 mod queue;
 mod ring;
 use bridge::Outbound;
@@ -193,6 +194,10 @@ struct Call {
     ringback: bool,
     /// The called party (an agent) holds the call: the caller hears music.
     held_by_callee: bool,
+    /// The `call.incoming` hook (asked when the INVITE is accepted).
+    incoming_hook: hook::IncomingHook,
+    /// Media is up but the flow waits for the `call.incoming` hook's answer.
+    app_waits_for_hook: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -270,6 +275,8 @@ impl Call {
             outbound: Vec::new(),
             ringback: false,
             held_by_callee: false,
+            incoming_hook: hook::IncomingHook::Off,
+            app_waits_for_hook: false,
         }
     }
 
@@ -298,6 +305,11 @@ impl Call {
                 Some(acd) = queue::next_acd(&mut self.queued) => {
                     let t = now();
                     self.on_acd(t, acd);
+                    continue;
+                }
+                answer = hook::next_answer(&mut self.incoming_hook) => {
+                    let t = now();
+                    self.on_incoming_hook(t, answer);
                     continue;
                 }
                 _ = &mut sleep => None,
@@ -726,6 +738,8 @@ impl Call {
             }
         }
         self.local_media = Some(local);
+        // Before routing: the call.incoming hook works while the call is answered.
+        self.ask_incoming_hook();
         // The transaction layer has already sent 100 Trying.
         if delay.is_zero() {
             self.answer(now);
@@ -887,6 +901,30 @@ impl Call {
         let mut session = RtpSession::new(cfg, now);
         session.set_direction(neg.direction);
         debug!(codec = ?neg.codec, remote = %neg.remote_addr, "media started");
+        self.session = Some(session);
+        if self.incoming_hook_pending() && self.has_flow() {
+            debug!("the flow waits for the call.incoming hook");
+            self.app_waits_for_hook = true;
+            return;
+        }
+        self.start_app(now);
+    }
+
+    /// Whether the called number runs an IVR flow.
+    fn has_flow(&self) -> bool {
+        self.invite
+            .as_ref()
+            .and_then(|(_, r)| r.uri.user.as_deref())
+            .and_then(|user| self.ctx.config.number(user))
+            .is_some_and(|n| n.flow.is_some())
+    }
+
+    /// Starts what the number does once media is up: its IVR flow (with the
+    /// `call.incoming` hook's variables, or straight into the hook's queue), or its prompt.
+    fn start_app(&mut self, now: Instant) {
+        let (Some(mut session), Some(neg)) = (self.session.take(), self.negotiated.clone()) else {
+            return;
+        };
         let flow = self
             .invite
             .as_ref()
@@ -896,17 +934,27 @@ impl Call {
         match flow {
             Some(flow) => {
                 let (number, name) = self.caller();
+                let vars = self.hook_variables();
                 match AppHost::for_flow(
                     self.ctx.clone(),
                     &flow,
                     number,
                     name,
                     neg.telephone_event_pt.is_none(),
+                    vars.clone(),
                     now,
                 ) {
                     Ok(mut host) => {
-                        info!(flow = %flow, "entering IVR flow");
-                        let out = host.start(now, &mut session);
+                        let out = match self.hook_queue() {
+                            Some(queue) => {
+                                info!(flow = %flow, %queue, "straight to the queue the hook chose");
+                                host.start_in_queue(now, &mut session, &queue, vars)
+                            }
+                            None => {
+                                info!(flow = %flow, "entering IVR flow");
+                                host.start(now, &mut session)
+                            }
+                        };
                         self.host = Some(host);
                         self.session = Some(session);
                         self.after_host(now, out);

@@ -160,18 +160,20 @@ pub struct AppHost {
 }
 
 impl AppHost {
-    /// A host starting `flow` for a caller; `inband` when the session has no RFC 4733.
+    /// A host starting `flow` for a caller with the call's variables so far (e.g. from
+    /// the `call.incoming` hook); `inband` when the session has no RFC 4733.
     pub fn for_flow(
         ctx: Arc<CallContext>,
         flow: &str,
         caller_number: String,
         caller_name: String,
         inband: bool,
+        vars: Variables,
         now: Instant,
     ) -> Result<AppHost, String> {
         let flows = ctx.config.flows.clone();
-        let run = FlowRun::new(flows, flow, Variables::new(), now, SystemTime::now())
-            .map_err(|e| e.to_string())?;
+        let run =
+            FlowRun::new(flows, flow, vars, now, SystemTime::now()).map_err(|e| e.to_string())?;
         Ok(AppHost {
             ctx,
             running: Running::Flow(Box::new(run)),
@@ -195,6 +197,23 @@ impl AppHost {
         self.started = true;
         self.running.app().handle_input(now, AppInput::Start);
         self.step(now, session)
+    }
+
+    /// Starts the host with the caller sent straight to `queue` (a hook chose it) instead
+    /// of running the flow; the ACD's exits come back through [`AppHost::exit_to`] as
+    /// for a flow's queue node.
+    pub fn start_in_queue(
+        &mut self,
+        now: Instant,
+        session: &mut RtpSession,
+        queue: &str,
+        vars: Variables,
+    ) -> HostOutcome {
+        self.started = true;
+        match self.transfer(now, session, Target::Queue(queue.to_string()), vars) {
+            Some(out) => out,
+            None => self.step(now, session),
+        }
     }
 
     /// A prompt queued by the host has been sent.

@@ -371,6 +371,10 @@ impl Endpoint {
                 warn!(error = %e, "call record not stored");
             }
         }
+        // The `call.ended` hook gets the record (fire-and-forget: never waits).
+        if let Some(hooks) = &self.ctx.hooks {
+            hooks.call_ended(&ended.record);
+        }
     }
 
     /// A call places an outbound leg: its Call-ID now reaches the call, and the call gets
@@ -1049,6 +1053,7 @@ mod tests {
             let ctx = Arc::new(CallContext {
                 timers: Default::default(),
                 allow: config.allow.clone(),
+                hooks: None,
                 prompts: HashMap::new(),
                 library: HashMap::new(),
                 voicemail: None,
@@ -1202,6 +1207,7 @@ mod tests {
                 let ctx = Arc::new(CallContext {
                     timers: Default::default(),
                     allow: config.allow.clone(),
+                    hooks: None,
                     prompts: HashMap::new(),
                     library: HashMap::new(),
                     voicemail: None,

@@ -72,6 +72,8 @@ pub struct CallContext {
     pub timers: TimerConfig,
     /// Destination allow-list.
     pub allow: AllowList,
+    /// Plug-in hooks (`[hooks]` of this config over the shared registry), if running.
+    pub hooks: Option<crate::hooks::Hooks>,
 }
 
 impl std::fmt::Debug for CallContext {

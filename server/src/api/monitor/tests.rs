@@ -72,6 +72,7 @@ async fn start(buffer: usize) -> Fixture {
         None,
         None,
         Some(acd.clone()),
+        None,
         Some(monitor),
         crate::api::ApiSecurity::new(crate::api::auth::test_policy(&[])),
         async {

@@ -158,7 +158,7 @@ impl Call {
             call: key,
             queue: queue.clone(),
             priority,
-            requirements: Vec::new(),
+            requirements: self.hook_skills(),
             caller_number,
             caller_name,
             data: vars,
