@@ -21,51 +21,19 @@ grpcio, using stubs generated at run time by grpcio-tools from proto/proto/carus
 
 Exit status: 0 when the command ran (the summary says what was seen); 2 for usage
 errors; 1 for an unexpected gRPC error, with {"error": {"code": ..., "details": ...}}.
-Stubs are cached under $CARUSO_PY_PROTO_DIR or <repo>/target/py-proto/<hash>.
+Stubs: see caruso_stubs.py.
 """
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PROTO_ROOT = os.path.join(ROOT, "proto", "proto")
-PROTOS = [os.path.join("caruso", "v1", "agent.proto"), os.path.join("caruso", "v1", "monitor.proto")]
+import caruso_stubs
 
 
-def stubs_dir():
-    """Generates the Python stubs once per .proto content; returns their directory."""
-    h = hashlib.sha256()
-    for p in PROTOS:
-        with open(os.path.join(PROTO_ROOT, p), "rb") as f:
-            h.update(f.read())
-    digest = "mon-" + h.hexdigest()[:16]
-    base = os.environ.get("CARUSO_PY_PROTO_DIR") or os.path.join(ROOT, "target", "py-proto")
-    out = os.path.join(base, digest)
-    if os.path.isfile(os.path.join(out, "caruso", "v1", "monitor_pb2_grpc.py")):
-        return out
-    os.makedirs(base, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="gen-", dir=base)
-    cmd = [sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO_ROOT,
-           "--python_out", tmp, "--grpc_python_out", tmp] + PROTOS
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        sys.stderr.write(res.stderr)
-        raise SystemExit("protoc failed: " + " ".join(cmd))
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-sys.path.insert(0, stubs_dir())
+caruso_stubs.add_to_path("agent", "monitor")
 import grpc  # noqa: E402
 from caruso.v1 import agent_pb2, agent_pb2_grpc, monitor_pb2, monitor_pb2_grpc  # noqa: E402
 
