@@ -170,6 +170,14 @@ impl Endpoint {
         self
     }
 
+    /// The side door for dials ([`crate::call::originate::CallOriginator::new`]); take
+    /// it before [`Endpoint::run`].
+    pub fn dialer(&self) -> crate::call::originate::DialLink {
+        crate::call::originate::DialLink {
+            tx: self.ended_tx.clone(),
+        }
+    }
+
     /// The registrar's bindings, updated on every change (`None` without
     /// [`Endpoint::with_registrar`]); take it before [`Endpoint::run`].
     pub fn registrations(&self) -> Option<watch::Receiver<Arc<Registrations>>> {
@@ -219,6 +227,7 @@ impl Endpoint {
                     CallReport::LegEnded { leg_call_id, leg_tag } => {
                         self.calls.remove_leg(&leg_call_id, &leg_tag)
                     }
+                    CallReport::Originate(start) => self.start_dial(*start),
                 },
                 ev = next_bus_event(&mut self.mwi) => self.on_bus_event(ev),
                 _ = tokio::time::sleep_until(next) => {
@@ -672,6 +681,60 @@ impl Endpoint {
             };
             actor::run(setup, rx).await;
         });
+    }
+
+    /// Starts a dial: a call actor with our Call-ID and tag (the contact's responses carry
+    /// our tag in From, its requests in To), a port pair and the UDP link. Never waits.
+    fn start_dial(&mut self, start: crate::call::originate::DialStart) {
+        if self.shutting_down {
+            crate::call::originate::finish(
+                &start.events,
+                crate::dialer::campaign::CallResult::Failed {
+                    reason: "shutting down".into(),
+                },
+            );
+            return;
+        }
+        let Some(udp) = self.udp.clone() else {
+            crate::call::originate::finish(
+                &start.events,
+                crate::dialer::campaign::CallResult::Failed {
+                    reason: "no UDP listener (sip.udp) to dial from".into(),
+                },
+            );
+            return;
+        };
+        let call_id = format!(
+            "{:016x}@{}",
+            rand::random::<u64>(),
+            self.ctx.config.sip.public_host
+        );
+        let local_tag = format!("{:016x}", rand::random::<u64>());
+        let media = self.bind_media();
+        let (tx, rx) = mpsc::channel(64);
+        self.calls.insert(
+            call_id.clone(),
+            &MatchKey::default(),
+            local_tag.clone(),
+            CallHandle { tx },
+        );
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(rx) = self.reloads.as_mut() {
+            if rx.has_changed().unwrap_or(false) {
+                self.ctx = rx.borrow_and_update().clone();
+            }
+        }
+        let setup = actor::DialSetup {
+            ctx: self.ctx.clone(),
+            call_id,
+            local_tag,
+            link: udp,
+            media,
+            done: self.ended_tx.clone(),
+            counters: self.counters.clone(),
+            start,
+        };
+        tokio::spawn(actor::run_dial(setup, rx));
     }
 
     /// Binds an RTP/RTCP socket pair from the pool; ports that fail to bind (used by

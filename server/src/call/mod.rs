@@ -10,6 +10,7 @@ pub mod actor;
 pub mod app;
 pub mod endpoint;
 pub mod leg;
+pub mod originate;
 pub mod ports;
 
 use crate::config::{AllowList, Config};
@@ -150,6 +151,9 @@ pub enum CallReport {
         /// Our From tag on the leg.
         leg_tag: String,
     },
+    /// A dial to place (from [`originate::CallOriginator`]): a new call actor that
+    /// starts with an outbound INVITE to the contact.
+    Originate(Box<originate::DialStart>),
     /// The leg is over: stop routing its Call-ID (its port comes back by `PortFreed`).
     LegEnded {
         /// The leg's Call-ID.
