@@ -49,6 +49,11 @@ const AUDIO_SLACK: Duration = Duration::from_millis(300);
 /// One AMD frame: 20 ms at 8 kHz.
 const FRAME: usize = 160;
 
+/// How long `n` samples last.
+fn samples_time(n: u64) -> Duration {
+    Duration::from_micros(n * 1_000_000 / u64::from(SAMPLE_RATE))
+}
+
 /// What the call actor does next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DialAction {
@@ -217,7 +222,10 @@ impl DialCore {
     /// When [`DialCore::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Detecting => self.answered_at.map(|t| t + self.fed_time() + AUDIO_SLACK),
+            // When the next whole frame of audio is overdue (then it is silence).
+            State::Detecting => self
+                .answered_at
+                .map(|t| t + samples_time(self.fed + FRAME as u64) + AUDIO_SLACK),
             State::AwaitingBeep { until, .. } => Some(*until),
             State::AwaitingAgent { deadline } => Some(*deadline),
             _ => None,
@@ -297,10 +305,6 @@ impl DialCore {
     /// The next thing to do.
     pub fn poll_action(&mut self) -> Option<DialAction> {
         self.actions.pop_front()
-    }
-
-    fn fed_time(&self) -> Duration {
-        Duration::from_micros(self.fed * 1_000_000 / u64::from(SAMPLE_RATE))
     }
 
     fn feed_frame(&mut self, now: Instant) {
@@ -412,5 +416,333 @@ impl DialCore {
                 self.actions.push_back(DialAction::HangUp);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dialer::amd::AmdParams;
+    use crate::dialer::campaign::DialRequest;
+    use crate::dialer::config::AgentlessAction;
+    use crate::dialer::phone::E164;
+
+    fn dial(amd: bool, on_human: HumanRoute, on_machine: MachineAction) -> Originate {
+        Originate {
+            request: DialRequest {
+                campaign: "demo".into(),
+                attempt: 1,
+                contact: 7,
+                number: E164::from_e164("+4930123456").unwrap(),
+                caller_id: E164::from_e164("+4930999999").unwrap(),
+                trunk: "carrier".into(),
+                ring_timeout: Duration::from_secs(20),
+                agent: None,
+                amd: amd.then(AmdParams::default),
+                variables: Default::default(),
+            },
+            on_human,
+            on_machine,
+            safe_harbor: Some("safe-harbor".into()),
+            abandon_after: Duration::from_secs(2),
+        }
+    }
+
+    fn agent() -> HumanRoute {
+        HumanRoute::Agent("alice".into())
+    }
+
+    fn drain(c: &mut DialCore) -> Vec<DialAction> {
+        std::iter::from_fn(|| c.poll_action()).collect()
+    }
+
+    /// Noise "speech" (a steady tone would be a beep).
+    fn speech(ms: u64, seed: &mut u32) -> Vec<i16> {
+        (0..ms * 8)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 17;
+                *seed ^= *seed << 5;
+                (*seed % 6000) as i16 - 3000
+            })
+            .collect()
+    }
+
+    fn tone(ms: u64) -> Vec<i16> {
+        (0..ms * 8)
+            .map(|i| {
+                (8000.0 * (2.0 * std::f64::consts::PI * 1000.0 * i as f64 / 8000.0).sin()) as i16
+            })
+            .collect()
+    }
+
+    /// Feeds `audio` in 20 ms packets as a real-time call would, from `*t`.
+    fn feed(c: &mut DialCore, t: &mut Instant, audio: &[i16]) -> Vec<DialAction> {
+        let mut out = Vec::new();
+        for chunk in audio.chunks(160) {
+            *t += Duration::from_millis(20);
+            c.handle_audio(*t, chunk);
+            c.handle_timeout(*t);
+            out.extend(drain(c));
+        }
+        out
+    }
+
+    fn done(actions: &[DialAction]) -> Option<&CallResult> {
+        actions.iter().find_map(|a| match a {
+            DialAction::Event(OriginateEvent::Done(r)) => Some(r),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn failures_before_the_answer_map_to_results() {
+        let cases = [
+            (Some(FailReason::Busy), 486, CallResult::Busy),
+            (Some(FailReason::Busy), 600, CallResult::Busy),
+            (Some(FailReason::NoAnswer), 0, CallResult::NoAnswer),
+            (
+                Some(FailReason::NotFound),
+                404,
+                CallResult::Failed {
+                    reason: "not_found (404)".into(),
+                },
+            ),
+            (
+                None,
+                0,
+                CallResult::Failed {
+                    reason: "no such trunk".into(),
+                },
+            ),
+        ];
+        for (reason, status, want) in cases {
+            let mut c = DialCore::new(&dial(true, agent(), MachineAction::Hangup));
+            c.handle_ringing();
+            c.handle_failed(reason, status, "no such trunk");
+            let a = drain(&mut c);
+            assert_eq!(a[0], DialAction::Event(OriginateEvent::Ringing));
+            assert_eq!(done(&a), Some(&want), "{reason:?} {status}");
+            c.handle_ended();
+            assert!(drain(&mut c).is_empty(), "Done only once");
+        }
+    }
+
+    #[test]
+    fn hello_then_silence_is_a_person_offered_to_the_agent_then_connected() {
+        let mut c = DialCore::new(&dial(true, agent(), MachineAction::Hangup));
+        let mut t = Instant::now();
+        c.handle_answered(t);
+        assert!(c.wants_audio());
+        let mut seed = 1;
+        let mut a = feed(&mut c, &mut t, &speech(400, &mut seed));
+        a.extend(feed(&mut c, &mut t, &vec![0; 8 * 1200]));
+        assert_eq!(
+            a[0],
+            DialAction::Event(OriginateEvent::Answered {
+                amd: Some(AmdOutcome::Human)
+            })
+        );
+        assert!(a.contains(&DialAction::Route(agent())));
+        assert!(!c.wants_audio());
+        // The agent answers in time: connected; the end reports it.
+        c.handle_connected("alice".into(), 42);
+        c.handle_timeout(t + Duration::from_secs(10));
+        let a = drain(&mut c);
+        assert_eq!(
+            a,
+            vec![DialAction::Event(OriginateEvent::Connected {
+                agent: "alice".into(),
+                call: 42
+            })]
+        );
+        c.handle_ended();
+        assert_eq!(
+            done(&drain(&mut c)),
+            Some(&CallResult::Connected {
+                agent: "alice".into(),
+                amd: Some(AmdOutcome::Human)
+            })
+        );
+    }
+
+    #[test]
+    fn no_agent_within_two_seconds_of_the_verdict_is_abandoned_with_safe_harbor() {
+        let mut c = DialCore::new(&dial(
+            false,
+            HumanRoute::Queue("sales".into()),
+            MachineAction::Hangup,
+        ));
+        let t0 = Instant::now();
+        c.handle_answered(t0);
+        let a = drain(&mut c);
+        assert_eq!(
+            a[0],
+            DialAction::Event(OriginateEvent::Answered { amd: None })
+        );
+        assert!(a.contains(&DialAction::Route(HumanRoute::Queue("sales".into()))));
+        assert_eq!(c.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+        c.handle_timeout(t0 + Duration::from_millis(1999));
+        assert!(drain(&mut c).is_empty());
+        c.handle_timeout(t0 + Duration::from_secs(2));
+        assert_eq!(
+            drain(&mut c),
+            vec![DialAction::Abandon, DialAction::Play("safe-harbor".into())]
+        );
+        // An agent answering after the abandon is not a connection.
+        c.handle_connected("bob".into(), 1);
+        assert!(drain(&mut c).is_empty());
+        assert!(c.handle_prompt_finished());
+        assert_eq!(drain(&mut c), vec![DialAction::HangUp]);
+        c.handle_ended();
+        assert_eq!(
+            done(&drain(&mut c)),
+            Some(&CallResult::Abandoned { amd: None })
+        );
+    }
+
+    #[test]
+    fn a_route_that_fails_abandons_at_once() {
+        let mut c = DialCore::new(&dial(false, agent(), MachineAction::Hangup));
+        c.handle_answered(Instant::now());
+        drain(&mut c);
+        assert!(c.handle_route_failed());
+        assert_eq!(drain(&mut c)[0], DialAction::Abandon);
+        assert!(!c.handle_route_failed());
+    }
+
+    #[test]
+    fn long_greeting_then_beep_leaves_the_message_after_the_beep() {
+        let mut c = DialCore::new(&dial(
+            true,
+            agent(),
+            MachineAction::Message("machine-message".into()),
+        ));
+        let mut t = Instant::now();
+        c.handle_answered(t);
+        let mut seed = 7;
+        let a = feed(&mut c, &mut t, &speech(3000, &mut seed));
+        assert_eq!(
+            a,
+            vec![DialAction::Event(OriginateEvent::Answered {
+                amd: Some(AmdOutcome::Machine)
+            })]
+        );
+        assert!(c.wants_audio(), "listening for the beep");
+        // The greeting goes on, then the beep: the message plays once the tone ends.
+        let mut a = feed(&mut c, &mut t, &speech(2000, &mut seed));
+        assert!(a.is_empty(), "{a:?}");
+        a.extend(feed(&mut c, &mut t, &tone(400)));
+        a.extend(feed(&mut c, &mut t, &vec![0; 8 * 300]));
+        assert_eq!(
+            a,
+            vec![
+                DialAction::StopCapture,
+                DialAction::Play("machine-message".into())
+            ]
+        );
+        assert!(c.handle_prompt_finished());
+        assert_eq!(drain(&mut c), vec![DialAction::HangUp]);
+        c.handle_ended();
+        assert_eq!(
+            done(&drain(&mut c)),
+            Some(&CallResult::Machine { message_left: true })
+        );
+    }
+
+    #[test]
+    fn a_machine_without_a_beep_gets_the_message_after_the_wait() {
+        let mut c = DialCore::new(&dial(
+            true,
+            agent(),
+            MachineAction::Message("machine-message".into()),
+        ));
+        let mut t = Instant::now();
+        c.handle_answered(t);
+        let mut seed = 3;
+        feed(&mut c, &mut t, &speech(3000, &mut seed));
+        let until = c.poll_timeout().unwrap();
+        // BEEP_WAIT after the verdict (which came while the greeting went on).
+        assert!(until > t && until <= t + BEEP_WAIT, "{:?}", until - t);
+        c.handle_timeout(until - Duration::from_millis(1));
+        assert!(drain(&mut c).is_empty());
+        c.handle_timeout(until);
+        assert_eq!(
+            drain(&mut c),
+            vec![
+                DialAction::StopCapture,
+                DialAction::Play("machine-message".into())
+            ]
+        );
+        // The machine hangs up during the message: not left.
+        c.handle_ended();
+        assert_eq!(
+            done(&drain(&mut c)),
+            Some(&CallResult::Machine {
+                message_left: false
+            })
+        );
+    }
+
+    #[test]
+    fn machine_hangup_action() {
+        let mut c = DialCore::new(&dial(true, agent(), MachineAction::Hangup));
+        let mut t = Instant::now();
+        c.handle_answered(t);
+        let mut seed = 5;
+        let a = feed(&mut c, &mut t, &speech(3000, &mut seed));
+        assert_eq!(a[1..], [DialAction::StopCapture, DialAction::HangUp]);
+        c.handle_ended();
+        assert_eq!(
+            done(&drain(&mut c)),
+            Some(&CallResult::Machine {
+                message_left: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_contact_that_sends_no_audio_is_unknown_by_the_clock_and_routed_like_a_person() {
+        let route = HumanRoute::Agentless(AgentlessAction::Prompt("offer".into()));
+        let mut c = DialCore::new(&dial(true, route.clone(), MachineAction::Hangup));
+        let t0 = Instant::now();
+        c.handle_answered(t0);
+        let mut t = t0;
+        let mut a = Vec::new();
+        // Only the clock: the core wakes itself up by poll_timeout.
+        for _ in 0..1000 {
+            let Some(next) = c.poll_timeout() else { break };
+            assert!(next > t, "the deadline moves on");
+            t = next;
+            c.handle_timeout(t);
+            a.extend(drain(&mut c));
+        }
+        assert_eq!(
+            a[0],
+            DialAction::Event(OriginateEvent::Answered {
+                amd: Some(AmdOutcome::Unknown)
+            })
+        );
+        assert!(a.contains(&DialAction::Route(route)));
+        // Unknown after the initial silence (2.5 s) plus the jitter slack, not later.
+        assert!(t - t0 <= Duration::from_millis(2500) + AUDIO_SLACK + Duration::from_millis(40));
+        c.handle_ended();
+        assert_eq!(
+            done(&drain(&mut c)),
+            Some(&CallResult::Played {
+                amd: Some(AmdOutcome::Unknown)
+            })
+        );
+    }
+
+    #[test]
+    fn hanging_up_during_detection_counts_as_abandoned() {
+        let mut c = DialCore::new(&dial(true, agent(), MachineAction::Hangup));
+        c.handle_answered(Instant::now());
+        c.handle_ended();
+        assert_eq!(
+            done(&drain(&mut c)),
+            Some(&CallResult::Abandoned { amd: None })
+        );
     }
 }
