@@ -326,6 +326,9 @@ impl Call {
                 if !self.outbound.is_empty() {
                     self.end_outbound(now);
                 }
+                if self.dial_route_failed(now) {
+                    return; // a dialed contact has no flow to exit to: abandoned
+                }
                 if let (Some(h), Some(s)) = (self.host.as_mut(), self.session.as_mut()) {
                     let out = h.exit_to(now, s, target);
                     self.after_host(now, out);
