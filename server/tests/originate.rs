@@ -5,8 +5,9 @@
 //! The contacts, one trunk each:
 //! - a person (`dial_contact_talk.xml`): says "hello" then waits (AMD: human), is offered
 //!   to the agent alice through the ACD (her Offered event carries the contact's number
-//!   and the dial's variables), bridged to her phone (SIPp `bridge_uas_answer.xml`),
-//!   hangs up after 6 s -> `Connected`, `Done(Connected{alice, human})`;
+//!   and the dial's variables), bridged to her phone (SIPp `bridge_uas_answer.xml`):
+//!   audio both ways (tcpdump on both SIPp media ports), hangs up after 6 s ->
+//!   `Connected`, `Done(Connected{alice, human})`;
 //! - a busy line (`bridge_uas_busy.xml`, 486) -> `Done(Busy)`;
 //! - a phone that rings forever (`bridge_uas_noanswer.xml`): CANCEL after the 15 s
 //!   ring timeout -> `Done(NoAnswer)`;
@@ -19,7 +20,7 @@
 //!
 //! Refuses to run outside a network namespace whose only interface is `lo` (like the
 //! e2e crate): `ip netns exec originate cargo test -p caruso --test originate`.
-//! Needs `sipp` (tests/run-all.sh installs it).
+//! Needs `sipp` and `tcpdump` (tests/run-all.sh installs them).
 
 use caruso::acd::api::{AcdCommand, AgentEvent};
 use caruso::acd::task::AcdTask;
@@ -147,6 +148,98 @@ impl Uas {
             format!("{} ({status:?})\n{log}", self.name),
         )
     }
+}
+
+/// A tcpdump on `lo` of the UDP packets sent to one port (the media port of a SIPp).
+struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    /// Starts tcpdump and waits until it listens (10 s at most).
+    fn to_port(dir: &Path, port: u16) -> Capture {
+        use std::io::BufRead;
+        let file = dir.join(format!("to-{port}.pcap"));
+        let mut child = Command::new("tcpdump")
+            .args(["-i", "lo", "-n", "-U", "-s", "0", "-Q", "in", "-w"])
+            .arg(&file)
+            .arg(format!("udp and dst host 127.0.0.1 and dst port {port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump not found: install it (tests/run-all.sh does)");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("tcpdump did not start listening");
+        Capture { child, file }
+    }
+
+    /// Stops tcpdump (SIGINT: it flushes) and returns the PCMU payloads of the RTP
+    /// packets captured, decoded, in arrival order.
+    fn finish(mut self) -> Vec<i16> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        pcmu_of_pcap(&std::fs::read(&self.file).unwrap_or_default())
+    }
+}
+
+/// The decoded PCMU (payload type 0) of every RTP packet in a tcpdump file (Ethernet
+/// link type, IPv4, UDP).
+fn pcmu_of_pcap(b: &[u8]) -> Vec<i16> {
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= b.len() {
+        let len = u32_at(at + 8);
+        let pkt = &b[at + 16..(at + 16 + len).min(b.len())];
+        at += 16 + len;
+        if pkt.len() < 14 + 20 + 8 + 12 {
+            continue;
+        }
+        let ip = &pkt[14..];
+        let udp = &ip[usize::from(ip[0] & 0x0f) * 4..];
+        let rtp = &udp[8..];
+        if rtp.len() < 12 || rtp[0] >> 6 != 2 || rtp[1] & 0x7f != 0 {
+            continue;
+        }
+        let head = 12 + usize::from(rtp[0] & 0x0f) * 4;
+        out.extend(rtp.get(head..).unwrap_or(&[]).iter().map(|&c| ulaw(c)));
+    }
+    out
+}
+
+/// G.711 µ-law decoding.
+fn ulaw(c: u8) -> i16 {
+    let u = !c;
+    let exp = (u >> 4) & 0x07;
+    let mant = i32::from(u & 0x0f);
+    let mag = (((mant << 3) + 0x84) << exp) - 0x84;
+    (if u & 0x80 != 0 { -mag } else { mag }) as i16
+}
+
+/// How many samples are loud (speech or tone, not silence or comfort noise).
+fn loud(samples: &[i16]) -> usize {
+    samples.iter().filter(|s| s.unsigned_abs() > 1000).count()
 }
 
 fn config(dir: &Path) -> Config {
@@ -302,6 +395,9 @@ async fn dials_reach_people_agents_machines_busy_lines_and_ring_out() {
     let (stop_tx, stop_rx) = watch::channel(false);
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx));
 
+    // What the contact who talks hears, and what the agent's phone hears.
+    let to_contact = Capture::to_port(&root, TALK + 2);
+    let to_agent = Capture::to_port(&root, AGENT + 2);
     let phone = Uas::start(&root, "bridge_uas_answer.xml", AGENT);
     let talk = Uas::start(&root, "dial_contact_talk.xml", TALK);
     let busy = Uas::start(&root, "bridge_uas_busy.xml", BUSY);
@@ -384,6 +480,21 @@ async fn dials_reach_people_agents_machines_busy_lines_and_ring_out() {
             amd: Some(AmdOutcome::Human)
         }),
         "{talk_ev:?}"
+    );
+    // Bridged both ways: the contact hears the agent's phone (3 s of the known audio;
+    // nothing else loud plays to it) and the agent hears the contact's 2 s of talk.
+    let (contact_heard, agent_heard) = (to_contact.finish(), to_agent.finish());
+    assert!(
+        loud(&contact_heard) > 8000,
+        "the contact hears the agent: {} loud samples of {}",
+        loud(&contact_heard),
+        contact_heard.len()
+    );
+    assert!(
+        loud(&agent_heard) > 8000,
+        "the agent hears the contact: {} loud samples of {}",
+        loud(&agent_heard),
+        agent_heard.len()
     );
     // alice was offered that call with the contact's number and the dial's variables.
     let mut offered = None;

@@ -2,8 +2,9 @@
 """Writes the pcaps of the dialer's called contacts (server/tests/originate.rs), with the
 stream builder of mkpcap.py (same format, own timestamp bases and SSRCs):
 
-- amd_hello.pcap: 40 ms of silence, a 400 ms "hello" (seeded noise), then 3 s of PCMU
-  silence: a person who answers and waits (AMD: human);
+- amd_hello.pcap: 40 ms of silence, a 400 ms "hello" (seeded noise), 2.6 s of PCMU
+  silence (AMD: human, and the agent comes on), then 2 s of talk (other seeded noise,
+  what the agent hears) and 500 ms of silence;
 - amd_machine.pcap: a 3.6 s greeting (six 500 ms words, 100 ms apart), 300 ms of
   silence, a 500 ms 1 kHz beep, then 1.5 s of silence: an answering machine (AMD:
   machine by the long greeting, then the beep).
@@ -33,7 +34,9 @@ def hello():
     s = mkpcap.Stream(mkpcap._base(24), *mkpcap._ids(24))
     s.silence(mkpcap.LEAD_MS, "silence")
     s.audio(mkpcap.noise(31, 0.4), first_marker=True)
-    s.silence(3000, "silence")
+    s.silence(2600, "silence")
+    s.audio(mkpcap.noise(33, 2.0))
+    s.silence(500, "silence")
     return s
 
 
