@@ -16,6 +16,8 @@
 //!   `Done(Machine{message_left: true})`;
 //! - a person routed to a queue nobody staffs (`dial_contact_listen.xml`): no agent
 //!   within 2 s -> safe-harbor prompt, BYE -> `Done(Abandoned{human})`;
+//! - agentless: a person hears a prompt -> `Done(Played{human})`; another one an IVR
+//!   flow (play, then hang up), whose audio it receives -> `Done(Played{human})`;
 //! - a dial through a trunk that does not exist -> `Done(Failed)` at once.
 //!
 //! Refuses to run outside a network namespace whose only interface is `lo` (like the
@@ -30,7 +32,7 @@ use caruso::call::CallContext;
 use caruso::config::Config;
 use caruso::dialer::amd::{AmdOutcome, AmdParams};
 use caruso::dialer::campaign::{CallResult, DialRequest};
-use caruso::dialer::config::MachineAction;
+use caruso::dialer::config::{AgentlessAction, MachineAction};
 use caruso::dialer::originate::{HumanRoute, Originate, OriginateEvent, Originator};
 use caruso::dialer::phone::E164;
 use caruso::media::wav::Prompt;
@@ -50,6 +52,8 @@ const BUSY: u16 = 25120;
 const NOANSWER: u16 = 25130;
 const MACHINE: u16 = 25140;
 const LISTEN: u16 = 25150;
+const AGENTLESS: u16 = 25160;
+const FLOW: u16 = 25170;
 
 fn require_isolated_network() {
     if std::env::var("CARUSO_E2E_ALLOW_HOST_NET").as_deref() == Ok("1") {
@@ -243,8 +247,26 @@ fn loud(samples: &[i16]) -> usize {
 }
 
 fn config(dir: &Path) -> Config {
+    // The flow's prompt, as a file (flows are validated against the prompt directory).
+    let prompts = dir.join("prompts");
+    std::fs::create_dir_all(&prompts).unwrap();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(prompts.join("offer.wav"), spec).unwrap();
+    for s in tone(1.0).samples() {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
     let mut text = format!(
         "[server]\ndata_dir = \"{data}\"\n\n\
+         [ivr]\nprompt_dir = \"{prompts}\"\n\n\
+         [flows.offer]\nstart = \"play\"\n\
+         [flows.offer.nodes.play]\ntype = \"play\"\nprompts = [\"offer\"]\nnext = \"bye\"\n\
+         [flows.offer.nodes.bye]\ntype = \"hangup\"\nprompts = []\n\n\
          [sip]\nudp = \"127.0.0.1:{SIP}\"\nring_timeout_s = 15\n\n\
          [rtp]\nip = \"127.0.0.1\"\nport_min = 26000\nport_max = 26099\n\
          inactivity_timeout_s = 30\n\n\
@@ -256,7 +278,8 @@ fn config(dir: &Path) -> Config {
          phone = {{ uri = \"sip:alice@127.0.0.1:{AGENT}\" }}\n\
          [[acd.agents]]\nid = \"bob\"\ntoken = \"bob-secret\"\nskills = {{ french = 1 }}\n\
          phone = {{ uri = \"sip:bob@127.0.0.1:25190\" }}\n",
-        data = dir.join("data").display()
+        data = dir.join("data").display(),
+        prompts = prompts.display()
     );
     for (name, port) in [
         ("talk", TALK),
@@ -264,6 +287,8 @@ fn config(dir: &Path) -> Config {
         ("noanswer", NOANSWER),
         ("machine", MACHINE),
         ("listen", LISTEN),
+        ("agentless", AGENTLESS),
+        ("flow", FLOW),
     ] {
         text.push_str(&format!(
             "\n[[trunks]]\nname = \"{name}\"\nhost = \"127.0.0.1:{port}\"\n"
@@ -365,6 +390,7 @@ async fn dials_reach_people_agents_machines_busy_lines_and_ring_out() {
     let mut library = HashMap::new();
     library.insert("safe-harbor".to_string(), tone(1.0));
     library.insert("machine-message".to_string(), tone(1.0));
+    library.insert("offer".to_string(), tone(1.0));
     let config = Arc::new(config);
     let ctx = Arc::new(CallContext {
         library,
@@ -398,12 +424,15 @@ async fn dials_reach_people_agents_machines_busy_lines_and_ring_out() {
     // What the contact who talks hears, and what the agent's phone hears.
     let to_contact = Capture::to_port(&root, TALK + 2);
     let to_agent = Capture::to_port(&root, AGENT + 2);
+    let to_flow = Capture::to_port(&root, FLOW + 2);
     let phone = Uas::start(&root, "bridge_uas_answer.xml", AGENT);
     let talk = Uas::start(&root, "dial_contact_talk.xml", TALK);
     let busy = Uas::start(&root, "bridge_uas_busy.xml", BUSY);
     let noanswer = Uas::start(&root, "bridge_uas_noanswer.xml", NOANSWER);
     let machine = Uas::start(&root, "dial_contact_machine.xml", MACHINE);
     let listen = Uas::start(&root, "dial_contact_listen.xml", LISTEN);
+    let agentless = Uas::start(&root, "dial_contact_listen.xml", AGENTLESS);
+    let flow = Uas::start(&root, "dial_contact_listen.xml", FLOW);
     tokio::time::sleep(Duration::from_millis(500)).await; // the SIPps listen
 
     let hang = MachineAction::Hangup;
@@ -429,15 +458,29 @@ async fn dials_reach_people_agents_machines_busy_lines_and_ring_out() {
         HumanRoute::Queue("overflow".into()),
         hang.clone(),
     ));
+    let d_agentless = originator.originate(dial(
+        "agentless",
+        "+4930777777",
+        HumanRoute::Agentless(AgentlessAction::Prompt("offer".into())),
+        hang.clone(),
+    ));
+    let d_flow = originator.originate(dial(
+        "flow",
+        "+4930888888",
+        HumanRoute::Agentless(AgentlessAction::Flow("offer".into())),
+        hang.clone(),
+    ));
     let d_bad = originator.originate(dial("nosuch", "+4930666666", to_alice.clone(), hang));
 
     let limit = Duration::from_secs(40);
-    let (talk_ev, busy_ev, noanswer_ev, machine_ev, listen_ev, bad_ev) = tokio::join!(
+    let (talk_ev, busy_ev, noanswer_ev, machine_ev, listen_ev, agentless_ev, flow_ev, bad_ev) = tokio::join!(
         events(d_talk, limit),
         events(d_busy, limit),
         events(d_noanswer, limit),
         events(d_machine, limit),
         events(d_listen, limit),
+        events(d_agentless, limit),
+        events(d_flow, limit),
         events(d_bad, limit),
     );
 
@@ -545,10 +588,25 @@ async fn dials_reach_people_agents_machines_busy_lines_and_ring_out() {
         "{listen_ev:?}"
     );
 
+    // Agentless: the prompt, and the flow (whose prompt the contact received).
+    let played = Some(&CallResult::Played {
+        amd: Some(AmdOutcome::Human),
+    });
+    assert_eq!(done_of(&agentless_ev), played, "{agentless_ev:?}");
+    assert_eq!(done_of(&flow_ev), played, "{flow_ev:?}");
+    let flow_heard = to_flow.finish();
+    assert!(
+        loud(&flow_heard) > 4000,
+        "the flow's 1 s prompt reached the contact (at least half of it): {} loud samples",
+        loud(&flow_heard)
+    );
+
     // Every SIPp peer saw its call through (the agent's phone got its BYE, the machine
     // and the listener ours, the ringing phone our CANCEL).
     let mut failures = Vec::new();
-    for uas in [phone, talk, busy, noanswer, machine, listen] {
+    for uas in [
+        phone, talk, busy, noanswer, machine, listen, agentless, flow,
+    ] {
         let (ok, text) = uas.finish(Duration::from_secs(20));
         if !ok {
             failures.push(text);
