@@ -1482,4 +1482,54 @@ mod tests {
         assert!(!t.by_call_id.contains_key("leg"));
         assert_eq!(t.len(), 1);
     }
+
+    #[test]
+    fn a_dialed_call_routes_by_our_tag_and_counts_as_a_call() {
+        // start_dial's entry: our Call-ID and tag, no caller key.
+        let mut t = CallTable::default();
+        let (a, _ra) = handle();
+        t.insert(
+            "dial".into(),
+            &MatchKey::default(),
+            "ours".into(),
+            a.clone(),
+        );
+        assert_eq!(
+            t.len(),
+            1,
+            "a dial is a call (shutdown ends it, status counts it)"
+        );
+        // the contact's responses: our tag in From, with or without its To tag
+        assert!(is(
+            t.find("dial", &key(Some("ours"), None, Some("z9hG4bK1"))),
+            &a
+        ));
+        assert!(is(
+            t.find(
+                "dial",
+                &key(Some("ours"), Some("contact"), Some("z9hG4bK1"))
+            ),
+            &a
+        ));
+        // the contact's BYE: our tag in To
+        assert!(is(
+            t.find(
+                "dial",
+                &key(Some("contact"), Some("ours"), Some("z9hG4bK9"))
+            ),
+            &a
+        ));
+        // a stranger reusing the Call-ID
+        assert!(t
+            .find("dial", &key(Some("x"), None, Some("z9hG4bK2")))
+            .is_none());
+        assert!(t
+            .find(
+                "dial",
+                &key(Some("contact"), Some("other"), Some("z9hG4bK3"))
+            )
+            .is_none());
+        t.remove("dial", "ours");
+        assert!(t.is_empty());
+    }
 }
