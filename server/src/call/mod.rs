@@ -5,6 +5,9 @@
 //!   waits on a call: a full call mailbox drops the message (UDP peers retransmit).
 //! - [`actor`] runs one call: its transactions, its dialog, its RTP session and sockets,
 //!   its prompt; it ends with BYE from either side, CANCEL, RTP inactivity or shutdown.
+//! - [`originate`]: the dialer's call side; a dial is a call actor that starts from an
+//!   outbound INVITE to the contact (through [`CallReport::Originate`]) instead of an
+//!   inbound one, then uses the same queue and bridge code as an inbound caller.
 
 pub mod actor;
 pub mod app;
