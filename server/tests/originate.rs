@@ -247,6 +247,21 @@ fn loud(samples: &[i16]) -> usize {
     samples.iter().filter(|s| s.unsigned_abs() > 1000).count()
 }
 
+/// A failed assertion must not leave SIPp or tcpdump running.
+impl Drop for Uas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn config(dir: &Path) -> Config {
     // The flow's prompt, as a file (flows are validated against the prompt directory).
     let prompts = dir.join("prompts");
