@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/caruso/v1/system.proto",
     "proto/caruso/v1/voicemail.proto",
     "proto/caruso/v1/agent.proto",
+    "proto/caruso/v1/monitor.proto",
     "proto/caruso/v1/campaigns.proto",
     "proto/caruso/v1/registry.proto",
     "proto/caruso/v1/plugin.proto",

@@ -118,6 +118,18 @@ if ! $SUDO ip netns exec "$NS" env "PATH=$PATH" "HOME=$HOME" \
   FAILED_STEPS=$((FAILED_STEPS + 1))
 fi
 SUMMARY_FILES+=("$LOG_DIR/e2e.log")
+# The dialer's call side against SIPp contacts (server/tests/originate.rs: the endpoint,
+# ACD and CallOriginator in-process; ignored by the host pass above, run here).
+if [ -z "${CARUSO_TEST_FILTER:-}" ]; then
+  if ! $SUDO ip netns exec "$NS" env "PATH=$PATH" "HOME=$HOME" \
+      ${CARGO_HOME:+"CARGO_HOME=$CARGO_HOME"} ${RUSTUP_HOME:+"RUSTUP_HOME=$RUSTUP_HOME"} \
+      ${CARGO_TARGET_DIR:+"CARGO_TARGET_DIR=$CARGO_TARGET_DIR"} \
+      cargo test --offline --no-fail-fast -p caruso --test originate -- --ignored 2>&1 \
+      | tee "$LOG_DIR/originate.log"; then
+    FAILED_STEPS=$((FAILED_STEPS + 1))
+  fi
+  SUMMARY_FILES+=("$LOG_DIR/originate.log")
+fi
 
 # --- 5. summary -----------------------------------------------------------------------
 read -r PASSED FAILED IGNORED < <(

@@ -8,11 +8,14 @@
 //!   interactive (`console`). See [`agent`].
 //! - `caruso-agent campaign --token T list|status|load|start|pause|resume|stop|dnc ...`
 //!   (`caruso.v1.Campaigns`, a supervisor or admin token). See [`campaign`].
+//! - `caruso-agent monitor --token T [--queue Q] [--agent A] [--once | --events N]`
+//!   (`caruso.v1.Monitor`): the supervisor's live wallboard. See [`monitor`].
 //! - TLS: an `https://` server URL with `--ca <pem>`, the certificate (or CA) the server's
 //!   certificate must chain to.
 
 mod agent;
 mod campaign;
+mod monitor;
 
 use std::time::Duration;
 
@@ -65,6 +68,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Outbound campaigns and the do-not-call list (supervisor or admin token).
     Campaign(campaign::CampaignArgs),
+    /// The supervisor's live wallboard (agents, queues, service level).
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -102,6 +107,12 @@ async fn run(args: Args) -> anyhow::Result<u8> {
         let channel = channel(&args.server, tls, timeout).await?;
         return campaign::run(c, channel, bearer, timeout).await;
     }
+    if let Command::Monitor(monitor_args) = args.command {
+        let channel = channel(&args.server, tls, timeout).await?;
+        let fallback = args.token.or_else(|| std::env::var(TOKEN_ENV).ok());
+        let code = monitor::run(monitor_args, fallback, channel, timeout).await?;
+        return Ok(u8::try_from(code).unwrap_or(1));
+    }
     let bearer = bearer(args.token.as_deref())?;
     let mut client = connect(&args.server, tls, bearer, timeout).await?;
     match args.command {
@@ -136,7 +147,9 @@ async fn run(args: Args) -> anyhow::Result<u8> {
                 status.message()
             ),
         },
-        Command::Agent(_) | Command::Campaign(_) => unreachable!("handled above"),
+        Command::Agent(_) | Command::Campaign(_) | Command::Monitor(_) => {
+            unreachable!("handled above")
+        }
     }
     Ok(0)
 }

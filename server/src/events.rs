@@ -1,10 +1,11 @@
 //! The server's internal event bus: every state change that the monitor, reports and
-//! registered services may want (mailboxes today; agents, queues and campaigns later).
+//! registered services may want (mailboxes, agents, queues; campaigns later).
 //!
 //! One `tokio::sync::broadcast` channel of [`BusEvent`]s numbered by a gap-free sequence.
 //! Publishing never waits: a subscriber that falls more than the channel's capacity
 //! behind gets `RecvError::Lagged` (and must re-sync), it never slows a call.
 
+use crate::acd::AgentState;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -46,6 +47,7 @@ pub enum Event {
     /// A mailbox changed.
     Mailbox(MailboxEvent),
     /// An agent's state changed (`from`/`to` as shown to people: `ready`, `on call` ...).
+    /// It entered `state` at the event's `at_ms`.
     AgentState {
         /// Agent id.
         agent: String,
@@ -53,6 +55,11 @@ pub enum Event {
         from: String,
         /// New state.
         to: String,
+        /// The new state, typed (with its call or not-ready reason).
+        state: AgentState,
+        /// Why it changed: `client`, `supervisor`, `offered`, `answered`, `missed`,
+        /// `cancelled`, `call_ended`, `wrap_up_ended`, `wrap_up_timeout`.
+        cause: &'static str,
     },
     /// A queue changed: a call joined, was answered, abandoned or left (`change`).
     Queue {
@@ -64,6 +71,12 @@ pub enum Event {
         change: String,
         /// Calls waiting afterwards.
         waiting: u32,
+        /// How long the call had waited in the queue (0 for `joined`), in ms.
+        waited_ms: u64,
+        /// The caller's priority in the queue.
+        priority: i32,
+        /// The agent who answered (`answered` only).
+        agent: Option<String>,
     },
     /// An agent ended a wrap-up with a disposition code (for the call it wrapped up).
     Disposition {
@@ -183,6 +196,13 @@ impl EventBus {
         self.inner.tx.subscribe()
     }
 
+    /// The sequence number of the last event published (0 before the first). A
+    /// publisher that reads it after publishing knows every event it published has a
+    /// sequence number at most this (the monitor matches ACD snapshots to bus events so).
+    pub fn last_seq(&self) -> u64 {
+        *self.inner.seq.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Events published so far.
     pub fn published(&self) -> u64 {
         self.inner.published.load(Ordering::Relaxed)
@@ -219,6 +239,7 @@ mod tests {
             assert!(rx.try_recv().is_err());
         }
         assert_eq!(bus.published(), 5);
+        assert_eq!(bus.last_seq(), 5);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod ivr;
 pub mod media;
 pub mod metrics;
+pub mod monitor;
 pub mod registry;
 pub mod server;
 pub mod sip;

@@ -351,23 +351,16 @@ async fn sighup_task(requests: mpsc::Sender<crate::api::ReloadRequest>) {
     }
 }
 
-/// INTEGRATION POINT for the call side's dialer: the [`Originator`] that places the
-/// campaigns' dials. Until the call side provides one (`crate::call::originate`), every
-/// dial ends at once as `Failed { reason: "dialing not wired" }`.
-///
-/// [`Originator`]: crate::dialer::originate::Originator
-fn dial_originator(_config: &Config) -> Arc<dyn crate::dialer::originate::Originator> {
-    Arc::new(crate::dialer::task::UnwiredOriginator)
-}
-
 /// Starts the dialer task: the do-not-call file, the configured campaigns (and those
-/// created over gRPC before), the ACD's agents.
+/// created over gRPC before), the ACD's agents; `originator` places the dials (the
+/// endpoint's [`crate::call::originate::CallOriginator`]).
 fn start_dialer(
     config: &Config,
     store: Arc<dyn Store>,
     bus: crate::events::EventBus,
     acd: Option<crate::acd::api::AcdHandle>,
     acd_calls: Option<crate::acd::task::AcdCalls>,
+    originator: Arc<dyn crate::dialer::originate::Originator>,
 ) -> Result<crate::dialer::task::DialerHandle, ServerError> {
     use crate::dialer::{dnc::DncList, task};
     let err = |key: &str, reason: String| ServerError::Dialer {
@@ -412,7 +405,7 @@ fn start_dialer(
         &config.campaigns,
         dnc,
         store,
-        dial_originator(config),
+        originator,
         bus,
         acd,
         refs,
@@ -424,7 +417,7 @@ fn start_dialer(
     }
     info!(
         campaigns = ?config.campaigns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        "dialer started (dialing not wired to the call side yet)"
+        "dialer started"
     );
     Ok(t.spawn())
 }
@@ -557,6 +550,7 @@ pub async fn run(
     if let Some((users, tx, _)) = registrar {
         endpoint = endpoint.with_registrar(Arc::new(users), config.sip.registrar.clone(), tx);
     }
+    let dial_link = endpoint.dialer();
     let endpoint_task = tokio::spawn(endpoint.run(in_rx, stop_rx.clone()));
 
     let (stats_tx, stats_rx) = watch::channel(ServerStats::default());
@@ -582,7 +576,17 @@ pub async fn run(
         bus.clone(),
         acd_api.clone(),
         acd_calls,
+        Arc::new(crate::call::originate::CallOriginator::new(dial_link)),
     )?;
+    // The status monitor (caruso.v1.Monitor): agents and queues from the ACD and the
+    // bus, server figures from the stats above; daily figures by the host's local day.
+    let monitor = crate::monitor::hub::spawn(
+        &bus,
+        acd_api.clone(),
+        Some(stats_rx.clone()),
+        crate::monitor::clock::LocalDays::host(),
+        crate::monitor::hub::HubSettings::default(),
+    );
     let api_voicemail = voicemail.clone();
     let api_task = config.grpc.map(|addr| {
         let mut stop = stop_rx.clone();
@@ -595,6 +599,7 @@ pub async fn run(
                 acd_api,
                 Some(dialer),
                 Some(registry),
+                Some(monitor),
                 security,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;

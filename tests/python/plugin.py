@@ -24,20 +24,14 @@ killed (kind ADDED/REMOVED/CHANGED/SYNCED, instance id/version, reason, seq).
 """
 
 import argparse
-import hashlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent import futures
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PROTO_ROOT = os.path.join(ROOT, "proto", "proto")
-PROTOS = [os.path.join("caruso", "v1", "registry.proto"),
-          os.path.join("caruso", "v1", "plugin.proto")]
+import caruso_stubs
 
 OUT_LOCK = threading.Lock()
 
@@ -50,34 +44,7 @@ def emit(**fields):
         sys.stdout.flush()
 
 
-def stubs_dir():
-    """Generates the Python stubs once per .proto content; returns their directory."""
-    h = hashlib.sha256()
-    for p in PROTOS:
-        with open(os.path.join(PROTO_ROOT, p), "rb") as f:
-            h.update(f.read())
-    digest = "plugin-" + h.hexdigest()[:16]
-    base = os.environ.get("CARUSO_PY_PROTO_DIR") or os.path.join(ROOT, "target", "py-proto")
-    out = os.path.join(base, digest)
-    if os.path.isfile(os.path.join(out, "caruso", "v1", "plugin_pb2_grpc.py")):
-        return out
-    os.makedirs(base, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="gen-", dir=base)
-    cmd = [sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO_ROOT,
-           "--python_out", tmp, "--grpc_python_out", tmp] + PROTOS
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        sys.stderr.write(res.stderr)
-        raise SystemExit("protoc failed: " + " ".join(cmd))
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-sys.path.insert(0, stubs_dir())
+caruso_stubs.add_to_path("registry", "plugin")
 import grpc  # noqa: E402
 from caruso.v1 import plugin_pb2, plugin_pb2_grpc  # noqa: E402
 from caruso.v1 import registry_pb2, registry_pb2_grpc  # noqa: E402

@@ -16,54 +16,19 @@ Voicemail service takes an integrator or admin token.
 
 Exit status: 0 on success; 2 for usage errors; 1 for a gRPC error, with
 {"error": {"code": "NOT_FOUND", "details": "..."}} on stdout.
-Stubs are cached under $CARUSO_PY_PROTO_DIR or <repo>/target/py-proto/<hash of the .proto>.
+Stubs: see caruso_stubs.py.
 """
 
 import argparse
-import hashlib
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-PROTO_ROOT = os.path.join(ROOT, "proto", "proto")
-PROTO = os.path.join("caruso", "v1", "voicemail.proto")
-
-
-def stubs_dir():
-    """Generates the Python stubs once per .proto content; returns their directory."""
-    with open(os.path.join(PROTO_ROOT, PROTO), "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    base = os.environ.get("CARUSO_PY_PROTO_DIR") or os.path.join(ROOT, "target", "py-proto")
-    out = os.path.join(base, digest)
-    if os.path.isfile(os.path.join(out, "caruso", "v1", "voicemail_pb2_grpc.py")):
-        return out
-    os.makedirs(base, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="gen-", dir=base)
-    cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        "-I", PROTO_ROOT,
-        "--python_out", tmp,
-        "--grpc_python_out", tmp,
-        PROTO,
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        sys.stderr.write(res.stderr)
-        raise SystemExit("protoc failed: " + " ".join(cmd))
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        # Another run generated the same stubs first.
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
+import caruso_stubs
 
 
 def load():
-    sys.path.insert(0, stubs_dir())
+    caruso_stubs.add_to_path("voicemail")
     import grpc  # noqa: E402
     from caruso.v1 import voicemail_pb2, voicemail_pb2_grpc  # noqa: E402
     return grpc, voicemail_pb2, voicemail_pb2_grpc

@@ -16,12 +16,10 @@
 //! announcements and caller priority in `acd_ring.rs`.
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use caruso_e2e::acd::{self, field, invites_received, line_field, run_dir, sipp_quit};
 use caruso_e2e::audio::*;
 use caruso_e2e::*;
 
@@ -58,89 +56,24 @@ fn uri_agent(id: &str, skills: &str, port: u16, more: &str) -> String {
 // caruso-agent
 // ---------------------------------------------------------------------------------------
 
-/// Runs `caruso-agent agent --token tok-<id> <args>`; its stdout, or a panic with its
-/// stderr and the server's log.
+/// `caruso-agent agent` for agent `id` (whose token is `tok-<id>` in these configs).
 fn agent(server: &Server, id: &str, args: &[&str]) -> String {
-    let out = Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "5", "agent"])
-        .args(["--token", &format!("tok-{id}")])
-        .args(args)
-        .output()
-        .expect("run caruso-agent");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "caruso-agent {args:?} for {id} failed: {}{stdout}\n{}\n--- server log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        server.log_tail(30)
-    );
-    stdout
+    acd::agent(server, &tok(id), args)
 }
 
-/// Logs `id` in and makes it ready; checks the state each step reports.
+/// The token of agent `id` in these configs.
+fn tok(id: &str) -> String {
+    format!("tok-{id}")
+}
+
+/// Logs agent `id` in and makes it ready.
 fn login_ready(server: &Server, id: &str) {
-    let out = agent(server, id, &["login"]);
-    assert_eq!(field(&out, "state").as_deref(), Some("not-ready"), "{out}");
-    let out = agent(server, id, &["ready"]);
-    assert_eq!(field(&out, "state").as_deref(), Some("ready"), "{out}");
+    acd::login_ready(server, &tok(id))
 }
 
-/// The value of `key` in the first `key=value` line that has it (quoted values unquoted).
-fn field(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|l| line_field(l, key))
-}
-
-/// The value of `key` in one `key=value ...` line.
-fn line_field(line: &str, key: &str) -> Option<String> {
-    let mut rest = line;
-    loop {
-        rest = rest.trim_start();
-        if rest.is_empty() {
-            return None;
-        }
-        let (k, after) = rest.split_once('=')?;
-        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
-            let mut v = String::new();
-            let mut chars = q.char_indices();
-            let mut end = q.len();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some((_, n)) = chars.next() {
-                            v.push(n);
-                        }
-                    }
-                    '"' => {
-                        end = i + 1;
-                        break;
-                    }
-                    c => v.push(c),
-                }
-            }
-            (v, &q[end..])
-        } else {
-            let end = after.find(' ').unwrap_or(after.len());
-            (after[..end].to_owned(), &after[end..])
-        };
-        if k == key {
-            return Some(value);
-        }
-        rest = tail;
-    }
-}
-
-/// Polls `caruso-agent status` until the state is `want` (deadline `limit`); the last
-/// status line.
+/// Polls agent `id`'s state until it is `want` (at most `limit`).
 fn wait_state(server: &Server, id: &str, want: &str, limit: Duration) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        let out = agent(server, id, &["status"]);
-        if field(&out, "state").as_deref() == Some(want) || Instant::now() >= deadline {
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    acd::wait_state(server, &tok(id), want, limit)
 }
 
 /// A running `caruso-agent agent events ...` process.
@@ -177,71 +110,6 @@ impl Events {
 // ---------------------------------------------------------------------------------------
 // SIPp helpers
 // ---------------------------------------------------------------------------------------
-
-/// The directory a [`Sipp`] run of `scenario` on `port` uses (see `Sipp::run`).
-fn run_dir(server: &Server, scenario: &str, port: u16) -> PathBuf {
-    server
-        .dir()
-        .join(format!("sipp-{}-{port}", scenario.trim_end_matches(".xml")))
-}
-
-/// The INVITEs a SIPp run received, from its message log: (Call-ID, From user), one per
-/// Call-ID (retransmissions counted once).
-fn invites_received(dir: &Path) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if !p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with("_messages.log"))
-        {
-            continue;
-        }
-        let text = fs::read_to_string(&p).unwrap_or_default();
-        // Each message is a block; the INVITEs SIPp received start with "INVITE sip:".
-        let mut in_invite = false;
-        let (mut from, mut call_id) = (None::<String>, None::<String>);
-        for line in text.lines() {
-            let l = line.trim();
-            if l.starts_with("INVITE sip:") {
-                in_invite = true;
-                from = None;
-                call_id = None;
-            } else if in_invite && l.is_empty() {
-                if let (Some(f), Some(c)) = (from.take(), call_id.take()) {
-                    out.insert((c, f));
-                }
-                in_invite = false;
-            } else if in_invite {
-                if let Some(v) = l.strip_prefix("From:") {
-                    // <sip:USER@host>: the user part.
-                    let user = v
-                        .split("sip:")
-                        .nth(1)
-                        .and_then(|s| s.split('@').next())
-                        .unwrap_or("")
-                        .to_owned();
-                    from = Some(user);
-                } else if let Some(v) = l.strip_prefix("Call-ID:") {
-                    call_id = Some(v.trim().to_owned());
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Asks a SIPp started with `-cp port` to quit once its calls are done ("q" on its
-/// control socket).
-fn sipp_quit(control_port: u16) {
-    if let Ok(s) = UdpSocket::bind((LOOPBACK, 0)) {
-        let _ = s.send_to(b"q", (LOOPBACK, control_port));
-    }
-}
 
 /// 1.5 s of a pcap's audio starting `skip_ms` after its sound starts.
 fn body(audio: &[i16], skip_ms: usize) -> &[i16] {

@@ -1,10 +1,11 @@
-//! The ACD task's command interface: what the gRPC `caruso.v1.Agent` service (and later a
-//! supervisor API) asks of it, and the per-agent event stream it serves.
+//! The ACD task's command interface: what the gRPC `caruso.v1.Agent` service and the
+//! monitor ask of it, and the per-agent event stream it serves.
 //!
 //! The ACD task owns every agent and queue; others reach it only through an
 //! [`AcdHandle`] (a bounded mpsc sender). Each command carries a oneshot for its answer,
 //! so a slow caller never blocks the task.
 
+use super::ewt::HandleTimes;
 use super::{AgentId, AgentState, CallKey, QueueName};
 use crate::ivr::Variables;
 use std::time::Duration;
@@ -98,6 +99,73 @@ pub enum AgentEvent {
     },
 }
 
+/// One agent in an [`AcdView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewAgent {
+    /// Agent id.
+    pub agent: AgentId,
+    /// Display name.
+    pub name: String,
+    /// Current state.
+    pub state: AgentState,
+    /// Time in the current state at the view's instant.
+    pub since: Duration,
+    /// Queues the agent serves, in config order.
+    pub queues: Vec<QueueName>,
+}
+
+/// One queue in an [`AcdView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewQueue {
+    /// Queue name.
+    pub queue: QueueName,
+    /// Service-level threshold.
+    pub service_level: Duration,
+    /// Wrap-up after each call (counted in the handle time).
+    pub wrap_up: Duration,
+    /// Members who have the queue's skills at the configured levels (the agents the
+    /// expected wait counts when they are logged in).
+    pub staffable: Vec<AgentId>,
+    /// Recent handle times (talk + wrap-up) for the expected wait.
+    pub handle_times: HandleTimes,
+    /// Handle time assumed before the queue has any history.
+    pub default_aht: Duration,
+}
+
+/// A call waiting in a queue, or connected to an agent, in an [`AcdView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewCall {
+    /// ACD call key.
+    pub call: CallKey,
+    /// Its queue.
+    pub queue: QueueName,
+    /// Caller priority.
+    pub priority: i32,
+    /// Waiting: time in the queue; connected: time since the answer.
+    pub elapsed: Duration,
+    /// Connected: the agent (`None` while waiting).
+    pub agent: Option<AgentId>,
+}
+
+/// Everything the ACD holds that the monitor shows, at one instant: answered by the ACD
+/// task between two inputs, so it matches the event bus up to `bus_seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcdView {
+    /// The bus sequence number of the last event published before the view was taken:
+    /// the ACD's events with a higher number happened after it.
+    pub bus_seq: u64,
+    /// Wall clock of the view, ms since the Unix epoch.
+    pub wall_ms: u64,
+    /// Agents in id order.
+    pub agents: Vec<ViewAgent>,
+    /// Queues in config order.
+    pub queues: Vec<ViewQueue>,
+    /// Calls waiting (including while ringing), by call key.
+    pub waiting: Vec<ViewCall>,
+    /// Calls connected to an agent, by call key.
+    pub connected: Vec<ViewCall>,
+}
+
 /// One answer channel.
 pub type Reply<T> = oneshot::Sender<Result<T, AcdError>>;
 
@@ -167,6 +235,11 @@ pub enum AcdCommand {
         agent: AgentId,
         /// Answer.
         reply: Reply<AgentStatus>,
+    },
+    /// A view of every agent, queue and call for the monitor.
+    Snapshot {
+        /// Answer.
+        reply: Reply<AcdView>,
     },
     /// A stream of the agent's events (starting with its current state).
     Subscribe {

@@ -12,8 +12,10 @@
 //! the actor rings the agent's phone and reports back. Every agent change is saved to
 //! the store (tree `acd_agents`) and published on the event bus.
 
-use super::agent::{Agent, AgentChange, AgentEvent as Fsm, MissReason};
-use super::api::{AcdCommand, AcdError, AgentEvent, AgentStatus};
+use super::agent::{Agent, AgentChange, AgentEvent as Fsm, ChangeReason, MissReason};
+use super::api::{
+    AcdCommand, AcdError, AcdView, AgentEvent, AgentStatus, ViewAgent, ViewCall, ViewQueue,
+};
 use super::config::AcdConfig;
 use super::{
     router, AcdSnapshot, AgentConfig, AgentId, AgentState, AgentView, CallKey, ExitTarget,
@@ -158,7 +160,7 @@ pub enum AcdToCall {
 }
 
 /// Handle time assumed before a queue has any history (for the expected wait).
-const DEFAULT_AHT: Duration = Duration::from_secs(180);
+pub const DEFAULT_AHT: Duration = Duration::from_secs(180);
 
 /// Everything the ACD task receives.
 #[derive(Debug)]
@@ -242,6 +244,21 @@ impl std::fmt::Debug for AcdTask {
             .field("waiting", &self.waiting.len())
             .field("connected", &self.connected.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Why an agent changed, as the event bus names it.
+fn cause(reason: &ChangeReason) -> &'static str {
+    match reason {
+        ChangeReason::Client => "client",
+        ChangeReason::Supervisor => "supervisor",
+        ChangeReason::Offered => "offered",
+        ChangeReason::Answered => "answered",
+        ChangeReason::Missed(_) => "missed",
+        ChangeReason::Cancelled => "cancelled",
+        ChangeReason::CallEnded => "call_ended",
+        ChangeReason::WrapUpEnded { .. } => "wrap_up_ended",
+        ChangeReason::WrapUpTimeout => "wrap_up_timeout",
     }
 }
 
@@ -541,6 +558,9 @@ impl AcdTask {
                 let r = self.status(now, &agent);
                 let _ = reply.send(r);
             }
+            AcdCommand::Snapshot { reply } => {
+                let _ = reply.send(Ok(self.view(now)));
+            }
             AcdCommand::Subscribe { agent, reply } => {
                 let r = match (self.agents.get(&agent), self.status(now, &agent)) {
                     (Some(slot), Ok(st)) => {
@@ -660,7 +680,7 @@ impl AcdTask {
         metrics::gauge!(m::ACD_WAITING, "queue" => label).increment(1.0);
         info!(call, queue = %q.name, "caller queued");
         let first_position = q.position_every.map(|_| now);
-        self.publish_queue(&q.name, call, "joined");
+        let name = q.name.clone();
         self.waiting.insert(
             call,
             Waiting {
@@ -679,6 +699,8 @@ impl AcdTask {
                 direct: None,
             },
         );
+        // After the insert: `waiting` counts this call.
+        self.publish_queue(&name, call, "joined", Duration::ZERO, priority, None);
     }
 
     /// A caller transferred to one agent: waits (with the agent's first queue's
@@ -710,6 +732,7 @@ impl AcdTask {
         };
         info!(call, agent = %agent, "caller waits for one agent (transfer)");
         metrics::gauge!(m::ACD_WAITING, "queue" => q.name.to_string()).increment(1.0);
+        let name = q.name.clone();
         self.waiting.insert(
             call,
             Waiting {
@@ -728,6 +751,7 @@ impl AcdTask {
                 direct: Some(agent),
             },
         );
+        self.publish_queue(&name, call, "joined", Duration::ZERO, 0, None);
     }
 
     fn remove_waiting(&mut self, call: CallKey) -> Option<Waiting> {
@@ -743,7 +767,8 @@ impl AcdTask {
         self.withdraw_ringing(now, call, &w);
         metrics::counter!(m::ACD_EXITS, "queue" => w.queue.name.to_string(), "reason" => reason)
             .increment(1);
-        self.publish_queue(&w.queue.name, call, reason);
+        let waited = now.saturating_duration_since(w.queued_at);
+        self.publish_queue(&w.queue.name, call, reason, waited, w.priority, None);
         let _ = w.tx.try_send(AcdToCall::Exit(w.queue.exit.clone()));
     }
 
@@ -753,7 +778,8 @@ impl AcdTask {
             info!(call, queue = %w.queue.name, waited_ms = now.saturating_duration_since(w.queued_at).as_millis() as u64, "caller abandoned");
             metrics::counter!(m::ACD_ABANDONED, "queue" => w.queue.name.to_string()).increment(1);
             self.withdraw_ringing(now, call, &w);
-            self.publish_queue(&w.queue.name, call, "abandoned");
+            let waited = now.saturating_duration_since(w.queued_at);
+            self.publish_queue(&w.queue.name, call, "abandoned", waited, w.priority, None);
         } else if self.connected.contains_key(&call) {
             self.ended(now, call);
         }
@@ -806,7 +832,14 @@ impl AcdTask {
                     warn!(error = %e, "answer from an agent not reserved for the call");
                 }
                 self.agent_event(&agent, AgentEvent::Connected { call });
-                self.publish_queue(&w.queue.name, call, "answered");
+                self.publish_queue(
+                    &w.queue.name,
+                    call,
+                    "answered",
+                    waited,
+                    w.priority,
+                    Some(&agent),
+                );
                 self.connected.insert(
                     call,
                     Connected {
@@ -946,6 +979,8 @@ impl AcdTask {
             agent: agent.to_string(),
             from: change.from.to_string(),
             to: change.to.to_string(),
+            state: change.to.clone(),
+            cause: cause(&change.reason),
         });
         if let Ok(st) = self.status(now, agent) {
             self.agent_event(agent, AgentEvent::State(st));
@@ -959,7 +994,15 @@ impl AcdTask {
         }
     }
 
-    fn publish_queue(&self, queue: &QueueName, call: CallKey, change: &str) {
+    fn publish_queue(
+        &self,
+        queue: &QueueName,
+        call: CallKey,
+        change: &str,
+        waited: Duration,
+        priority: i32,
+        agent: Option<&AgentId>,
+    ) {
         let waiting = self
             .waiting
             .values()
@@ -970,7 +1013,74 @@ impl AcdTask {
             call,
             change: change.to_string(),
             waiting,
+            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+            priority,
+            agent: agent.map(|a| a.to_string()),
         });
+    }
+
+    /// Everything the monitor shows, at `now` (see [`AcdView`]).
+    pub fn view(&self, now: Instant) -> AcdView {
+        let agents = self
+            .agents
+            .iter()
+            .map(|(id, a)| ViewAgent {
+                agent: id.clone(),
+                name: a.config.name.clone(),
+                state: a.fsm.state().clone(),
+                since: now.saturating_duration_since(a.fsm.since()),
+                queues: a.queues.clone(),
+            })
+            .collect();
+        let queues = self
+            .config
+            .queues
+            .iter()
+            .map(|q| ViewQueue {
+                queue: q.name.clone(),
+                service_level: q.service_level,
+                wrap_up: q.wrap_up,
+                staffable: self
+                    .agents
+                    .values()
+                    .filter(|a| super::ewt::staffed(q, &[a.fsm.view(now)]) == 1)
+                    .map(|a| a.config.id.clone())
+                    .collect(),
+                handle_times: self.handle_times.get(&q.name).cloned().unwrap_or_default(),
+                default_aht: DEFAULT_AHT,
+            })
+            .collect();
+        let waiting = self
+            .waiting
+            .iter()
+            .map(|(k, w)| ViewCall {
+                call: *k,
+                queue: w.queue.name.clone(),
+                priority: w.priority,
+                elapsed: now.saturating_duration_since(w.queued_at),
+                agent: None,
+            })
+            .collect();
+        let mut connected: Vec<ViewCall> = self
+            .connected
+            .iter()
+            .map(|(k, c)| ViewCall {
+                call: *k,
+                queue: c.queue.name.clone(),
+                priority: 0,
+                elapsed: now.saturating_duration_since(c.since),
+                agent: Some(c.agent.clone()),
+            })
+            .collect();
+        connected.sort_by_key(|c| c.call);
+        AcdView {
+            bus_seq: self.bus.last_seq(),
+            wall_ms: crate::call::unix_ms(),
+            agents,
+            queues,
+            waiting,
+            connected,
+        }
     }
 
     /// The router's view of the ACD at `now`.
@@ -1594,6 +1704,78 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         );
         assert_eq!(t.position(3), Some(1));
         assert_eq!(t.position(1), Some(2));
+    }
+
+    #[test]
+    fn the_monitor_view_and_the_bus_events_tell_the_same_story() {
+        let t0 = Instant::now();
+        let bus = EventBus::new(64);
+        let mut rx = bus.subscribe();
+        let mut t = AcdTask::new(config(), None, bus.clone(), t0);
+        ready(&mut t, t0, "alice");
+        let mut call = queue(&mut t, t0, 4, "sales");
+        assert_eq!(rung(&mut call), ["ring alice"]);
+        let later = t0 + Duration::from_secs(3);
+        let view = t.view(later);
+        assert_eq!(view.bus_seq, bus.last_seq());
+        let alice = &view.agents[0];
+        assert_eq!(&*alice.agent, "alice");
+        assert_eq!(alice.state, AgentState::Reserved(4));
+        assert_eq!(alice.since, Duration::from_secs(3));
+        assert_eq!(view.waiting.len(), 1);
+        assert_eq!(view.waiting[0].elapsed, Duration::from_secs(3));
+        let sales = &view.queues[0];
+        assert_eq!(&*sales.queue, "sales");
+        assert_eq!(sales.wrap_up, Duration::from_secs(10));
+        let staffable: Vec<&str> = sales.staffable.iter().map(|a| &**a).collect();
+        assert_eq!(staffable, ["alice", "bob"], "both have sales >= 2");
+        assert_eq!(view.queues[1].staffable.len(), 1, "support: bob");
+        t.handle_call(
+            later,
+            CallToAcd::Ring {
+                call: 4,
+                agent: "alice".into(),
+                outcome: RingOutcome::Answered,
+            },
+        );
+        let view = t.view(later);
+        assert!(view.waiting.is_empty());
+        assert_eq!(view.connected.len(), 1);
+        assert_eq!(view.connected[0].agent.as_deref(), Some("alice"));
+        let events: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| match &e.event {
+                Event::AgentState {
+                    agent,
+                    state,
+                    cause,
+                    ..
+                } => {
+                    format!("{agent} {state} {cause}")
+                }
+                Event::Queue {
+                    queue,
+                    call,
+                    change,
+                    waiting,
+                    waited_ms,
+                    agent,
+                    ..
+                } => format!("{queue} {call} {change} {waiting} {waited_ms} {agent:?}"),
+                Event::Mailbox(_) => "mailbox".into(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "alice not ready (login) client",
+                "alice ready client",
+                "sales 4 joined 1 0 None",
+                "alice reserved for call 4 offered",
+                "alice on call 4 answered",
+                "sales 4 answered 0 3000 Some(\"alice\")",
+            ]
+        );
     }
 
     #[test]

@@ -467,6 +467,8 @@ mod tests {
                     });
                     let _ = reply.send(r);
                 }
+                // The monitor's view: not used by the Agent service.
+                AcdCommand::Snapshot { .. } => {}
             }
         }
     }
@@ -544,6 +546,7 @@ mod tests {
             None,
             None,
             Some(acd),
+            None,
             None,
             None,
             security,

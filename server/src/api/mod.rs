@@ -1,5 +1,7 @@
 //! gRPC API: the `caruso.v1.System` service, `caruso.v1.Voicemail` (when voicemail
-//! storage is given), `caruso.v1.Agent` (when the ACD runs), `caruso.v1.Campaigns` (when the dialer runs), `grpc.health.v1.Health` and server reflection (v1), served by
+//! storage is given), `caruso.v1.Agent` (when the ACD runs), `caruso.v1.Campaigns`
+//! (when the dialer runs), `caruso.v1.Monitor` (when the monitor runs),
+//! `grpc.health.v1.Health` and server reflection (v1), served by
 //! tonic on one TCP address (default `127.0.0.1:50051`), optionally over TLS.
 //!
 //! Every RPC except health and reflection needs `authorization: Bearer <token>`; one
@@ -18,13 +20,14 @@
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
 //! let (_policy_tx, policy) = tokio::sync::watch::channel(std::sync::Arc::new(AuthPolicy::default()));
 //! let security = ApiSecurity::new(policy);
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, None, security, std::future::pending()).await
+//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, None, None, security, std::future::pending()).await
 //! # }
 //! ```
 
 mod agent;
 pub mod auth;
 mod campaigns;
+mod monitor;
 mod registry;
 mod system;
 pub mod tls;
@@ -37,6 +40,7 @@ use std::time::Instant;
 
 use caruso_proto::caruso::v1::agent_server::AgentServer;
 use caruso_proto::caruso::v1::campaigns_server::CampaignsServer;
+use caruso_proto::caruso::v1::monitor_server::MonitorServer;
 use caruso_proto::caruso::v1::registry_server::RegistryServer;
 use caruso_proto::caruso::v1::system_server::SystemServer;
 use caruso_proto::caruso::v1::voicemail_server::VoicemailServer;
@@ -46,12 +50,15 @@ use tonic::transport::server::TcpIncoming;
 
 pub use agent::AgentService;
 pub use campaigns::CampaignsService;
+pub use monitor::MonitorService;
 pub use registry::RegistryService;
 pub use system::{ReloadRequest, ReloadResult, SystemService};
 pub use voicemail::VoicemailService;
 
 use crate::acd::api::{AcdError, AcdHandle};
 use crate::dialer::task::{DialerError, DialerHandle};
+use crate::monitor::hub::MonitorHandle;
+use crate::monitor::MonitorError;
 use crate::registry::task::RegistryHandle;
 use crate::registry::RegistryError;
 use crate::voicemail::{Voicemail, VoicemailError};
@@ -110,6 +117,9 @@ pub enum ApiError {
     /// The dialer refused a campaign or do-not-call command.
     #[error(transparent)]
     Dialer(#[from] DialerError),
+    /// The monitor refused a request or cut a watcher off.
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
 }
 
 /// The one place where API errors become gRPC statuses.
@@ -172,6 +182,13 @@ impl From<ApiError> for tonic::Status {
                     DialerError::Stopped => tonic::Status::unavailable(e.to_string()),
                 }
             }
+            ApiError::Monitor(e) => match e {
+                MonitorError::UnknownQueue(_) | MonitorError::UnknownAgent(_) => {
+                    tonic::Status::invalid_argument(e.to_string())
+                }
+                MonitorError::TooSlow { .. } => tonic::Status::resource_exhausted(e.to_string()),
+                MonitorError::Stopped => tonic::Status::unavailable(e.to_string()),
+            },
             ApiError::Bind { .. }
             | ApiError::Reflection(_)
             | ApiError::Transport(_)
@@ -203,8 +220,9 @@ impl ApiSecurity {
 }
 
 /// Binds `addr` and serves the API until `shutdown` completes; `caruso.v1.Voicemail`
-/// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is.
-#[allow(clippy::too_many_arguments)] // one optional handle per service
+/// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is,
+/// `caruso.v1.Monitor` only when `monitor` is.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     addr: SocketAddr,
     stats: watch::Receiver<ServerStats>,
@@ -213,6 +231,7 @@ pub async fn serve(
     acd: Option<AcdHandle>,
     campaigns: Option<DialerHandle>,
     registry: Option<RegistryHandle>,
+    monitor: Option<MonitorHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
@@ -220,7 +239,7 @@ pub async fn serve(
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
     serve_on(
-        listener, stats, reload, voicemail, acd, campaigns, registry, security, shutdown,
+        listener, stats, reload, voicemail, acd, campaigns, registry, monitor, security, shutdown,
     )
     .await
 }
@@ -228,7 +247,7 @@ pub async fn serve(
 /// Serves the API on an already bound listener until `shutdown` completes.
 ///
 /// Useful when the caller binds port 0 and needs the chosen address first.
-#[allow(clippy::too_many_arguments)] // one optional handle per service
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_on(
     listener: TcpListener,
     stats: watch::Receiver<ServerStats>,
@@ -237,6 +256,7 @@ pub async fn serve_on(
     acd: Option<AcdHandle>,
     campaigns: Option<DialerHandle>,
     registry: Option<RegistryHandle>,
+    monitor: Option<MonitorHandle>,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
@@ -268,6 +288,11 @@ pub async fn serve_on(
             .set_serving::<RegistryServer<RegistryService>>()
             .await;
     }
+    if monitor.is_some() {
+        health_reporter
+            .set_serving::<MonitorServer<MonitorService>>()
+            .await;
+    }
     let mut system = SystemService::new(stats, Instant::now());
     if let Some(reload) = reload {
         system = system.with_reload(reload);
@@ -288,6 +313,7 @@ pub async fn serve_on(
         .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
         .add_optional_service(registry.map(|r| RegistryServer::new(RegistryService::new(r))))
         .add_optional_service(campaigns.map(|d| CampaignsServer::new(CampaignsService::new(d))))
+        .add_optional_service(monitor.map(|m| MonitorServer::new(MonitorService::new(m))))
         .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             health_reporter
@@ -320,6 +346,7 @@ mod tests {
         let task = tokio::spawn(serve_on(
             listener,
             rx,
+            None,
             None,
             None,
             None,
@@ -407,6 +434,7 @@ mod tests {
         let err = serve(
             addr,
             rx,
+            None,
             None,
             None,
             None,

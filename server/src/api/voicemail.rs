@@ -277,6 +277,7 @@ mod tests {
             None,
             None,
             None,
+            None,
             security,
             async {
                 let _ = stop_rx.await;

@@ -36,10 +36,12 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 mod bridge;
+mod dial;
 mod hook;
 mod queue;
 mod ring;
 use bridge::Outbound;
+pub use dial::{run_dial, DialSetup};
 
 /// Methods we accept, for `Allow`.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, SUBSCRIBE";
@@ -120,7 +122,7 @@ pub async fn run(setup: CallSetup, rx: mpsc::Receiver<CallMsg>) {
             ctx,
             call_id.clone(),
             local_tag.clone(),
-            &first,
+            (first.link.clone(), first.from),
             media,
             counters,
             done.clone(),
@@ -198,6 +200,9 @@ struct Call {
     incoming_hook: hook::IncomingHook,
     /// Media is up but the flow waits for the `call.incoming` hook's answer.
     app_waits_for_hook: bool,
+    /// A dial of a campaign: the contact's leg and what happens after its answer
+    /// (`None` for an inbound call).
+    dial: Option<Box<dial::Dialing>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -219,7 +224,7 @@ impl Call {
         ctx: Arc<CallContext>,
         call_id: String,
         local_tag: String,
-        first: &Inbound,
+        (link, peer): (Link, Peer),
         media: Option<MediaSockets>,
         counters: Arc<Counters>,
         done: mpsc::UnboundedSender<CallReport>,
@@ -236,8 +241,8 @@ impl Call {
             },
             ctx,
             call_id,
-            link: first.link.clone(),
-            peer: first.from,
+            link,
+            peer,
             layer,
             phase: Phase::Ringing,
             invite: None,
@@ -277,6 +282,7 @@ impl Call {
             held_by_callee: false,
             incoming_hook: hook::IncomingHook::Off,
             app_waits_for_hook: false,
+            dial: None,
         }
     }
 
@@ -369,7 +375,7 @@ impl Call {
     fn finished(&self, now: Instant) -> bool {
         match (self.phase, self.ended_at) {
             (Phase::Ended, Some(at)) => {
-                (self.layer.is_empty() && self.outbound.is_empty())
+                (self.layer.is_empty() && self.outbound.is_empty() && self.dial_leg_done(now))
                     || now >= at + linger_limit(&self.ctx)
             }
             _ => false,
@@ -397,6 +403,7 @@ impl Call {
             consider(Some(at + linger_limit(&self.ctx)));
         }
         consider(self.outbound_timeout());
+        consider(self.dial_timeout());
         d
     }
 
@@ -419,6 +426,9 @@ impl Call {
                 self.on_media_event(now, ev);
             }
             progressed |= self.drive_outbound(now).await;
+            if self.dial.is_some() {
+                progressed |= self.drive_dial(now).await;
+            }
             while let Some(t) = self.layer.poll_transmit() {
                 progressed = true;
                 count_sent(&t.message);
@@ -519,6 +529,11 @@ impl Call {
     fn on_inbound(&mut self, now: Instant, inbound: Inbound) {
         if self.is_outbound_message(&inbound.message) {
             self.on_outbound_sip(now, inbound);
+            return;
+        }
+        if self.is_dial() {
+            // The call's own Call-ID is the contact's leg.
+            self.dial_inbound(now, inbound);
             return;
         }
         if let SipMessage::Request(r) = &inbound.message {
@@ -977,6 +992,9 @@ impl Call {
 
     /// The caller's number and display name, from the INVITE's From.
     fn caller(&self) -> (String, String) {
+        if let Some(contact) = self.dial_contact() {
+            return contact;
+        }
         let Some((_, req)) = self.invite.as_ref() else {
             return (String::new(), String::new());
         };
@@ -1148,6 +1166,7 @@ impl Call {
 
     fn on_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
+            MediaEvent::PromptFinished if self.dial_prompt_finished(now) => {}
             MediaEvent::PromptFinished if self.ringback => self.replay_ringback(now),
             MediaEvent::PromptFinished if self.held_by_callee => self.play_hold_music(now),
             MediaEvent::PromptFinished if self.queue_prompt_finished(now) => {}
@@ -1221,6 +1240,7 @@ impl Call {
         // Bridged: the leg's media in, audio across both ways, then both sessions send.
         self.outbound_tick(now);
         self.queue_tick(now);
+        self.dial_tick(now);
         if let Some(s) = self.session.as_mut() {
             s.handle_timeout(now);
         }
@@ -1239,6 +1259,18 @@ impl Call {
     fn hang_up(&mut self, now: Instant, reason: EndReason) {
         self.end_app();
         self.end_outbound(now);
+        if self.is_dial() {
+            // The contact's leg: CANCEL while it rings, BYE once answered.
+            self.dial_hang_up(now);
+            if matches!(
+                self.phase,
+                Phase::Confirmed | Phase::Ringing | Phase::Answered
+            ) {
+                info!(reason = reason.as_str(), "hanging up the contact");
+            }
+            self.finish(now, reason);
+            return;
+        }
         match self.phase {
             Phase::Ringing => {
                 if let Some((id, req)) = self.invite.clone() {
@@ -1326,6 +1358,9 @@ impl Call {
         self.pending_offer = None;
         self.phase = Phase::Ended;
         self.ended_at = Some(now);
+        if self.is_dial() {
+            self.dial_ended(now);
+        }
     }
 
     /// Stops counting the call as active (once; at hang-up, not after lingering).

@@ -170,6 +170,14 @@ impl Endpoint {
         self
     }
 
+    /// The side door for dials ([`crate::call::originate::CallOriginator::new`]); take
+    /// it before [`Endpoint::run`].
+    pub fn dialer(&self) -> crate::call::originate::DialLink {
+        crate::call::originate::DialLink {
+            tx: self.ended_tx.clone(),
+        }
+    }
+
     /// The registrar's bindings, updated on every change (`None` without
     /// [`Endpoint::with_registrar`]); take it before [`Endpoint::run`].
     pub fn registrations(&self) -> Option<watch::Receiver<Arc<Registrations>>> {
@@ -219,6 +227,7 @@ impl Endpoint {
                     CallReport::LegEnded { leg_call_id, leg_tag } => {
                         self.calls.remove_leg(&leg_call_id, &leg_tag)
                     }
+                    CallReport::Originate(start) => self.start_dial(*start),
                 },
                 ev = next_bus_event(&mut self.mwi) => self.on_bus_event(ev),
                 _ = tokio::time::sleep_until(next) => {
@@ -672,6 +681,60 @@ impl Endpoint {
             };
             actor::run(setup, rx).await;
         });
+    }
+
+    /// Starts a dial: a call actor with our Call-ID and tag (the contact's responses carry
+    /// our tag in From, its requests in To), a port pair and the UDP link. Never waits.
+    fn start_dial(&mut self, start: crate::call::originate::DialStart) {
+        if self.shutting_down {
+            crate::call::originate::finish(
+                &start.events,
+                crate::dialer::campaign::CallResult::Failed {
+                    reason: "shutting down".into(),
+                },
+            );
+            return;
+        }
+        let Some(udp) = self.udp.clone() else {
+            crate::call::originate::finish(
+                &start.events,
+                crate::dialer::campaign::CallResult::Failed {
+                    reason: "no UDP listener (sip.udp) to dial from".into(),
+                },
+            );
+            return;
+        };
+        let call_id = format!(
+            "{:016x}@{}",
+            rand::random::<u64>(),
+            self.ctx.config.sip.public_host
+        );
+        let local_tag = format!("{:016x}", rand::random::<u64>());
+        let media = self.bind_media();
+        let (tx, rx) = mpsc::channel(64);
+        self.calls.insert(
+            call_id.clone(),
+            &MatchKey::default(),
+            local_tag.clone(),
+            CallHandle { tx },
+        );
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(rx) = self.reloads.as_mut() {
+            if rx.has_changed().unwrap_or(false) {
+                self.ctx = rx.borrow_and_update().clone();
+            }
+        }
+        let setup = actor::DialSetup {
+            ctx: self.ctx.clone(),
+            call_id,
+            local_tag,
+            link: udp,
+            media,
+            done: self.ended_tx.clone(),
+            counters: self.counters.clone(),
+            start,
+        };
+        tokio::spawn(actor::run_dial(setup, rx));
     }
 
     /// Binds an RTP/RTCP socket pair from the pool; ports that fail to bind (used by
@@ -1418,5 +1481,55 @@ mod tests {
         assert!(t.find("leg", &key(Some("legtag"), None, None)).is_none());
         assert!(!t.by_call_id.contains_key("leg"));
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn a_dialed_call_routes_by_our_tag_and_counts_as_a_call() {
+        // start_dial's entry: our Call-ID and tag, no caller key.
+        let mut t = CallTable::default();
+        let (a, _ra) = handle();
+        t.insert(
+            "dial".into(),
+            &MatchKey::default(),
+            "ours".into(),
+            a.clone(),
+        );
+        assert_eq!(
+            t.len(),
+            1,
+            "a dial is a call (shutdown ends it, status counts it)"
+        );
+        // the contact's responses: our tag in From, with or without its To tag
+        assert!(is(
+            t.find("dial", &key(Some("ours"), None, Some("z9hG4bK1"))),
+            &a
+        ));
+        assert!(is(
+            t.find(
+                "dial",
+                &key(Some("ours"), Some("contact"), Some("z9hG4bK1"))
+            ),
+            &a
+        ));
+        // the contact's BYE: our tag in To
+        assert!(is(
+            t.find(
+                "dial",
+                &key(Some("contact"), Some("ours"), Some("z9hG4bK9"))
+            ),
+            &a
+        ));
+        // a stranger reusing the Call-ID
+        assert!(t
+            .find("dial", &key(Some("x"), None, Some("z9hG4bK2")))
+            .is_none());
+        assert!(t
+            .find(
+                "dial",
+                &key(Some("contact"), Some("other"), Some("z9hG4bK3"))
+            )
+            .is_none());
+        t.remove("dial", "ours");
+        assert!(t.is_empty());
     }
 }

@@ -5,11 +5,15 @@
 //!   waits on a call: a full call mailbox drops the message (UDP peers retransmit).
 //! - [`actor`] runs one call: its transactions, its dialog, its RTP session and sockets,
 //!   its prompt; it ends with BYE from either side, CANCEL, RTP inactivity or shutdown.
+//! - [`originate`]: the dialer's call side; a dial is a call actor that starts from an
+//!   outbound INVITE to the contact (through [`CallReport::Originate`]) instead of an
+//!   inbound one, then uses the same queue and bridge code as an inbound caller.
 
 pub mod actor;
 pub mod app;
 pub mod endpoint;
 pub mod leg;
+pub mod originate;
 pub mod ports;
 
 use crate::config::{AllowList, Config};
@@ -150,6 +154,9 @@ pub enum CallReport {
         /// Our From tag on the leg.
         leg_tag: String,
     },
+    /// A dial to place (from [`originate::CallOriginator`]): a new call actor that
+    /// starts with an outbound INVITE to the contact.
+    Originate(Box<originate::DialStart>),
     /// The leg is over: stop routing its Call-ID (its port comes back by `PortFreed`).
     LegEnded {
         /// The leg's Call-ID.

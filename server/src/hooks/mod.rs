@@ -425,7 +425,9 @@ impl Hooks {
                     at_ms: ev.at_ms,
                 }),
             ),
-            Event::AgentState { agent, from, to } => self.fire(
+            Event::AgentState {
+                agent, from, to, ..
+            } => self.fire(
                 &self.config.agent_state,
                 Fire::AgentState(pb::AgentStateChangedRequest {
                     agent: agent.clone(),

@@ -356,6 +356,8 @@ fn bus_events_map_to_their_hooks() {
                 agent: "alice".into(),
                 from: "ready".into(),
                 to: "on call".into(),
+                state: crate::acd::AgentState::OnCall(1),
+                cause: "answered",
             },
         ));
         hooks.bus_event(&ev(

@@ -73,6 +73,7 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
             None,
             Some(dialer),
             None,
+            None,
             security,
             async {
                 let _ = stop_rx.await;

@@ -568,6 +568,9 @@ impl Call {
     /// application plays its message, or the call ends.
     pub(super) fn outbound_failed(&mut self, now: Instant) {
         self.stop_ringback();
+        if self.dial_route_failed(now) {
+            return; // a contact waiting for an agent: abandoned (safe harbor)
+        }
         if self.phase != super::Phase::Confirmed {
             return;
         }

@@ -76,7 +76,8 @@ impl Queued {
 impl Call {
     /// A transferred caller waits for one agent (the agent's first queue gives music,
     /// ring timeout and exit).
-    pub(super) fn enqueue_for_agent(&mut self, now: Instant, agent: AgentId) {
+    /// `data` travels to the agent's Offered event (a dial's contact and script).
+    pub(super) fn enqueue_for_agent(&mut self, now: Instant, agent: AgentId, data: Variables) {
         let qcfg = self.ctx.config.acd.as_ref().and_then(|a| {
             let name = a.queues_of(&agent).next()?.name.clone();
             a.queue(&name).cloned()
@@ -94,7 +95,7 @@ impl Call {
             agent: agent.clone(),
             caller_number,
             caller_name,
-            data: Variables::new(),
+            data,
             tx,
         }) {
             self.outbound_failed(now);
@@ -325,6 +326,9 @@ impl Call {
                 if !self.outbound.is_empty() {
                     self.end_outbound(now);
                 }
+                if self.dial_route_failed(now) {
+                    return; // a dialed contact has no flow to exit to: abandoned
+                }
                 if let (Some(h), Some(s)) = (self.host.as_mut(), self.session.as_mut()) {
                     let out = h.exit_to(now, s, target);
                     self.after_host(now, out);
@@ -429,14 +433,22 @@ impl Call {
             return;
         };
         let actions = q.ring.answered(leg);
+        let mut connected = None;
         if actions
             .iter()
             .any(|a| matches!(a, RingAction::Bridge(l) if l == leg))
         {
             q.connected = true;
+            connected = actions.iter().find_map(|a| match a {
+                RingAction::Report(agent, RingOutcome::Answered) => Some(agent.clone()),
+                _ => None,
+            });
             self.bridge_leg(now, leg, &neg);
         }
         self.ring_actions(now, actions);
+        if let Some(agent) = connected.filter(|_| self.is_dial()) {
+            self.dial_connected(now, agent);
+        }
     }
 
     /// An agent's leg failed: the ACD hears of it (when it still rang for the ACD) and the
@@ -524,7 +536,7 @@ impl Call {
         match target {
             TransferTarget::Queue(q) => self.enqueue(now, q.to_string(), Variables::new()),
             TransferTarget::Number(n) => self.connect(now, crate::ivr::Target::Extension(n)),
-            TransferTarget::Agent(a) => self.enqueue_for_agent(now, a),
+            TransferTarget::Agent(a) => self.enqueue_for_agent(now, a, Variables::new()),
         }
     }
 }
