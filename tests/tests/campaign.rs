@@ -8,7 +8,10 @@
 //! - with an agent ready, the progressive campaign dials exactly one contact (one per
 //!   ready agent) and skips the do-not-call one;
 //! - a reload that changes the campaigns is refused (they need a restart);
-//! - an agent's token is refused.
+//! - an agent's token is refused;
+//! - with SIPp as the contact (answers, talks, hangs up) and as alice's phone: the
+//!   progressive dial reaches alice, the contact is final, and alice's wrap-up
+//!   disposition is stored with the attempt.
 //!
 //! Nothing answers at the trunk's address here: the dial's SIP side is tested in
 //! `server/tests/originate.rs`; this test checks the campaign side.
@@ -19,13 +22,18 @@ use std::time::{Duration, Instant};
 use caruso_e2e::*;
 
 fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
+    config_with(ports, dnc_file, "")
+}
+
+/// The test config; `queue_more` goes into the sales queue's table.
+fn config_with(ports: Ports, dnc_file: &std::path::Path, queue_more: &str) -> ServerConfig {
     let trunk = ports.peer(1);
     let phone = ports.peer(2);
     let mut cfg = ServerConfig::new(ports);
     cfg.extra = format!(
         "\n[ivr]\nprompt_dir = \"{prompts}\"\n\n\
          [[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:{trunk}\"\n\n\
-         [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\n\n\
+         [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\n{queue_more}\n\n\
          [[acd.agents]]\nid = \"alice\"\ntoken = \"tok-alice\"\nskills = {{ sales = 1 }}\n\
          phone = {{ uri = \"sip:alice@127.0.0.1:{phone}\" }}\n\n\
          [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
@@ -206,4 +214,66 @@ fn a_campaign_loads_a_csv_honours_the_dnc_list_and_dials_one_contact_per_ready_a
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("PermissionDenied"), "{err}");
+}
+
+#[test]
+fn a_progressive_dial_reaches_the_agent_and_the_wrap_up_disposition_is_stored() {
+    require_isolated_network();
+    let dir = TempDir::new("campaign-dial");
+    let dnc_file = dir.path().join("dnc.txt");
+    std::fs::write(&dnc_file, "").unwrap();
+    let ports = Ports::block(20);
+    let (contact_port, phone_port) = (ports.peer(1), ports.peer(2));
+    let server = Server::start(config_with(ports, &dnc_file, "wrap_up_s = 120"));
+    let csv = server.dir().join("one.csv");
+    std::fs::write(&csv, "phone,name\n601000001,Anna\n").unwrap();
+    campaign(&server, &["load", "demo", csv.to_str().unwrap()]);
+
+    // The contact (answers, talks 6 s, hangs up) and alice's phone (answers).
+    let contact = Sipp::new(&server, "dial_contact_talk.xml")
+        .local_port(contact_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let phone = Sipp::new(&server, "bridge_uas_answer.xml")
+        .local_port(phone_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let contact_run = std::thread::spawn(move || contact.run());
+    let phone_run = std::thread::spawn(move || phone.run());
+    std::thread::sleep(Duration::from_millis(500));
+    caruso_e2e::acd::login_ready(&server, "tok-alice");
+    assert_eq!(
+        campaign(&server, &["start", "demo"]).trim(),
+        "state: running"
+    );
+    let contact = contact_run.join().expect("contact thread");
+    let phone = phone_run.join().expect("phone thread");
+    let ctx = format!(
+        "--- contact ---\n{contact}\n--- phone ---\n{phone}\n--- server log ---\n{}",
+        server.log_tail(60)
+    );
+    assert!(contact.all_succeeded(1), "the contact talked\n{ctx}");
+    assert!(phone.all_succeeded(1), "alice's phone was bridged\n{ctx}");
+
+    // Alice wraps up with a disposition: it is stored with the attempt.
+    caruso_e2e::acd::wait_state(&server, "tok-alice", "wrap-up", Duration::from_secs(10));
+    caruso_e2e::acd::agent(
+        &server,
+        "tok-alice",
+        &["wrap-up", "--disposition", "sale", "--note", "gold plan"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log_tail(200).contains("disposition stored") {
+        assert!(
+            Instant::now() < deadline,
+            "no disposition stored\n{}",
+            server.log_tail(60)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = campaign(&server, &["status", "demo"]);
+    assert_eq!(number(&s, "dialed"), 1, "{s}");
+    assert_eq!(number(&s, "human"), 1, "{s}");
+    assert_eq!(number(&s, "contacts_left"), 0, "{s}");
+    assert_eq!(value(&s, "state").as_deref(), Some("finished"), "{s}");
 }
