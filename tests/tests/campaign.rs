@@ -277,3 +277,161 @@ fn a_progressive_dial_reaches_the_agent_and_the_wrap_up_disposition_is_stored() 
     assert_eq!(number(&s, "contacts_left"), 0, "{s}");
     assert_eq!(value(&s, "state").as_deref(), Some("finished"), "{s}");
 }
+
+/// A progressive campaign of 50 contacts behind one trunk (SIPp `campaign_contact.xml`:
+/// numbers ending in 1 are busy, in 2 never answer, the others are persons who say
+/// "hello" and talk 4 s), five agents whose phones are SIPp UAS instances, AMD on. Every
+/// contact ends in its correct final state, the do-not-call numbers are never dialed,
+/// every person was bridged to an agent's phone, and no contact is dialed twice.
+#[test]
+fn a_progressive_campaign_of_fifty_contacts_finishes_with_every_contact_final() {
+    require_isolated_network();
+    let dir = TempDir::new("campaign-fifty");
+    let dnc_file = dir.path().join("dnc.txt");
+    // Two persons on the do-not-call list (numbers ending in 3).
+    std::fs::write(&dnc_file, "601000003\n601000013\n").unwrap();
+    let ports = Ports::block(40);
+    // One SIPp UAS is every agent's phone (each agent's URI names it), SIPp contacts on
+    // another; each SIPp's media ports are its SIP port + 2 and up.
+    let (contact_port, phone_port, phone_control) = (ports.peer(0), ports.peer(8), ports.peer(14));
+    let agents = ["alice", "bob", "carol", "dave", "erin"];
+    let mut cfg = ServerConfig::new(ports);
+    let mut extra = format!(
+        "\n[ivr]\nprompt_dir = \"{prompts}\"\n\n\
+         [[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:{contact_port}\"\n\n\
+         [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\n\n\
+         [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
+         [[campaigns]]\nname = \"fifty\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
+         trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
+         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"23:59\" }}\n\
+         ring_timeout_s = 15\n\
+         retry = {{ busy = {{ delay_s = 60, max = 0 }}, no_answer = {{ delay_s = 60, max = 0 }} }}\n",
+        prompts = prompts_dir().display(),
+        dnc = dnc_file.display(),
+    );
+    for id in agents {
+        extra.push_str(&format!(
+            "\n[[acd.agents]]\nid = \"{id}\"\ntoken = \"tok-{id}\"\nskills = {{ sales = 1 }}\n\
+             phone = {{ uri = \"sip:{id}@127.0.0.1:{phone_port}\" }}\n"
+        ));
+    }
+    cfg.extra = extra;
+    let server = Server::start(cfg);
+    let csv = server.dir().join("fifty.csv");
+    let mut text = String::from("phone,name\n");
+    for n in 0..50 {
+        text.push_str(&format!("6010000{n:02},Contact {n}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let loaded = campaign(&server, &["load", "fifty", csv.to_str().unwrap()]);
+    assert!(loaded.contains("added: 50"), "{loaded}");
+
+    let contact = Sipp::new(&server, "campaign_contact.xml")
+        .local_port(contact_port)
+        .pcaps()
+        .calls(48)
+        .timeout(Duration::from_secs(240));
+    let contacts = std::thread::spawn(move || contact.run());
+    let phones = Sipp::new(&server, "bridge_uas_answer.xml")
+        .local_port(phone_port)
+        .pcaps()
+        .calls(100)
+        .arg("-cp")
+        .arg(phone_control)
+        .timeout(Duration::from_secs(240));
+    let phones = std::thread::spawn(move || phones.run());
+    std::thread::sleep(Duration::from_millis(500));
+    for id in agents {
+        caruso_e2e::acd::login_ready(&server, &format!("tok-{id}"));
+    }
+    let started = Instant::now();
+    assert_eq!(
+        campaign(&server, &["start", "fifty"]).trim(),
+        "state: running"
+    );
+    let deadline = started + Duration::from_secs(200);
+    let status = loop {
+        let s = campaign(&server, &["status", "fifty"]);
+        if value(&s, "state").as_deref() == Some("finished") || Instant::now() >= deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let took = started.elapsed();
+    let contact = contacts.join().expect("contact thread");
+    caruso_e2e::acd::sipp_quit(phone_control);
+    let phones = phones.join().expect("phones thread");
+    let ctx = format!(
+        "finished after {took:.1?}\n{status}\n--- contacts ---\n{contact}\n--- phones ---\n{phones}\n--- server log ---\n{}",
+        server.log_tail(60)
+    );
+    assert_eq!(
+        value(&status, "state").as_deref(),
+        Some("finished"),
+        "{ctx}"
+    );
+    // 50 contacts: 2 on the do-not-call list, 5 busy (…1), 5 never answer (…2), 38
+    // persons (AMD human or unknown, both go to an agent).
+    assert_eq!(number(&status, "contacts"), 50, "{ctx}");
+    assert_eq!(number(&status, "contacts_left"), 0, "{ctx}");
+    assert_eq!(number(&status, "dnc_skipped"), 2, "{ctx}");
+    assert_eq!(
+        number(&status, "dialed"),
+        48,
+        "one dial each, no re-dial\n{ctx}"
+    );
+    assert_eq!(number(&status, "busy"), 5, "{ctx}");
+    assert_eq!(number(&status, "no_answer"), 5, "{ctx}");
+    assert_eq!(number(&status, "human"), 38, "{ctx}");
+    assert_eq!(number(&status, "abandoned"), 0, "{ctx}");
+    assert_eq!(number(&status, "failed"), 0, "{ctx}");
+    assert!(
+        contact.all_succeeded(48),
+        "every contact call went its way\n{ctx}"
+    );
+
+    // What the contacts' side saw: each number dialed once, never a do-not-call one.
+    let dir = caruso_e2e::acd::run_dir(&server, "campaign_contact.xml", contact_port);
+    let dialed: Vec<String> = caruso_e2e::acd::sipp_messages(&dir)
+        .into_iter()
+        .filter(|m| m.received && m.is_request("INVITE"))
+        .filter_map(|m| {
+            let user = m.start.split("sip:").nth(1)?.split('@').next()?.to_owned();
+            Some((m.header("Call-ID")?.to_owned(), user))
+        })
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_values()
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = dialed.iter().collect();
+    assert_eq!(dialed.len(), 48, "{dialed:?}");
+    assert_eq!(unique.len(), 48, "no number dialed twice: {dialed:?}");
+    for dnc in ["+48601000003", "+48601000013"] {
+        assert!(
+            !unique.contains(&dnc.to_string()),
+            "{dnc} was dialed: {dialed:?}"
+        );
+    }
+    // Every person reached an agent's phone, shared among the five agents.
+    assert_eq!(phones.successful(), 38, "--- phones ---\n{phones}\n{ctx}");
+    assert_eq!(phones.failed(), 0, "--- phones ---\n{phones}\n{ctx}");
+    let dir = caruso_e2e::acd::run_dir(&server, "bridge_uas_answer.xml", phone_port);
+    let per_agent: std::collections::BTreeMap<String, usize> = caruso_e2e::acd::sipp_messages(&dir)
+        .into_iter()
+        .filter(|m| m.received && m.is_request("INVITE"))
+        .filter_map(|m| {
+            let user = m.start.split("sip:").nth(1)?.split('@').next()?.to_owned();
+            Some((m.header("Call-ID")?.to_owned(), user))
+        })
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into_values()
+        .fold(Default::default(), |mut acc, user| {
+            *acc.entry(user).or_default() += 1;
+            acc
+        });
+    eprintln!("calls per agent: {per_agent:?}; finished after {took:.1?}");
+    assert_eq!(per_agent.values().sum::<usize>(), 38, "{per_agent:?}");
+    assert!(
+        per_agent.len() >= 3 && per_agent.keys().all(|a| agents.contains(&a.as_str())),
+        "the calls went to several of the five agents: {per_agent:?}"
+    );
+}
