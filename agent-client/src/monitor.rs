@@ -259,6 +259,7 @@ struct Board {
     offset_ms: i64,
     agents: BTreeMap<String, pb::MonitorAgent>,
     queues: Vec<QueueRow>,
+    campaigns: BTreeMap<String, pb::MonitorCampaign>,
     server: pb::ServerFigures,
 }
 
@@ -287,6 +288,11 @@ impl Board {
                 figures: q.figures.clone().unwrap_or_default(),
                 calls: q.calls.clone(),
             })
+            .collect();
+        self.campaigns = s
+            .campaigns
+            .iter()
+            .map(|c| (c.campaign.clone(), c.clone()))
             .collect();
         self.server = s.server.unwrap_or_default();
     }
@@ -347,6 +353,11 @@ impl Board {
             Event::Server(s) => {
                 if let Some(f) = s.figures {
                     self.server = f;
+                }
+            }
+            Event::Campaign(c) => {
+                if let Some(c) = &c.campaign {
+                    self.campaigns.insert(c.campaign.clone(), c.clone());
                 }
             }
         }
@@ -418,6 +429,39 @@ impl Board {
                     } else {
                         format!("  ringing {}", ringing.join(", "))
                     }
+                );
+            }
+        }
+        if !self.campaigns.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>9} {:>5}",
+                "CAMPAIGN",
+                "STATE",
+                "DIALED",
+                "LIVE",
+                "HUMAN",
+                "MACHINE",
+                "NO ANS",
+                "ABANDON",
+                "ABANDON %",
+                "LEFT"
+            );
+            for c in self.campaigns.values() {
+                let _ = writeln!(
+                    out,
+                    "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8.2}% {:>5}",
+                    c.campaign,
+                    c.state,
+                    c.dialed,
+                    c.in_flight,
+                    c.human,
+                    c.machine,
+                    c.no_answer,
+                    c.abandoned,
+                    c.abandon_rate_percent,
+                    c.contacts_left
                 );
             }
         }
@@ -598,6 +642,24 @@ fn event_line(m: &pb::MonitorEvent) -> String {
                 head("server"),
                 f.active_calls,
                 f.registrations
+            )
+        }
+        Some(Event::Campaign(c)) => {
+            let c = c.campaign.clone().unwrap_or_default();
+            format!(
+                "{} campaign={} state={} dialed={} in_flight={} human={} machine={} busy={} no_answer={} abandoned={} abandon_rate_percent={:.2} contacts_left={}",
+                head("campaign"),
+                quote(&c.campaign),
+                c.state,
+                c.dialed,
+                c.in_flight,
+                c.human,
+                c.machine,
+                c.busy,
+                c.no_answer,
+                c.abandoned,
+                c.abandon_rate_percent,
+                c.contacts_left
             )
         }
     }

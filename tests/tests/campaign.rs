@@ -390,6 +390,21 @@ fn a_progressive_campaign_of_fifty_contacts_finishes_with_every_contact_final() 
         "every contact call went its way\n{ctx}"
     );
 
+    // The supervisor's wallboard shows the campaign's final figures.
+    let board = run(&server, &["monitor", "--token", SUPERVISOR_TOKEN, "--once"]);
+    let board = String::from_utf8_lossy(&board.stdout).into_owned();
+    let row = board
+        .lines()
+        .find(|l| l.starts_with("fifty "))
+        .unwrap_or_else(|| panic!("no campaign row on the wallboard:\n{board}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // CAMPAIGN STATE DIALED LIVE HUMAN MACHINE NO-ANS ABANDON ABANDON% LEFT
+    assert_eq!(
+        (cols[1], cols[2], cols[4], cols[9]),
+        ("finished", "48", "38", "0"),
+        "{board}"
+    );
+
     // What the contacts' side saw: each number dialed once, never a do-not-call one.
     let dir = caruso_e2e::acd::run_dir(&server, "campaign_contact.xml", contact_port);
     let dialed: Vec<String> = caruso_e2e::acd::sipp_messages(&dir)

@@ -18,6 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::ApiError;
 use crate::acd::AgentState;
+use crate::events::CampaignStats;
 use crate::monitor::hub::{MonitorHandle, Update, Watcher};
 use crate::monitor::model::{
     AgentRow, CallRow, Change, Delta, Filter, Outcome, QueueFigures, ServerFigures, Snapshot,
@@ -104,6 +105,25 @@ fn server_out(s: &ServerFigures) -> pb::ServerFigures {
     }
 }
 
+fn campaign_out(c: &CampaignStats) -> pb::MonitorCampaign {
+    pb::MonitorCampaign {
+        campaign: c.campaign.clone(),
+        state: c.state.clone(),
+        dialed: c.dialed,
+        in_flight: c.in_flight,
+        answered: c.answered,
+        human: c.human,
+        machine: c.machine,
+        busy: c.busy,
+        no_answer: c.no_answer,
+        failed: c.failed,
+        abandoned: c.abandoned,
+        abandon_rate_percent: f64::from(c.abandon_rate_bp) / 100.0,
+        contacts: c.contacts,
+        contacts_left: c.contacts_left,
+    }
+}
+
 /// The wire form of a snapshot.
 pub fn snapshot_out(s: &Snapshot) -> pb::MonitorSnapshot {
     pb::MonitorSnapshot {
@@ -119,7 +139,7 @@ pub fn snapshot_out(s: &Snapshot) -> pb::MonitorSnapshot {
                 calls: q.calls.iter().map(|c| call_out(c, s.at_ms)).collect(),
             })
             .collect(),
-        campaigns: Vec::new(),
+        campaigns: s.campaigns.iter().map(campaign_out).collect(),
         server: Some(server_out(&s.server)),
     }
 }
@@ -165,6 +185,9 @@ pub fn change_out(c: &Change, prev_seq: u64) -> pb::MonitorEvent {
         }),
         Delta::Server(s) => Event::Server(pb::ServerFiguresChanged {
             figures: Some(server_out(s)),
+        }),
+        Delta::Campaign(c) => Event::Campaign(pb::CampaignChanged {
+            campaign: Some(campaign_out(c)),
         }),
     };
     pb::MonitorEvent {

@@ -59,6 +59,9 @@ use tracing::{debug, info, warn};
 
 /// How long a person may wait for an agent after the answer (the 2 s rule).
 pub const ABANDON_AFTER: Duration = Duration::from_secs(2);
+/// How often every campaign's figures are published even without a change.
+const FIGURES_EVERY: Duration = Duration::from_secs(10);
+
 /// Store tree of campaigns created over gRPC (key: name, value: the TOML table).
 pub const CREATED_TREE: &str = "dialer_created";
 /// How long an ACD call key is remembered for a late disposition.
@@ -465,6 +468,11 @@ impl DialerTask {
         mut events: broadcast::Receiver<Arc<crate::events::BusEvent>>,
     ) {
         self.refresh_agents(None).await;
+        // Every campaign's figures also go out on a slow tick (the first at once), so a
+        // monitor that started after the last change still learns them; it drops
+        // figures that did not change.
+        let mut figures_tick = tokio::time::interval(FIGURES_EVERY);
+        figures_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now = (self.clock)();
             self.pump(now);
@@ -488,6 +496,11 @@ impl DialerTask {
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = tokio::time::sleep(sleep) => {}
+                _ = figures_tick.tick() => {
+                    for c in self.campaigns.values() {
+                        self.bus.publish(Event::Campaign(stats_of(&c.figures())));
+                    }
+                }
             }
         }
         debug!("dialer task stopped");

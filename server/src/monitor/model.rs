@@ -37,7 +37,7 @@ use super::clock::LocalDays;
 use crate::acd::api::AcdView;
 use crate::acd::ewt::{self, HandleTimes};
 use crate::acd::{AgentId, AgentState, CallKey, QueueName};
-use crate::events::{BusEvent, Event};
+use crate::events::{BusEvent, CampaignStats, Event};
 
 /// What a client asks to see. Both lists empty: everything. Otherwise the queues named,
 /// and the agents named plus every agent serving one of the queues named.
@@ -210,6 +210,8 @@ pub struct Snapshot {
     pub agents: Vec<AgentRow>,
     /// Queues in config order.
     pub queues: Vec<QueueView>,
+    /// Outbound campaigns by name (as last published by the dialer).
+    pub campaigns: Vec<CampaignStats>,
     /// Server figures.
     pub server: ServerFigures,
 }
@@ -271,6 +273,8 @@ pub enum Delta {
     },
     /// New server figures.
     Server(ServerFigures),
+    /// A campaign's new figures.
+    Campaign(CampaignStats),
 }
 
 /// A numbered change.
@@ -292,7 +296,7 @@ impl Change {
             Delta::Queue(f) => filter.wants_queue(&f.queue),
             Delta::CallJoined(c) => filter.wants_queue(&c.queue),
             Delta::CallLeft { queue, .. } => filter.wants_queue(queue),
-            Delta::Server(_) => true,
+            Delta::Server(_) | Delta::Campaign(_) => true,
         }
     }
 }
@@ -335,6 +339,7 @@ pub struct Model {
     waiting: BTreeMap<CallKey, Waiting>,
     talking: HashMap<AgentId, Talk>,
     server: ServerFigures,
+    campaigns: BTreeMap<String, CampaignStats>,
     changes: VecDeque<Change>,
     out_of_sync: bool,
 }
@@ -359,6 +364,7 @@ impl Model {
             waiting: BTreeMap::new(),
             talking: HashMap::new(),
             server,
+            campaigns: BTreeMap::new(),
             changes: VecDeque::new(),
             out_of_sync: false,
         };
@@ -538,7 +544,14 @@ impl Model {
                 *priority,
                 agent.as_deref(),
             ),
-            Event::Mailbox(_) | Event::Disposition { .. } | Event::Campaign(_) => {}
+            Event::Campaign(stats) => {
+                let known = self.campaigns.get(&stats.campaign);
+                if known != Some(stats) {
+                    self.campaigns.insert(stats.campaign.clone(), stats.clone());
+                    self.push(ev.at_ms, Delta::Campaign(stats.clone()));
+                }
+            }
+            Event::Mailbox(_) | Event::Disposition { .. } => {}
         }
     }
 
@@ -817,6 +830,7 @@ impl Model {
                     calls: self.calls_of(&q.name),
                 })
                 .collect(),
+            campaigns: self.campaigns.values().cloned().collect(),
             server: self.server,
         }
     }

@@ -143,6 +143,9 @@ fn lines(changes: &[Change]) -> Vec<String> {
                 ..
             } => format!("left {queue} {call} {outcome:?}"),
             Delta::Server(s) => format!("server {} {}", s.active_calls, s.registrations),
+            Delta::Campaign(c) => {
+                format!("campaign {} {} dialed={}", c.campaign, c.state, c.dialed)
+            }
         })
         .collect()
 }
@@ -551,4 +554,68 @@ fn unknown_agents_and_queues_are_ignored() {
     assert!(drain(&mut m).is_empty());
     assert!(!m.has_agent("mallory") && m.has_agent("alice"));
     assert!(!m.has_queue("nowhere") && m.has_queue("support"));
+}
+
+fn stats(name: &str, state: &str, dialed: u64) -> crate::events::CampaignStats {
+    crate::events::CampaignStats {
+        campaign: name.into(),
+        state: state.into(),
+        dialed,
+        in_flight: 0,
+        answered: 0,
+        human: 0,
+        machine: 0,
+        busy: 0,
+        no_answer: 0,
+        failed: 0,
+        abandoned: 0,
+        amd_false_positives: 0,
+        dnc_skipped: 0,
+        outside_window: 0,
+        abandon_rate_bp: 0,
+        contacts: 10,
+        contacts_left: 10 - dialed,
+    }
+}
+
+#[test]
+fn campaign_figures_reach_every_watcher_and_the_snapshot_once_per_change() {
+    let mut m = model();
+    let mut bus = Bus::after(&m);
+    bus.send(&mut m, T0, Event::Campaign(stats("demo", "idle", 0)));
+    bus.send(
+        &mut m,
+        T0 + SEC,
+        Event::Campaign(stats("demo", "running", 1)),
+    );
+    // The dialer's periodic re-publication of unchanged figures is not a change.
+    bus.send(
+        &mut m,
+        T0 + 2 * SEC,
+        Event::Campaign(stats("demo", "running", 1)),
+    );
+    bus.send(
+        &mut m,
+        T0 + 3 * SEC,
+        Event::Campaign(stats("other", "paused", 0)),
+    );
+    let changes = drain(&mut m);
+    assert_eq!(
+        lines(&changes),
+        [
+            "campaign demo idle dialed=0",
+            "campaign demo running dialed=1",
+            "campaign other paused dialed=0",
+        ]
+    );
+    // Filters by queue or agent do not hide campaigns.
+    let only_support = Filter::new(vec!["support".into()], vec![]);
+    assert!(changes.iter().all(|c| c.selected_by(&only_support)));
+    let snap = m.snapshot(T0 + 4 * SEC, &only_support);
+    let names: Vec<(&str, &str)> = snap
+        .campaigns
+        .iter()
+        .map(|c| (c.campaign.as_str(), c.state.as_str()))
+        .collect();
+    assert_eq!(names, [("demo", "running"), ("other", "paused")]);
 }
