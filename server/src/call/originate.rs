@@ -26,10 +26,10 @@ use crate::dialer::originate::{Originate, OriginateEvent, Originator};
 use tokio::sync::mpsc;
 use tracing::warn;
 
-/// Dials by result: `caruso_dialer_calls_total{result}`.
-pub const DIALER_CALLS: &str = "caruso_dialer_calls_total";
 /// AMD verdicts: `caruso_dialer_amd_verdicts_total{outcome}`.
-pub const DIALER_AMD_VERDICTS: &str = "caruso_dialer_amd_verdicts_total";
+pub use crate::metrics::DIALER_AMD_VERDICTS;
+/// Dials by result: `caruso_dialer_calls_total{result}`.
+pub use crate::metrics::DIALER_CALLS;
 
 /// How many events a dial may have queued for a slow campaign task (a dial has at most
 /// five: Ringing, Answered, Connected, Done and slack).

@@ -49,9 +49,9 @@ use tonic::transport::Channel;
 use tracing::{debug, warn};
 
 /// Counter: hook calls by `hook` and `outcome` (ok, timeout, error, no_instance, dropped).
-pub const HOOK_CALLS: &str = "caruso_hook_calls_total";
+pub use crate::metrics::HOOK_CALLS;
 /// Histogram: hook call latency in seconds by `hook` (answered or not).
-pub const HOOK_DURATION: &str = "caruso_hook_duration_seconds";
+pub use crate::metrics::HOOK_DURATION;
 /// Most fire-and-forget calls in flight at once.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Most customer data entries taken from one answer.

@@ -27,12 +27,12 @@ use crate::acd::api::{AcdCommand, AcdHandle, AcdView};
 use crate::api::ServerStats;
 use crate::events::{BusEvent, EventBus};
 
-/// Watchers cut off for reading too slowly (counter).
-pub const WATCHERS_CUT: &str = "caruso_monitor_watchers_cut_total";
-/// Watchers connected now (gauge).
-pub const WATCHERS: &str = "caruso_monitor_watchers";
 /// Times the monitor re-synchronised from the ACD after missing bus events (counter).
-pub const RESYNCS: &str = "caruso_monitor_resyncs_total";
+pub use crate::metrics::MONITOR_RESYNCS as RESYNCS;
+/// Watchers connected now (gauge).
+pub use crate::metrics::MONITOR_WATCHERS as WATCHERS;
+/// Watchers cut off for reading too slowly (counter).
+pub use crate::metrics::MONITOR_WATCHERS_CUT as WATCHERS_CUT;
 
 /// Messages a watcher may leave unread before it is cut off.
 pub const WATCHER_BUFFER: usize = 1024;

@@ -54,9 +54,9 @@ pub const MAX_VALUE: usize = 1024;
 pub const MAX_ENTRIES: usize = 64;
 
 /// Gauge: registered instances (healthy or not yet collected).
-pub const REGISTRY_INSTANCES: &str = "caruso_registry_instances";
+pub use crate::metrics::REGISTRY_INSTANCES;
 /// Counter: instances removed, by `reason` (`deregistered`, `expired`).
-pub const REGISTRY_REMOVED: &str = "caruso_registry_removed_total";
+pub use crate::metrics::REGISTRY_REMOVED;
 
 /// Why the registry refused a request; each names the rule that was broken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
