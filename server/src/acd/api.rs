@@ -14,12 +14,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 /// Why the ACD refused a command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AcdError {
-    /// No agent with this id (or token).
+    /// No agent with this id.
     #[error("unknown agent {0}")]
     UnknownAgent(String),
-    /// The token does not belong to any agent.
-    #[error("invalid agent token")]
-    BadToken,
     /// The command is not valid in the agent's state (nothing was changed).
     #[error("agent {agent} is {state}: cannot {action}")]
     InvalidTransition {
@@ -172,13 +169,6 @@ pub type Reply<T> = oneshot::Sender<Result<T, AcdError>>;
 /// Commands to the ACD task.
 #[derive(Debug)]
 pub enum AcdCommand {
-    /// Which agent a token belongs to.
-    Authenticate {
-        /// The agent's token.
-        token: String,
-        /// Answer: the agent id.
-        reply: Reply<AgentId>,
-    },
     /// Logs the agent in (state: not ready "login" until it sets ready).
     LogIn {
         /// Agent.

@@ -222,7 +222,6 @@ struct AgentSlot {
 pub struct AcdTask {
     config: Arc<AcdConfig>,
     agents: BTreeMap<AgentId, AgentSlot>,
-    by_token: HashMap<String, AgentId>,
     waiting: BTreeMap<CallKey, Waiting>,
     connected: HashMap<CallKey, Connected>,
     last_offered: HashMap<QueueName, AgentId>,
@@ -279,7 +278,6 @@ impl AcdTask {
         let reasons: Arc<[String]> = config.reasons.clone().into();
         let day = day_of(crate::call::unix_ms());
         let mut agents = BTreeMap::new();
-        let mut by_token = HashMap::new();
         for cfg in &config.agents {
             let fsm = match store.as_deref() {
                 Some(s) => match Agent::load(cfg, reasons.clone(), s, now, day) {
@@ -292,7 +290,6 @@ impl AcdTask {
                 None => Agent::new(cfg, reasons.clone(), now, day),
             };
             let queues = config.queues_of(&cfg.id).map(|q| q.name.clone()).collect();
-            by_token.insert(cfg.token.clone(), cfg.id.clone());
             agents.insert(
                 cfg.id.clone(),
                 AgentSlot {
@@ -306,7 +303,6 @@ impl AcdTask {
         AcdTask {
             config,
             agents,
-            by_token,
             waiting: BTreeMap::new(),
             connected: HashMap::new(),
             last_offered: HashMap::new(),
@@ -490,10 +486,6 @@ impl AcdTask {
     /// Handles one command from the agent API.
     pub fn handle_command(&mut self, now: Instant, cmd: AcdCommand) {
         match cmd {
-            AcdCommand::Authenticate { token, reply } => {
-                let r = self.by_token.get(&token).cloned().ok_or(AcdError::BadToken);
-                let _ = reply.send(r);
-            }
             AcdCommand::LogIn { agent, reply } => {
                 let r = self.apply(now, &agent, Fsm::LogIn { ready: false }, "log in");
                 let _ = reply.send(r);
@@ -1587,20 +1579,6 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         .unwrap_err();
         assert!(matches!(err, AcdError::UnknownReason(..)), "{err}");
         assert_eq!(state(&t, "alice"), AgentState::Ready);
-        let who = ask(&mut t, t0, |reply| AcdCommand::Authenticate {
-            token: "tb".into(),
-            reply,
-        })
-        .unwrap();
-        assert_eq!(&*who, "bob");
-        assert_eq!(
-            ask(&mut t, t0, |reply| AcdCommand::Authenticate {
-                token: "nope".into(),
-                reply,
-            })
-            .unwrap_err(),
-            AcdError::BadToken
-        );
     }
 
     #[test]

@@ -339,7 +339,6 @@ mod tests {
 
     /// One agent of the fake ACD.
     struct FakeAgent {
-        token: String,
         name: String,
         state: AgentState,
         events: broadcast::Sender<AgentEvent>,
@@ -399,14 +398,6 @@ mod tests {
             use AgentState::*;
             let logged_in = |s: &AgentState| !matches!(s, LoggedOut);
             match cmd {
-                AcdCommand::Authenticate { token, reply } => {
-                    let found = self
-                        .agents
-                        .iter()
-                        .find(|(_, a)| a.token == token)
-                        .map(|(id, _)| id.clone());
-                    let _ = reply.send(found.ok_or(AcdError::BadToken));
-                }
                 AcdCommand::LogIn { agent, reply } => {
                     let to = NotReady("login".into());
                     let r = self.change(&agent, "log in", |s| *s == LoggedOut, to);
@@ -503,7 +494,6 @@ mod tests {
             agents.insert(
                 AgentId::from(id),
                 FakeAgent {
-                    token: format!("t-{id}"),
                     name: format!("{id} Example"),
                     state,
                     events: tx,
@@ -765,7 +755,6 @@ mod tests {
     #[test]
     fn every_acd_error_has_its_code() {
         let code = |e: AcdError| tonic::Status::from(ApiError::from(e)).code();
-        assert_eq!(code(AcdError::BadToken), Code::Unauthenticated);
         assert_eq!(code(AcdError::UnknownAgent("x".into())), Code::NotFound);
         assert_eq!(code(AcdError::UnknownTarget("x".into())), Code::NotFound);
         assert_eq!(

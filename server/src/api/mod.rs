@@ -140,7 +140,6 @@ impl From<ApiError> for tonic::Status {
             },
             ApiError::Auth(e) => auth::status_of(&e),
             ApiError::Acd(e) => match e {
-                AcdError::BadToken => tonic::Status::unauthenticated(e.to_string()),
                 AcdError::InvalidTransition { .. } | AcdError::UnknownReason(..) => {
                     tonic::Status::failed_precondition(e.to_string())
                 }
