@@ -35,7 +35,8 @@ use caruso_e2e::*;
 /// `alice-secret`, phone a SIPp UAS at `phone_port`), number 200 a flow that says
 /// goodbye and hangs up, with `hooks` (a `[hooks]` table body) and short leases.
 fn plugin_config(ports: Ports, phone_port: u16, hooks: &str) -> ServerConfig {
-    // T1 100 ms: an ended call lingers 6.4 s (64 × T1) before its record (and call.ended).
+    // T1 100 ms: an ended call lingers 6.4 s (64 × T1) to absorb retransmissions; its
+    // record (and call.ended) go out at hang-up, not after that.
     let mut cfg = ServerConfig::new(ports).t1_ms(100);
     cfg.extra = format!(
         "\n[ivr]\nprompt_dir = \"{prompts}\"\n\
@@ -470,7 +471,9 @@ fn the_plugin_attaches_customer_data_and_priority_that_reach_the_agent() {
         let (_, ended) = plugin.wait_for(
             "call_ended",
             |j| j["call_id"].as_str() == Some(id.as_str()),
-            Duration::from_secs(20),
+            // The callers have hung up: call.ended comes at hang-up, well before the
+            // 6.4 s linger ends.
+            Duration::from_secs(3),
             &server,
         );
         assert_eq!(ended["number"].as_str(), Some("100"));

@@ -129,7 +129,7 @@ pub async fn run(setup: CallSetup, rx: mpsc::Receiver<CallMsg>) {
         );
         call.on_inbound(now(), first);
         call.run(rx).await;
-        let record = call.record();
+        let record = (!call.record_sent).then(|| call.record());
         call.release_media();
         call.drop_outbound();
         let _ = done.send(CallReport::Ended(CallEnded {
@@ -172,6 +172,8 @@ struct Call {
     counted_active: bool,
     active_released: bool,
     call_released: bool,
+    /// The call's record went to the endpoint at hang-up ([`CallReport::Record`]).
+    record_sent: bool,
     reported_tx: usize,
     reported_rtp: RtpCounters,
     branch_counter: u64,
@@ -262,6 +264,7 @@ impl Call {
             counted_active: false,
             active_released: false,
             call_released: false,
+            record_sent: false,
             reported_tx: 0,
             reported_rtp: RtpCounters::default(),
             branch_counter: rand::random::<u64>(),
@@ -1361,6 +1364,10 @@ impl Call {
         if self.is_dial() {
             self.dial_ended(now);
         }
+        // The record is final now: store it and fire `call.ended` without waiting for
+        // the linger that absorbs retransmissions.
+        self.record_sent = true;
+        let _ = self.done.send(CallReport::Record(Box::new(self.record())));
     }
 
     /// Stops counting the call as active (once; at hang-up, not after lingering).

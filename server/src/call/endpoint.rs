@@ -220,6 +220,7 @@ impl Endpoint {
                 },
                 Some(report) = self.ended_rx.recv() => match report {
                     CallReport::PortFreed(port) => self.ports.release(port),
+                    CallReport::Record(record) => self.on_call_record(&record),
                     CallReport::Ended(ended) => self.on_call_ended(ended),
                     CallReport::LegStarted { call_id, local_tag, leg_call_id, leg_tag } => {
                         self.on_leg_started(&call_id, &local_tag, leg_call_id, leg_tag)
@@ -373,16 +374,23 @@ impl Endpoint {
 
     fn on_call_ended(&mut self, ended: CallEnded) {
         self.calls.remove(&ended.call_id, &ended.local_tag);
+        if let Some(record) = &ended.record {
+            self.on_call_record(record);
+        }
+    }
+
+    /// A call's final record (sent at hang-up, or at exit if it never hung up).
+    fn on_call_record(&mut self, record: &crate::store::CallRecord) {
         if let Some(store) = &self.store {
             // sled's insert appends to its in-memory log: it does not block; its background
             // flush makes it durable within 500 ms (no promise is made to the caller here).
-            if let Err(e) = ended.record.save(store.as_ref()) {
+            if let Err(e) = record.save(store.as_ref()) {
                 warn!(error = %e, "call record not stored");
             }
         }
         // The `call.ended` hook gets the record (fire-and-forget: never waits).
         if let Some(hooks) = &self.ctx.hooks {
-            hooks.call_ended(&ended.record);
+            hooks.call_ended(record);
         }
     }
 

@@ -139,6 +139,9 @@ pub enum CallReport {
     /// The call's media is over: its RTP port pair may be reused (sent at hang-up, while
     /// the call still lingers to absorb SIP retransmissions).
     PortFreed(u16),
+    /// The call hung up: its record, to store and hand to the `call.ended` hook at
+    /// once (the actor itself lingers up to 64×T1 to absorb SIP retransmissions).
+    Record(Box<crate::store::CallRecord>),
     /// The actor exited.
     Ended(CallEnded),
     /// The call places an outbound leg: route messages with `leg_call_id` and our tag
@@ -173,8 +176,8 @@ pub struct CallEnded {
     pub call_id: String,
     /// Our To tag for this call (with the Call-ID, its key in the call table).
     pub local_tag: String,
-    /// What the store keeps of it.
-    pub record: crate::store::CallRecord,
+    /// What the store keeps of it, unless [`CallReport::Record`] already carried it.
+    pub record: Option<crate::store::CallRecord>,
 }
 
 /// Log wrapper for phone numbers and user parts: internal extensions (up to 4

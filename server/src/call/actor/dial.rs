@@ -107,7 +107,7 @@ pub async fn run_dial(setup: DialSetup, rx: mpsc::Receiver<CallMsg>) {
         );
         call.start_dial(super::now(), start);
         call.run(rx).await;
-        let record = call.record();
+        let record = (!call.record_sent).then(|| call.record());
         call.release_media();
         call.drop_outbound();
         let _ = done.send(CallReport::Ended(CallEnded {
