@@ -93,6 +93,7 @@ struct RawServer {
     data_dir: Option<String>,
     user_agent: Option<String>,
     shutdown_grace_ms: Option<u64>,
+    timezone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -417,6 +418,9 @@ pub struct Config {
     pub user_agent: String,
     /// How long shutdown waits for calls to end after sending BYE.
     pub shutdown_grace: Duration,
+    /// The zone whose midnight resets the monitor's daily figures (`server.timezone`;
+    /// `None`: the host's zone).
+    pub timezone: Option<jiff::tz::TimeZone>,
     /// SIP settings.
     pub sip: SipConfig,
     /// RTP settings.
@@ -938,6 +942,15 @@ impl Config {
                 0,
                 600_000,
             )?,
+            timezone: match raw.server.timezone.as_deref() {
+                None => None,
+                Some(name) => Some(jiff::tz::TimeZone::get(name).map_err(|_| {
+                    cx.err(
+                        "server.timezone",
+                        format!("an IANA time zone name like \"Europe/Warsaw\", found {name:?}"),
+                    )
+                })?),
+            },
             sip: SipConfig {
                 udp,
                 tcp,
@@ -1280,6 +1293,22 @@ mod tests {
             assert_eq!(e.key, "sip.ring_timeout_s");
             assert!(e.to_string().contains("between 1 and 600"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_monitor_day_zone_is_an_iana_name_or_the_hosts() {
+        assert!(parse("").unwrap().timezone.is_none());
+        let c = parse("[server]\ntimezone = \"Asia/Tokyo\"\n").unwrap();
+        assert_eq!(
+            c.timezone
+                .and_then(|z| z.iana_name().map(str::to_string))
+                .as_deref(),
+            Some("Asia/Tokyo")
+        );
+        let e = parse("[server]\ntimezone = \"Mars/Olympus\"\n").unwrap_err();
+        assert_eq!(e.key, "server.timezone");
+        assert!(e.to_string().contains("IANA time zone"), "{e}");
+        assert!(e.to_string().contains("Mars/Olympus"), "{e}");
     }
 
     #[test]

@@ -185,6 +185,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     check("api.tls", tls_files(old) != tls_files(new));
     check("metrics.listen", old.metrics != new.metrics);
     check("server.data_dir", old.data_dir != new.data_dir);
+    // The monitor's day boundaries are fixed when its hub starts.
+    check("server.timezone", old.timezone != new.timezone);
     check("network.allow", old.allow.0 != new.allow.0);
     check("acd", old.acd != new.acd);
     check("registry", old.registry != new.registry);
@@ -579,12 +581,17 @@ pub async fn run(
         Arc::new(crate::call::originate::CallOriginator::new(dial_link)),
     )?;
     // The status monitor (caruso.v1.Monitor): agents and queues from the ACD and the
-    // bus, server figures from the stats above; daily figures by the host's local day.
+    // bus, server figures from the stats above; daily figures by the local day of
+    // `server.timezone` (default: the host's zone).
     let monitor = crate::monitor::hub::spawn(
         &bus,
         acd_api.clone(),
         Some(stats_rx.clone()),
-        crate::monitor::clock::LocalDays::host(),
+        config
+            .timezone
+            .clone()
+            .map(crate::monitor::clock::LocalDays::new)
+            .unwrap_or_else(crate::monitor::clock::LocalDays::host),
         crate::monitor::hub::HubSettings::default(),
     );
     let api_voicemail = voicemail.clone();
