@@ -552,6 +552,7 @@ fn outcome_name(o: pb::QueueOutcome) -> &'static str {
         pb::QueueOutcome::MaxWait => "max_wait",
         pb::QueueOutcome::ExitKey => "exit_key",
         pb::QueueOutcome::Other => "other",
+        pb::QueueOutcome::TurnedAway => "turned-away",
     }
 }
 
@@ -598,7 +599,7 @@ fn event_line(m: &pb::MonitorEvent) -> String {
         Some(Event::Queue(q)) => {
             let f = q.figures.clone().unwrap_or_default();
             format!(
-                "{} queue={} waiting={} longest_wait_ms={} ready={} busy={} away={} offered={} answered={} answered_in_sl={} abandoned={} exited={} service_level={} expected_wait_ms={}",
+                "{} queue={} waiting={} longest_wait_ms={} ready={} busy={} away={} offered={} answered={} answered_in_sl={} abandoned={} exited={} turned_away={} service_level={} expected_wait_ms={}",
                 head("queue"),
                 quote(&f.queue),
                 f.waiting,
@@ -611,6 +612,7 @@ fn event_line(m: &pb::MonitorEvent) -> String {
                 f.answered_within_threshold_today,
                 f.abandoned_today,
                 f.exited_today,
+                f.turned_away_today,
                 f.service_level.map(|v| format!("{v:.3}")).unwrap_or_default(),
                 f.expected_wait_ms
             )

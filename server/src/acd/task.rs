@@ -666,6 +666,8 @@ impl AcdTask {
             info!(queue = %label, reason, "caller not queued: exit");
             metrics::counter!(m::ACD_EXITS, "queue" => label, "reason" => reason).increment(1);
             let _ = tx.try_send(AcdToCall::Exit(q.exit.clone()));
+            // Offered to the queue, never joined it: the monitor counts it turned away.
+            self.publish_queue(&q.name, call, reason, Duration::ZERO, priority, None);
             return;
         }
         metrics::counter!(m::ACD_QUEUED, "queue" => label.clone()).increment(1);
@@ -1550,10 +1552,22 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
     #[test]
     fn no_agent_logged_in_sends_the_caller_to_the_exit() {
         let t0 = Instant::now();
-        let mut t = task(t0, None);
+        let bus = EventBus::new(64);
+        let mut t = AcdTask::new(config(), None, bus.clone(), t0);
+        let mut events = bus.subscribe();
         let mut rx = queue(&mut t, t0, 1, "sales");
         assert_eq!(rung(&mut rx), ["exit Mailbox(\"200\")"]);
         assert_eq!(t.waiting_len(), 0);
+        // The monitor learns the call was offered and turned away.
+        let queue_events: Vec<(String, u32)> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|e| match &e.event {
+                Event::Queue {
+                    change, waiting, ..
+                } => Some((change.clone(), *waiting)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(queue_events, [("no_agents".to_string(), 0)]);
     }
 
     #[test]

@@ -92,6 +92,7 @@ fn figures_out(f: &QueueFigures, at_ms: u64) -> pb::QueueFigures {
         answered_within_threshold_today: f.today.answered_within,
         abandoned_today: f.today.abandoned,
         exited_today: f.today.exited,
+        turned_away_today: f.today.turned_away,
         service_level: f.today.service_level(),
         service_level_threshold_ms: ms(f.threshold),
         expected_wait_ms: ms(f.expected_wait),
@@ -151,6 +152,7 @@ fn outcome_out(o: Outcome) -> pb::QueueOutcome {
         Outcome::MaxWait => pb::QueueOutcome::MaxWait,
         Outcome::ExitKey => pb::QueueOutcome::ExitKey,
         Outcome::Other => pb::QueueOutcome::Other,
+        Outcome::TurnedAway => pb::QueueOutcome::TurnedAway,
     }
 }
 

@@ -135,6 +135,8 @@ pub struct DailyCounts {
     pub abandoned: u32,
     /// Calls sent to the queue's exit (max wait, exit key, other reasons).
     pub exited: u32,
+    /// Calls turned away at entry (also counted in `offered`, not in the service level).
+    pub turned_away: u32,
 }
 
 impl DailyCounts {
@@ -229,6 +231,8 @@ pub enum Outcome {
     ExitKey,
     /// Anything else the ACD names.
     Other,
+    /// Turned away at entry (no agent logged in, queue full): never joined.
+    TurnedAway,
 }
 
 impl Outcome {
@@ -239,6 +243,7 @@ impl Outcome {
             "abandoned" => Outcome::Abandoned,
             "max_wait" => Outcome::MaxWait,
             "exit_key" => Outcome::ExitKey,
+            "no_agents" | "full" => Outcome::TurnedAway,
             _ => Outcome::Other,
         }
     }
@@ -698,6 +703,10 @@ impl Model {
                 }
                 Outcome::Abandoned => q.today.abandoned += 1,
                 Outcome::MaxWait | Outcome::ExitKey | Outcome::Other => q.today.exited += 1,
+                Outcome::TurnedAway => {
+                    q.today.offered += 1;
+                    q.today.turned_away += 1;
+                }
             }
             let agent = agent.and_then(|a| self.agents.get(a).map(|r| r.agent.clone()));
             self.push(

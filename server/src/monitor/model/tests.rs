@@ -348,6 +348,7 @@ fn service_level_counts_answers_within_the_threshold_and_abandons_against_it() {
             answered_within: 2,
             abandoned: 1,
             exited: 0,
+            turned_away: 0,
         }
     );
     assert_eq!(f.today.service_level(), Some(0.5));
@@ -357,6 +358,31 @@ fn service_level_counts_answers_within_the_threshold_and_abandons_against_it() {
     assert_eq!(f.today.exited, 1);
     assert_eq!(f.today.service_level(), Some(0.4));
     assert_eq!(DailyCounts::default().service_level(), None);
+
+    // Turned away at entry (queue full, then nobody logged in): offered, never waited.
+    drain(&mut m);
+    bus.queue(&mut m, T0 + 42 * SEC, "sales", 6, "full", 0, 0, None);
+    bus.queue(&mut m, T0 + 43 * SEC, "sales", 7, "no_agents", 0, 0, None);
+    let f = figures(&m, "sales", T0 + 44 * SEC);
+    assert_eq!((f.today.offered, f.today.turned_away), (7, 2));
+    assert_eq!(
+        f.today.exited, 1,
+        "turned away is not an exit after waiting"
+    );
+    assert_eq!(f.today.service_level(), Some(0.4), "they never waited");
+    let left: Vec<Outcome> = drain(&mut m)
+        .into_iter()
+        .filter_map(|c| match c.delta {
+            Delta::CallLeft {
+                outcome, waited, ..
+            } => {
+                assert_eq!(waited, Duration::ZERO);
+                Some(outcome)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(left, [Outcome::TurnedAway, Outcome::TurnedAway]);
 }
 
 #[test]
