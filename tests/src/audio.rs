@@ -296,6 +296,47 @@ pub fn align(hay: &[i16], needle: &[i16], tol: i32) -> Option<usize> {
     })
 }
 
+/// 1.5 s of `audio` from `skip_ms` after its first loud sample (|s| > 500): a stretch
+/// of a recording's speech to look for in what a peer heard.
+pub fn speech_body(audio: &[i16], skip_ms: usize) -> &[i16] {
+    let start = audio
+        .iter()
+        .position(|s| s.unsigned_abs() > 500)
+        .unwrap_or(0)
+        + skip_ms * 8;
+    &audio[start.min(audio.len())..(start + 12_000).min(audio.len())]
+}
+
+/// How much of a stretch of known audio a peer heard: its 300 ms pieces found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    /// Pieces found (each aligned on its own).
+    pub found: usize,
+    /// Pieces looked for.
+    pub of: usize,
+}
+
+impl Heard {
+    /// More than half the pieces: the audio went through. One contiguous alignment would
+    /// fail on a single packet a loaded machine drops or delays; most pieces cannot be
+    /// found by chance in other audio.
+    pub fn most(&self) -> bool {
+        self.of > 0 && self.found * 2 > self.of
+    }
+}
+
+impl std::fmt::Display for Heard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} of {} 300 ms pieces heard", self.found, self.of)
+    }
+}
+
+/// Which 300 ms pieces of `needle` are in `hay` (sample tolerance `tol`, see [`align`]).
+pub fn heard(hay: &[i16], needle: &[i16], tol: i32) -> Heard {
+    let (found, of) = pieces_found(hay, needle, 2400, tol);
+    Heard { found, of }
+}
+
 /// How many of the consecutive `piece`-sample pieces of `needle` occur in `hay`, each
 /// matched like [`align`] with `tol`. Robust to a gap or a dropped packet in a stream
 /// relayed on a loaded machine, where one long [`align`] fails on the first jump.
@@ -550,6 +591,30 @@ impl Drop for RtpCapture {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heard_tolerates_a_dropped_packet_and_rejects_other_audio() {
+        let spoken = ulaw_roundtrip(&marker_audio(7, 2.0));
+        let needle = speech_body(&spoken, 100);
+        assert_eq!(needle.len(), 12_000);
+        // The stream as relayed, with one 20 ms packet lost in the middle.
+        let mut relayed = spoken.clone();
+        relayed.drain(8_000..8_160);
+        let h = heard(&relayed, needle, 0);
+        assert!(h.most() && h.found < h.of, "{h}");
+        assert!(
+            align(&relayed, needle, 0).is_none(),
+            "one contiguous alignment fails across the gap"
+        );
+        let other = ulaw_roundtrip(&marker_audio(8, 2.0));
+        let h = heard(&other, needle, 0);
+        assert_eq!(h.found, 0, "{h}");
+        assert!(!h.most());
+        assert!(
+            !heard(&[], &[], 0).most(),
+            "nothing looked for is not heard"
+        );
+    }
 
     #[test]
     fn ulaw_known_codes_and_roundtrip() {

@@ -111,16 +111,6 @@ impl Events {
 // SIPp helpers
 // ---------------------------------------------------------------------------------------
 
-/// 1.5 s of a pcap's audio starting `skip_ms` after its sound starts.
-fn body(audio: &[i16], skip_ms: usize) -> &[i16] {
-    let start = audio
-        .iter()
-        .position(|s| s.unsigned_abs() > 500)
-        .unwrap_or(0)
-        + skip_ms * 8;
-    &audio[start.min(audio.len())..(start + 12_000).min(audio.len())]
-}
-
 fn metric(server: &Server, name: &str, labels: &[&str]) -> f64 {
     metric_sum(&server.metrics(), name, labels).unwrap_or(0.0)
 }
@@ -219,16 +209,18 @@ fn a_registered_agent_is_offered_the_call_answers_and_talks_then_wraps_up() {
     // Audio both ways through the bridge (PCMU on both legs: bit-exact).
     let heard = decoded(&to_caller, 0);
     let phone_audio = decoded(&test_pcap("bridge_callee_pcmu.pcap"), 0);
+    let h = caruso_e2e::audio::heard(&heard, speech_body(&phone_audio, 100), 0);
     assert!(
-        align(&heard, body(&phone_audio, 100), 0).is_some(),
-        "the caller hears the agent ({} packets)\n{ctx}",
+        h.most(),
+        "{h}: the caller hears the agent ({} packets)\n{ctx}",
         to_caller.len()
     );
     let phone_heard = decoded(&to_phone, 0);
     let caller_audio = decoded(&test_pcap("bridge_caller_pcmu.pcap"), 0);
+    let h = caruso_e2e::audio::heard(&phone_heard, speech_body(&caller_audio, 1500), 0);
     assert!(
-        align(&phone_heard, body(&caller_audio, 1500), 0).is_some(),
-        "the agent hears the caller ({} packets)\n{ctx}",
+        h.most(),
+        "{h}: the agent hears the caller ({} packets)\n{ctx}",
         to_phone.len()
     );
 

@@ -94,17 +94,6 @@ fn pcap_audio(name: &str, pt: u8) -> Vec<i16> {
     decoded(&test_pcap(name), pt)
 }
 
-/// 1.5 s of a pcap's audio starting `skip_ms` after its sound starts (the caller starts
-/// talking at its ACK, before the called party answers: its first second is not bridged).
-fn body(audio: &[i16], skip_ms: usize) -> &[i16] {
-    let start = audio
-        .iter()
-        .position(|s| s.unsigned_abs() > 500)
-        .unwrap_or(0)
-        + skip_ms * 8;
-    &audio[start.min(audio.len())..(start + 12_000).min(audio.len())]
-}
-
 /// The ringback caruso generates: 425 Hz (its first 100 ms).
 fn ringback() -> Vec<i16> {
     (0..800)
@@ -140,9 +129,10 @@ fn the_caller_hangs_up_and_the_called_party_gets_bye_with_audio_both_ways() {
     );
     let heard = decoded(&o.to_caller, 0);
     let callee_audio = pcap_audio("bridge_callee_pcmu.pcap", 0);
+    let h = caruso_e2e::audio::heard(&heard, speech_body(&callee_audio, 100), 0);
     assert!(
-        align(&heard, body(&callee_audio, 100), 0).is_some(),
-        "the caller hears the called party's audio (PCMU both sides: bit-exact)\n{o}"
+        h.most(),
+        "{h}: the caller hears the called party's audio (PCMU both sides: bit-exact)\n{o}"
     );
     let ring_at = find_all(&pcmu_stream(&o.to_caller), &ringback());
     assert!(!ring_at.is_empty(), "ringback while it rang\n{o}");
@@ -153,10 +143,8 @@ fn the_caller_hangs_up_and_the_called_party_gets_bye_with_audio_both_ways() {
     );
     let callee_heard = decoded(&o.to_callee, 0);
     let caller_audio = pcap_audio("bridge_caller_pcmu.pcap", 0);
-    assert!(
-        align(&callee_heard, body(&caller_audio, 1300), 0).is_some(),
-        "the called party hears the caller\n{o}"
-    );
+    let h = caruso_e2e::audio::heard(&callee_heard, speech_body(&caller_audio, 1300), 0);
+    assert!(h.most(), "{h}: the called party hears the caller\n{o}");
 }
 
 #[test]
@@ -174,15 +162,17 @@ fn a_pcma_called_party_hangs_up_and_the_pcmu_caller_gets_bye_transcoded() {
     let heard = decoded(&o.to_caller, 0);
     let callee_audio = pcap_audio("bridge_callee_pcma.pcap", 8);
     // A-law decoded, µ-law encoded: within a quantisation step of the louder law.
+    let h = caruso_e2e::audio::heard(&heard, speech_body(&callee_audio, 100), 700);
     assert!(
-        align(&heard, body(&callee_audio, 100), 700).is_some(),
-        "the PCMU caller hears the PCMA called party's audio\n{o}"
+        h.most(),
+        "{h}: the PCMU caller hears the PCMA called party's audio\n{o}"
     );
     let callee_heard = decoded(&o.to_callee, 8);
     let caller_audio = pcap_audio("bridge_caller_pcmu.pcap", 0);
+    let h = caruso_e2e::audio::heard(&callee_heard, speech_body(&caller_audio, 1300), 700);
     assert!(
-        align(&callee_heard, body(&caller_audio, 1300), 700).is_some(),
-        "the PCMA called party hears the PCMU caller\n{o}"
+        h.most(),
+        "{h}: the PCMA called party hears the PCMU caller\n{o}"
     );
 }
 
@@ -247,8 +237,9 @@ fn an_external_node_dials_the_number_through_a_trunk_and_bridges() {
     );
     let heard = decoded(&o.to_caller, 0);
     let callee_audio = pcap_audio("bridge_callee_pcma.pcap", 8);
+    let h = caruso_e2e::audio::heard(&heard, speech_body(&callee_audio, 100), 700);
     assert!(
-        align(&heard, body(&callee_audio, 100), 700).is_some(),
-        "the caller hears the party reached through the trunk\n{o}"
+        h.most(),
+        "{h}: the caller hears the party reached through the trunk\n{o}"
     );
 }

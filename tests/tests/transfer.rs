@@ -147,13 +147,70 @@ fn wait_state(server: &Server, token: &str, want: &str, limit: Duration) -> Stri
 
 /// 1.5 s of bob's known audio, 100 ms after its sound starts (as in bridge.rs).
 fn bob_audio() -> Vec<i16> {
-    let audio = decoded(&test_pcap("bridge_callee_pcmu.pcap"), 0);
-    let start = audio
-        .iter()
-        .position(|s| s.unsigned_abs() > 500)
-        .unwrap_or(0)
-        + 800;
-    audio[start.min(audio.len())..(start + 12_000).min(audio.len())].to_vec()
+    speech_body(&decoded(&test_pcap("bridge_callee_pcmu.pcap"), 0), 100).to_vec()
+}
+
+/// A call from the SIPp caller that alice's phone (`alice_scenario`) answers, with bob's
+/// phone (`bridge_uas_answer.xml`) standing by and the caller's RTP captured.
+struct Transfer {
+    heard: RtpCapture,
+    alice: thread::JoinHandle<SippResult>,
+    bob: thread::JoinHandle<SippResult>,
+    caller: thread::JoinHandle<SippResult>,
+}
+
+impl Transfer {
+    /// Starts the three SIPp runs; `alice_on_call` waits until alice talks to the caller.
+    fn start(s: &Setup, alice_scenario: &str, alice_on_call: bool) -> Transfer {
+        let alice = Sipp::new(&s.server, alice_scenario)
+            .local_port(s.alice_port)
+            .timeout(Duration::from_secs(40));
+        let bob = Sipp::new(&s.server, "bridge_uas_answer.xml")
+            .local_port(s.bob_port)
+            .pcaps()
+            .timeout(Duration::from_secs(40));
+        let caller = Sipp::new(&s.server, "xfer_uac_call.xml")
+            .pcaps()
+            .timeout(Duration::from_secs(40));
+        let heard = RtpCapture::udp_to(caller.media_port());
+        let alice = thread::spawn(move || alice.run());
+        let bob = thread::spawn(move || bob.run());
+        thread::sleep(Duration::from_millis(500));
+        let caller = thread::spawn(move || caller.run());
+        if alice_on_call {
+            let on_call = wait_state(&s.server, ALICE, "on-call", Duration::from_secs(10));
+            assert_eq!(
+                on_call,
+                "on-call",
+                "alice answered\n{}",
+                s.server.log_tail(40)
+            );
+            thread::sleep(Duration::from_millis(500));
+        }
+        Transfer {
+            heard,
+            alice,
+            bob,
+            caller,
+        }
+    }
+
+    /// Waits for the three runs; `settle` lets the last RTP arrive. Returns (caller,
+    /// alice, bob, the caller's RTP, everything for a failure message).
+    fn finish(
+        self,
+        s: &Setup,
+        settle: Duration,
+    ) -> (SippResult, SippResult, SippResult, Vec<RtpPacket>, String) {
+        let caller = self.caller.join().expect("caller thread");
+        let alice = self.alice.join().expect("alice thread");
+        let bob = self.bob.join().expect("bob thread");
+        thread::sleep(settle);
+        let heard = self.heard.finish();
+        let log = s.server.log_tail(60);
+        let all = format!("--- caller ---\n{caller}\n--- alice ---\n{alice}\n--- bob ---\n{bob}\n--- server log ---\n{log}");
+        (caller, alice, bob, heard, all)
+    }
 }
 
 fn metric(server: &Server, name: &str, labels: &[&str], want: f64) -> Option<f64> {
@@ -163,27 +220,8 @@ fn metric(server: &Server, name: &str, labels: &[&str], want: f64) -> Option<f64
 #[test]
 fn an_agent_transfers_the_caller_to_another_queue_by_refer() {
     let s = start();
-    let alice = Sipp::new(&s.server, "xfer_uas_refer.xml")
-        .local_port(s.alice_port)
-        .timeout(Duration::from_secs(40));
-    let bob = Sipp::new(&s.server, "bridge_uas_answer.xml")
-        .local_port(s.bob_port)
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let caller = Sipp::new(&s.server, "xfer_uac_call.xml")
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let heard = RtpCapture::udp_to(caller.media_port());
-    let alice_run = thread::spawn(move || alice.run());
-    let bob_run = thread::spawn(move || bob.run());
-    thread::sleep(Duration::from_millis(500));
-    let caller = caller.run();
-    let alice = alice_run.join().expect("alice thread");
-    let bob = bob_run.join().expect("bob thread");
-    thread::sleep(Duration::from_millis(200));
-    let heard = heard.finish();
-    let log = s.server.log_tail(60);
-    let all = format!("--- caller ---\n{caller}\n--- alice ---\n{alice}\n--- bob ---\n{bob}\n--- server log ---\n{log}");
+    let (caller, alice, bob, heard, all) =
+        Transfer::start(&s, "xfer_uas_refer.xml", false).finish(&s, Duration::from_millis(200));
     assert!(
         alice.all_succeeded(1),
         "alice's phone: REFER answered 202, NOTIFY with a message/sipfrag 200 OK, then BYE\n{all}"
@@ -196,9 +234,10 @@ fn an_agent_transfers_the_caller_to_another_queue_by_refer() {
         caller.all_succeeded(1),
         "the caller stayed up through the transfer and its BYE was answered\n{all}"
     );
+    let h = caruso_e2e::audio::heard(&decoded(&heard, 0), &bob_audio(), 0);
     assert!(
-        align(&decoded(&heard, 0), &bob_audio(), 0).is_some(),
-        "the caller hears bob after the transfer ({} packets)\n{all}",
+        h.most(),
+        "{h}: the caller hears bob after the transfer ({} packets)\n{all}",
         heard.len()
     );
     let m = &s.server;
@@ -247,37 +286,9 @@ fn an_agent_transfers_the_caller_with_the_agent_client() {
         "the refusal changed nothing"
     );
 
-    let alice = Sipp::new(&s.server, "xfer_uas_quiet.xml")
-        .local_port(s.alice_port)
-        .timeout(Duration::from_secs(40));
-    let bob = Sipp::new(&s.server, "bridge_uas_answer.xml")
-        .local_port(s.bob_port)
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let caller = Sipp::new(&s.server, "xfer_uac_call.xml")
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let heard = RtpCapture::udp_to(caller.media_port());
-    let alice_run = thread::spawn(move || alice.run());
-    let bob_run = thread::spawn(move || bob.run());
-    thread::sleep(Duration::from_millis(500));
-    let caller_run = thread::spawn(move || caller.run());
-    let on_call = wait_state(&s.server, ALICE, "on-call", Duration::from_secs(10));
-    assert_eq!(
-        on_call,
-        "on-call",
-        "alice answered\n{}",
-        s.server.log_tail(40)
-    );
-    thread::sleep(Duration::from_millis(500));
+    let call = Transfer::start(&s, "xfer_uas_quiet.xml", true);
     let (code, out, err) = agent(&s.server, ALICE, &["transfer", "--queue", "support"]);
-    let caller = caller_run.join().expect("caller thread");
-    let alice = alice_run.join().expect("alice thread");
-    let bob = bob_run.join().expect("bob thread");
-    thread::sleep(Duration::from_millis(200));
-    let heard = heard.finish();
-    let log = s.server.log_tail(60);
-    let all = format!("--- caller ---\n{caller}\n--- alice ---\n{alice}\n--- bob ---\n{bob}\n--- server log ---\n{log}");
+    let (caller, alice, bob, heard, all) = call.finish(&s, Duration::from_millis(200));
     assert_eq!(code, 0, "caruso-agent transfer: {out}{err}\n{all}");
     assert!(
         out.contains("transferred=true queue=support"),
@@ -289,9 +300,10 @@ fn an_agent_transfers_the_caller_with_the_agent_client() {
         "bob's phone got the call, then BYE when the caller hung up\n{all}"
     );
     assert!(caller.all_succeeded(1), "the caller stayed up\n{all}");
+    let h = caruso_e2e::audio::heard(&decoded(&heard, 0), &bob_audio(), 0);
     assert!(
-        align(&decoded(&heard, 0), &bob_audio(), 0).is_some(),
-        "the caller hears bob after the transfer\n{all}"
+        h.most(),
+        "{h}: the caller hears bob after the transfer\n{all}"
     );
     let m = &s.server;
     assert_eq!(
@@ -392,29 +404,7 @@ fn an_agent_transfers_the_caller_to_a_named_agent_who_takes_it_once_ready() {
     let out = agent_ok(&s.server, BOB, &["not-ready", "break"]);
     assert!(out.contains("state=not-ready"), "{out}");
 
-    let alice = Sipp::new(&s.server, "xfer_uas_quiet.xml")
-        .local_port(s.alice_port)
-        .timeout(Duration::from_secs(40));
-    let bob = Sipp::new(&s.server, "bridge_uas_answer.xml")
-        .local_port(s.bob_port)
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let caller = Sipp::new(&s.server, "xfer_uac_call.xml")
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let heard = RtpCapture::udp_to(caller.media_port());
-    let alice_run = thread::spawn(move || alice.run());
-    let bob_run = thread::spawn(move || bob.run());
-    thread::sleep(Duration::from_millis(500));
-    let caller_run = thread::spawn(move || caller.run());
-    let on_call = wait_state(&s.server, ALICE, "on-call", Duration::from_secs(10));
-    assert_eq!(
-        on_call,
-        "on-call",
-        "alice answered\n{}",
-        s.server.log_tail(40)
-    );
-    thread::sleep(Duration::from_millis(500));
+    let call = Transfer::start(&s, "xfer_uas_quiet.xml", true);
     let (code, out, err) = agent(&s.server, ALICE, &["transfer", "--agent", "bob"]);
     assert_eq!(code, 0, "caruso-agent transfer: {out}{err}");
     assert!(out.contains("transferred=true agent=bob"), "{out}{err}");
@@ -429,13 +419,7 @@ fn an_agent_transfers_the_caller_to_a_named_agent_who_takes_it_once_ready() {
         "{out}"
     );
     let bob_on_call = wait_state(&s.server, BOB, "on-call", Duration::from_secs(10));
-    let caller = caller_run.join().expect("caller thread");
-    let alice = alice_run.join().expect("alice thread");
-    let bob = bob_run.join().expect("bob thread");
-    thread::sleep(Duration::from_millis(1200));
-    let heard = heard.finish();
-    let log = s.server.log_tail(60);
-    let all = format!("--- caller ---\n{caller}\n--- alice ---\n{alice}\n--- bob ---\n{bob}\n--- server log ---\n{log}");
+    let (caller, alice, bob, heard, all) = call.finish(&s, Duration::from_millis(1200));
     assert_eq!(
         bob_on_call, "on-call",
         "bob took the call once ready\n{all}"
@@ -446,12 +430,10 @@ fn an_agent_transfers_the_caller_to_a_named_agent_who_takes_it_once_ready() {
         "bob's phone got the call, then BYE when the caller hung up\n{all}"
     );
     assert!(caller.all_succeeded(1), "the caller stayed up\n{all}");
-    // Bit-exact 300 ms pieces of bob's known audio (most of them: a loaded machine may
-    // leave a gap in the relayed stream).
-    let (found, of) = pieces_found(&decoded(&heard, 0), &bob_audio(), 2400, 0);
+    let h = caruso_e2e::audio::heard(&decoded(&heard, 0), &bob_audio(), 0);
     assert!(
-        found * 2 > of,
-        "the caller hears bob after the transfer: {found} of {of} pieces ({} packets)\n{all}",
+        h.most(),
+        "{h}: the caller hears bob after the transfer ({} packets)\n{all}",
         heard.len()
     );
     let m = &s.server;
