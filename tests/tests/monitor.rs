@@ -47,21 +47,7 @@ fn agent_entry(id: &str, port: u16) -> String {
 
 /// `caruso-agent agent --token tok-<id> <args>`; panics with its output on failure.
 fn agent(server: &Server, id: &str, args: &[&str]) -> String {
-    let out = Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "agent", "--token"])
-        .arg(format!("tok-{id}"))
-        .args(args)
-        .output()
-        .expect("run caruso-agent");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "caruso-agent agent {args:?}: {}\n{stdout}{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        server.log_tail(30)
-    );
-    stdout
+    caruso_e2e::acd::agent(server, &format!("tok-{id}"), args)
 }
 
 /// The value of `key` in a `key=value ...` line (values here are never quoted).

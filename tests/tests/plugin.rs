@@ -219,21 +219,7 @@ fn lookup(server: &Server, name: &str) -> Vec<(String, String)> {
 // ---------------------------------------------------------------------------------------
 
 fn agent(server: &Server, args: &[&str]) -> String {
-    let out = Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "5", "agent"])
-        .args(["--token", "alice-secret"])
-        .args(args)
-        .output()
-        .expect("run caruso-agent");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "caruso-agent {args:?} failed: {}{stdout}\n{}\n--- server log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        server.log_tail(30)
-    );
-    stdout
+    caruso_e2e::acd::agent(server, "alice-secret", args)
 }
 
 /// `caruso-agent agent events ...` with its lines timestamped as they come.
