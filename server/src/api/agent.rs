@@ -22,6 +22,7 @@ use super::auth::Role;
 use super::ApiError;
 use crate::acd::api::{AcdCommand, AcdHandle, AgentEvent, AgentStatus, TransferTarget};
 use crate::acd::{AgentId, AgentState};
+use crate::dialer::task::{DialerCommand, DialerHandle};
 
 /// Events buffered between the agent's broadcast receiver and the gRPC stream.
 const STREAM_BUFFER: usize = 16;
@@ -30,12 +31,20 @@ const STREAM_BUFFER: usize = 16;
 #[derive(Debug, Clone)]
 pub struct AgentService {
     acd: AcdHandle,
+    /// The dialer, for preview decisions (`None`: `DecidePreview` is UNAVAILABLE).
+    dialer: Option<DialerHandle>,
 }
 
 impl AgentService {
     /// The service over the ACD task's handle.
     pub fn new(acd: AcdHandle) -> Self {
-        Self { acd }
+        Self { acd, dialer: None }
+    }
+
+    /// Lets `DecidePreview` reach the dialer.
+    pub fn with_dialer(mut self, dialer: Option<DialerHandle>) -> Self {
+        self.dialer = dialer;
+        self
     }
 
     /// The agent the request acts for: the one whose token the authorization layer
@@ -116,6 +125,19 @@ fn event_out(e: &AgentEvent) -> pb::AgentEvent {
         }),
         AgentEvent::Connected { call } => Event::Connected(pb::CallConnected { call: *call }),
         AgentEvent::Ended { call } => Event::Ended(pb::CallEnded { call: *call }),
+        AgentEvent::Preview(p) => Event::Preview(pb::CallPreview {
+            campaign: p.campaign.clone(),
+            attempt: p.attempt,
+            number: p.number.clone(),
+            name: p.name.clone(),
+            columns: p
+                .columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            script: p.script.clone(),
+            deadline_s: u32::try_from(p.deadline.as_secs()).unwrap_or(u32::MAX),
+        }),
     };
     pb::AgentEvent { event: Some(event) }
 }
@@ -264,6 +286,28 @@ impl agent_server::Agent for AgentService {
             reply,
         })
         .await
+    }
+
+    async fn decide_preview(
+        &self,
+        request: Request<pb::DecidePreviewRequest>,
+    ) -> Result<Response<pb::DecidePreviewResponse>, Status> {
+        let agent = self.agent(&request)?;
+        let req = request.into_inner();
+        let Some(dialer) = &self.dialer else {
+            return Err(Status::unavailable("the server runs no dialer"));
+        };
+        dialer
+            .ask(|reply| DialerCommand::PreviewDecision {
+                agent: agent.to_string(),
+                campaign: (!req.campaign.is_empty()).then_some(req.campaign),
+                attempt: req.attempt,
+                accept: req.accept,
+                reply,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::DecidePreviewResponse {}))
     }
 
     type EventsStream = EventStream;
