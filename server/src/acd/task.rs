@@ -1562,7 +1562,7 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         let t0 = Instant::now();
         let mut t = task(t0, None);
         ready(&mut t, t0, "alice");
-        let (tx, reply) = oneshot::channel();
+        let (tx, mut reply) = oneshot::channel();
         t.handle_command(
             t0,
             AcdCommand::Subscribe {

@@ -53,8 +53,8 @@ use super::originate::{HumanRoute, Originate, OriginateEvent, Originator};
 use super::pacing::DialMode;
 use super::phone::{Country, E164};
 use crate::acd::api::{AcdHandle, CallPreview};
-use crate::acd::task::{CallToAcd, HoldRefused};
 use crate::acd::config::AcdConfig;
+use crate::acd::task::{CallToAcd, HoldRefused};
 use crate::acd::{AgentState, CallKey};
 use crate::events::{CampaignStats, Event, EventBus};
 use crate::store::Store;
@@ -603,6 +603,17 @@ impl DialerTask {
                     }
                 }
             }
+            // Release the holds of offers that ended (skipped, timed out, withdrawn)
+            // before asking new ones: the ACD holds an agent once.
+            let ended: Vec<AttemptId> = self
+                .held
+                .keys()
+                .filter(|(n, a)| *n == name && !c.is_live(*a))
+                .map(|(_, a)| *a)
+                .collect();
+            for attempt in ended {
+                hold(&self.holds, &mut self.held, &name, attempt, None);
+            }
             for offer in claims {
                 self.request_hold(&name, offer);
             }
@@ -630,16 +641,6 @@ impl DialerTask {
                         break;
                     }
                 }
-            }
-            // Release the holds of offers that ended (skipped, timed out, withdrawn).
-            let ended: Vec<AttemptId> = self
-                .held
-                .keys()
-                .filter(|(n, a)| *n == name && !c.is_live(*a))
-                .map(|(_, a)| *a)
-                .collect();
-            for attempt in ended {
-                hold(&self.holds, &mut self.held, &name, attempt, None);
             }
             while let Some(ev) = c.poll_event() {
                 match ev {
@@ -799,7 +800,9 @@ impl DialerTask {
             campaign: name.to_string(),
             attempt: offer.attempt,
             agent: offer.agent,
-            result: Err(HoldRefused::UnknownAgent("(the ACD did not take the request)".into())),
+            result: Err(HoldRefused::UnknownAgent(
+                "(the ACD did not take the request)".into(),
+            )),
         };
         if !sent {
             self.handle_hold(ans);
