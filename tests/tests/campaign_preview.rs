@@ -114,12 +114,32 @@ impl Watch {
 
 /// Asserts a preview line's contact and campaign data; its attempt id.
 fn check_preview(line: &str, number: &str, name: &str, plan: &str) -> String {
-    assert_eq!(line_field(line, "campaign").as_deref(), Some("pv"), "{line}");
-    assert_eq!(line_field(line, "number").as_deref(), Some(number), "{line}");
+    assert_eq!(
+        line_field(line, "campaign").as_deref(),
+        Some("pv"),
+        "{line}"
+    );
+    assert_eq!(
+        line_field(line, "number").as_deref(),
+        Some(number),
+        "{line}"
+    );
     assert_eq!(line_field(line, "name").as_deref(), Some(name), "{line}");
-    assert_eq!(line_field(line, "col.plan").as_deref(), Some(plan), "{line}");
-    assert_eq!(line_field(line, "script").as_deref(), Some(SCRIPT), "{line}");
-    assert_eq!(line_field(line, "deadline_s").as_deref(), Some("2"), "{line}");
+    assert_eq!(
+        line_field(line, "col.plan").as_deref(),
+        Some(plan),
+        "{line}"
+    );
+    assert_eq!(
+        line_field(line, "script").as_deref(),
+        Some(SCRIPT),
+        "{line}"
+    );
+    assert_eq!(
+        line_field(line, "deadline_s").as_deref(),
+        Some("2"),
+        "{line}"
+    );
     line_field(line, "attempt").expect("attempt")
 }
 
@@ -173,7 +193,14 @@ fn a_preview_agent_sees_each_contact_skips_accepts_and_lets_one_time_out() {
     // Only the offer's own agent decides: the supervisor has no agent.
     let (ok, _, err) = run(
         &server,
-        &["agent", "--token", SUPERVISOR_TOKEN, "preview", "skip", &anna],
+        &[
+            "agent",
+            "--token",
+            SUPERVISOR_TOKEN,
+            "preview",
+            "skip",
+            &anna,
+        ],
     );
     assert!(!ok && err.contains("PERMISSION_DENIED"), "{err}");
     let watch = Watch::start(&server, 20);
@@ -236,11 +263,7 @@ fn a_preview_agent_sees_each_contact_skips_accepts_and_lets_one_time_out() {
     let s = campaign(&server, &["status", "pv"]);
     assert_eq!(figure(&s, "dialed"), 1, "only Bartek was dialed\n{s}");
     assert_eq!(figure(&s, "human"), 1, "{s}");
-    assert_eq!(
-        figure(&s, "contacts_left"),
-        2,
-        "Anna and Celina wait\n{s}"
-    );
+    assert_eq!(figure(&s, "contacts_left"), 2, "Anna and Celina wait\n{s}");
     let status = agent(&server, TOKEN, &["status"]);
     assert!(status.contains("state=ready"), "{status}");
 
