@@ -5,6 +5,9 @@
 //! through; the call acts for that principal's agent and no other. Errors become
 //! statuses in [`ApiError`]'s `From` (the one place).
 //!
+//! `DecidePreview` (a preview campaign's offer, [`AgentEvent::Preview`] on the stream)
+//! goes to the dialer ([`AgentService::with_dialer`]); without one it is UNAVAILABLE.
+//!
 //! The event stream forwards the agent's broadcast receiver through a small buffer; a
 //! client that reads too slowly only makes its own receiver lag (the ACD never waits for
 //! it) and then gets `DATA_LOSS` and the end of the stream.
@@ -912,6 +915,62 @@ mod tests {
         );
         let quiet = tokio::time::timeout(Duration::from_millis(100), bob.message()).await;
         assert!(quiet.is_err(), "bob got alice's event: {quiet:?}");
+    }
+
+    #[tokio::test]
+    async fn a_preview_reaches_the_stream_and_decisions_need_a_dialer() {
+        use pb::agent_event::Event;
+        let fx = start(16).await;
+        let mut c = client(&fx).await;
+        c.log_in(req("t-alice", pb::LogInRequest {}))
+            .await
+            .expect("log in");
+        let mut stream = c
+            .events(req("t-alice", pb::AgentEventsRequest {}))
+            .await
+            .expect("events")
+            .into_inner();
+        assert!(matches!(next(&mut stream).await, Event::State(_)));
+        let mut columns = Variables::new();
+        columns.insert("plan".into(), "gold".into());
+        fx.events["alice"]
+            .send(AgentEvent::Preview(crate::acd::api::CallPreview {
+                campaign: "demo".into(),
+                attempt: 9,
+                number: "+48601000001".into(),
+                name: "Anna".into(),
+                columns,
+                script: "Good morning".into(),
+                deadline: Duration::from_secs(30),
+            }))
+            .expect("subscriber");
+        match next(&mut stream).await {
+            Event::Preview(p) => {
+                assert_eq!(
+                    (p.campaign.as_str(), p.attempt, p.number.as_str()),
+                    ("demo", 9, "+48601000001")
+                );
+                assert_eq!(
+                    (p.name.as_str(), p.script.as_str()),
+                    ("Anna", "Good morning")
+                );
+                assert_eq!(p.columns.get("plan").map(String::as_str), Some("gold"));
+                assert_eq!(p.deadline_s, 30);
+            }
+            other => panic!("expected the preview: {other:?}"),
+        }
+        // This server runs no dialer.
+        let e = err(c
+            .decide_preview(req(
+                "t-alice",
+                pb::DecidePreviewRequest {
+                    attempt: 9,
+                    accept: true,
+                    campaign: String::new(),
+                },
+            ))
+            .await);
+        assert_eq!(e.code(), Code::Unavailable);
     }
 
     #[tokio::test]

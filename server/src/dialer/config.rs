@@ -894,6 +894,20 @@ machine = { action = "message", prompt = "vm" }
     }
 
     #[test]
+    fn preview_timeout_has_a_default_and_bounds() {
+        assert_eq!(
+            parse(MINIMAL).unwrap()[0].preview_timeout,
+            Duration::from_secs(30)
+        );
+        let c = &parse(&format!("{MINIMAL}preview_timeout_s = 2\n")).unwrap()[0];
+        assert_eq!(c.preview_timeout, Duration::from_secs(2));
+        for bad in ["0", "3601", "\"soon\""] {
+            let e = parse(&format!("{MINIMAL}preview_timeout_s = {bad}\n")).unwrap_err();
+            assert_eq!(e.key, "campaigns[0].preview_timeout_s", "{bad}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_key_and_what_was_expected() {
         let cases: &[(&str, &str, &str)] = &[
             (

@@ -872,8 +872,8 @@ impl DialerTask {
                     found = Some(name.clone());
                     break;
                 }
-                Some(_) => other = true,
-                None => {}
+                Some(a) if a != agent => other = true,
+                _ => {}
             }
         }
         let Some(name) = found else {
