@@ -77,8 +77,8 @@ pub enum AgentCommand {
         /// Exit after this many events (0: no limit).
         #[arg(long, default_value_t = 0)]
         count: u64,
-        /// Exit after the first event of this kind: offered, connected, ended, or a
-        /// state (logged-out, ready, reserved, on-call, wrap-up, not-ready).
+        /// Exit after the first event of this kind: offered, connected, ended, preview,
+        /// or a state (logged-out, ready, reserved, on-call, wrap-up, not-ready).
         #[arg(long, value_parser = parse_until)]
         until: Option<Until>,
         /// Give up after this many seconds (exit code 2 when --count or --until was not
@@ -86,9 +86,30 @@ pub enum AgentCommand {
         #[arg(long)]
         timeout: Option<f64>,
     },
+    /// Answer a preview campaign's offer (an `event=preview` line's attempt): accept
+    /// dials the contact, skip puts it back on the list.
+    Preview {
+        /// accept or skip.
+        #[arg(value_enum)]
+        decision: PreviewDecision,
+        /// The offer's attempt id.
+        attempt: u64,
+        /// The offer's campaign (default: found by the server).
+        #[arg(long, default_value = "")]
+        campaign: String,
+    },
     /// Interactive line mode: shows events as they arrive and reads commands from stdin
     /// (type `help`).
     Console,
+}
+
+/// An agent's answer to a preview offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PreviewDecision {
+    /// Dial the contact now.
+    Accept,
+    /// Skip the contact.
+    Skip,
 }
 
 /// A condition that ends `events`.
@@ -100,6 +121,8 @@ pub enum Until {
     Connected,
     /// A call ended.
     Ended,
+    /// A preview campaign showed a contact.
+    Preview,
     /// The agent reached this state.
     State(pb::AgentState),
 }
@@ -110,10 +133,11 @@ fn parse_until(s: &str) -> Result<Until, String> {
         "offered" => Ok(Until::Offered),
         "connected" => Ok(Until::Connected),
         "ended" => Ok(Until::Ended),
+        "preview" => Ok(Until::Preview),
         other => state_from_name(other).map(Until::State).ok_or_else(|| {
             format!(
-                "expected offered, connected, ended, logged-out, ready, reserved, on-call, \
-                 wrap-up or not-ready, got {other:?}"
+                "expected offered, connected, ended, preview, logged-out, ready, reserved, \
+                 on-call, wrap-up or not-ready, got {other:?}"
             )
         }),
     }
@@ -125,7 +149,8 @@ impl Until {
         match (self, event) {
             (Until::Offered, Event::Offered(_))
             | (Until::Connected, Event::Connected(_))
-            | (Until::Ended, Event::Ended(_)) => true,
+            | (Until::Ended, Event::Ended(_))
+            | (Until::Preview, Event::Preview(_)) => true,
             (Until::State(want), Event::State(s)) => s.state() == want,
             _ => false,
         }
@@ -218,6 +243,22 @@ pub fn event_line(e: &Event) -> String {
         }
         Event::Connected(c) => format!("event=connected call={}", c.call),
         Event::Ended(c) => format!("event=ended call={}", c.call),
+        Event::Preview(p) => {
+            let mut line = format!(
+                "event=preview campaign={} attempt={} number={} name={} deadline_s={} script={}",
+                quote(&p.campaign),
+                p.attempt,
+                quote(&p.number),
+                quote(&p.name),
+                p.deadline_s,
+                quote(&p.script)
+            );
+            let columns: BTreeMap<_, _> = p.columns.iter().collect();
+            for (k, v) in columns {
+                line.push_str(&format!(" col.{}={}", quote(k), quote(v)));
+            }
+            line
+        }
     }
 }
 
@@ -329,11 +370,29 @@ pub async fn run(args: AgentArgs, channel: Channel, timeout: Duration) -> anyhow
             until,
             timeout,
         } => return events(&mut c, count, until, timeout).await,
+        AgentCommand::Preview {
+            decision,
+            attempt,
+            campaign,
+        } => {
+            let accept = decision == PreviewDecision::Accept;
+            ask.decide_preview(&mut c, attempt, accept, campaign)
+                .await?;
+            println!("{}", preview_line(attempt, accept));
+        }
         AgentCommand::Console => {
             console(&mut c, ask).await?;
         }
     }
     Ok(0)
+}
+
+/// The line printed after a preview decision.
+fn preview_line(attempt: u64, accept: bool) -> String {
+    format!(
+        "preview={} attempt={attempt}",
+        if accept { "accepted" } else { "skipped" }
+    )
 }
 
 /// The line printed after a transfer.
@@ -410,6 +469,25 @@ impl Unary {
         .map(|_| ())
     }
 
+    async fn decide_preview(
+        &self,
+        c: &mut Client,
+        attempt: u64,
+        accept: bool,
+        campaign: String,
+    ) -> anyhow::Result<()> {
+        self.call(
+            "DecidePreview",
+            c.decide_preview(pb::DecidePreviewRequest {
+                attempt,
+                accept,
+                campaign,
+            }),
+        )
+        .await
+        .map(|_| ())
+    }
+
     async fn status(&self, c: &mut Client) -> anyhow::Result<pb::AgentStatus> {
         self.call("GetStatus", c.get_status(pb::GetAgentStatusRequest {}))
             .await
@@ -480,6 +558,7 @@ fn until_name(u: Until) -> &'static str {
         Until::Offered => "offered",
         Until::Connected => "connected",
         Until::Ended => "ended",
+        Until::Preview => "preview",
         Until::State(s) => state_name(s),
     }
 }
@@ -499,6 +578,8 @@ pub enum ConsoleCommand {
     WrapUp(String, String),
     /// `transfer queue|agent|number <target>`.
     Transfer(Target),
+    /// `accept [attempt]` / `skip [attempt]` (default: the preview shown last).
+    Preview(bool, Option<u64>),
     /// `status`.
     Status,
     /// `help`.
@@ -509,7 +590,8 @@ pub enum ConsoleCommand {
 
 /// Console help text.
 pub const CONSOLE_HELP: &str = "commands: login | logout | ready | not-ready <reason> | \
-wrap-up <disposition> [note...] | transfer queue|agent|number <target> | status | help | quit";
+wrap-up <disposition> [note...] | transfer queue|agent|number <target> | \
+accept [attempt] | skip [attempt] | status | help | quit";
 
 /// Parses a console line; `Ok(None)` for a blank line.
 pub fn parse_console(line: &str) -> Result<Option<ConsoleCommand>, String> {
@@ -545,6 +627,17 @@ pub fn parse_console(line: &str) -> Result<Option<ConsoleCommand>, String> {
                 _ => return Err("usage: transfer queue|agent|number <target>".into()),
             })
         }
+        "accept" | "skip" => {
+            let attempt = if rest.is_empty() {
+                None
+            } else {
+                Some(
+                    rest.parse::<u64>()
+                        .map_err(|_| format!("usage: {word} [attempt]"))?,
+                )
+            };
+            ConsoleCommand::Preview(word == "accept", attempt)
+        }
         "status" => ConsoleCommand::Status,
         "help" | "?" => ConsoleCommand::Help,
         "quit" | "exit" | "q" => ConsoleCommand::Quit,
@@ -560,6 +653,8 @@ pub struct ConsoleView {
     pub status: Option<pb::AgentStatus>,
     /// The call offered or connected, if any.
     pub call: Option<pb::CallOffered>,
+    /// The last preview offer shown.
+    pub preview: Option<pb::CallPreview>,
 }
 
 impl ConsoleView {
@@ -598,6 +693,10 @@ impl ConsoleView {
                 }
                 format!("[ended] call {}", c.call)
             }
+            Event::Preview(p) => {
+                self.preview = Some(p.clone());
+                preview_text(p)
+            }
         }
     }
 
@@ -622,6 +721,31 @@ impl ConsoleView {
         }
         out
     }
+}
+
+/// A preview offer as the console shows it (several lines).
+pub fn preview_text(p: &pb::CallPreview) -> String {
+    let who = if p.name.is_empty() {
+        p.number.clone()
+    } else {
+        format!("{} <{}>", p.name, p.number)
+    };
+    let mut out = format!(
+        "[preview] campaign {}, attempt {}: {who}; accept or skip within {} s",
+        p.campaign, p.attempt, p.deadline_s
+    );
+    let columns: BTreeMap<_, _> = p.columns.iter().collect();
+    if !columns.is_empty() {
+        let pairs: Vec<String> = columns.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        out.push_str(&format!("\n  data: {}", pairs.join(", ")));
+    }
+    if !p.script.is_empty() {
+        out.push_str("\n  script:");
+        for line in p.script.lines() {
+            out.push_str(&format!("\n    {line}"));
+        }
+    }
+    out
 }
 
 /// `Name <number>` or just the number.
@@ -686,6 +810,16 @@ async fn console(c: &mut Client, ask: Unary) -> anyhow::Result<()> {
                     ConsoleCommand::Transfer(t) => {
                         let line = transfer_line(&t);
                         ask.transfer(c, t).await.map(|_| format!("[transfer] {line}"))
+                    }
+                    ConsoleCommand::Preview(accept, attempt) => {
+                        let shown = view.preview.as_ref().map(|p| (p.attempt, p.campaign.clone()));
+                        match attempt.map(|a| (a, String::new())).or(shown) {
+                            None => Err(anyhow::anyhow!("no preview offer shown")),
+                            Some((a, campaign)) => ask
+                                .decide_preview(c, a, accept, campaign)
+                                .await
+                                .map(|_| format!("[preview] {}", preview_line(a, accept))),
+                        }
                     }
                 };
                 match result {
@@ -770,6 +904,45 @@ mod tests {
         assert!(!Until::State(pb::AgentState::WrapUp).matches(&ready));
         assert!(!Until::Ended.matches(&ready));
         assert!(Until::Ended.matches(&Event::Ended(pb::CallEnded { call: 1 })));
+    }
+
+    #[test]
+    fn a_preview_prints_its_contact_columns_and_script_and_its_decisions_parse() {
+        let p = pb::CallPreview {
+            campaign: "demo".into(),
+            attempt: 12,
+            number: "+48601000001".into(),
+            name: "Ann Smith".into(),
+            columns: [("plan".to_string(), "gold".to_string())].into(),
+            script: "Good morning,\nmy name is".into(),
+            deadline_s: 30,
+        };
+        let e = Event::Preview(p.clone());
+        assert_eq!(
+            event_line(&e),
+            "event=preview campaign=demo attempt=12 number=+48601000001 name=\"Ann Smith\" \
+             deadline_s=30 script=\"Good morning,\\nmy name is\" col.plan=gold"
+        );
+        assert_eq!(parse_until("preview"), Ok(Until::Preview));
+        assert!(Until::Preview.matches(&e));
+        assert!(!Until::Offered.matches(&e));
+        let mut v = ConsoleView::default();
+        assert_eq!(
+            v.apply(&e),
+            "[preview] campaign demo, attempt 12: Ann Smith <+48601000001>; accept or skip \
+             within 30 s\n  data: plan=gold\n  script:\n    Good morning,\n    my name is"
+        );
+        assert_eq!(v.preview, Some(p));
+        assert_eq!(
+            parse_console("accept"),
+            Ok(Some(ConsoleCommand::Preview(true, None)))
+        );
+        assert_eq!(
+            parse_console("skip 12"),
+            Ok(Some(ConsoleCommand::Preview(false, Some(12))))
+        );
+        assert!(parse_console("skip twelve").is_err());
+        assert_eq!(preview_line(12, false), "preview=skipped attempt=12");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!   (`caruso.v1.System`; any token for version and status, an admin token for
 //!   reload-config; the token also from `CARUSO_TOKEN`);
 //! - `caruso-agent agent --token T <subcommand>` (`caruso.v1.Agent`): the agent's
-//!   program, scriptable (`login`, `ready`, `events --until connected`, ...) or
+//!   program, scriptable (`login`, `ready`, `events --until connected`,
+//!   `preview accept|skip ATTEMPT`, ...) or
 //!   interactive (`console`). See [`agent`].
 //! - `caruso-agent campaign --token T list|status|load|start|pause|resume|stop|dnc ...`
 //!   (`caruso.v1.Campaigns`, a supervisor or admin token). See [`campaign`].

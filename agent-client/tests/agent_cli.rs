@@ -23,6 +23,8 @@ struct Model {
     reason: String,
     transfers: Vec<pb::transfer_request::Target>,
     wrap_ups: Vec<(String, String)>,
+    /// Preview decisions: (attempt, accept, campaign).
+    previews: Vec<(u64, bool, String)>,
 }
 
 #[derive(Clone)]
@@ -168,6 +170,23 @@ impl agent_server::Agent for Fake {
         Ok(Response::new(self.status()))
     }
 
+    async fn decide_preview(
+        &self,
+        r: Request<pb::DecidePreviewRequest>,
+    ) -> Result<Response<pb::DecidePreviewResponse>, Status> {
+        Self::check(&r)?;
+        let req = r.into_inner();
+        if req.attempt != 7 {
+            return Err(Status::not_found(format!(
+                "no preview offer {} is pending",
+                req.attempt
+            )));
+        }
+        let mut m = self.model.lock().unwrap();
+        m.previews.push((req.attempt, req.accept, req.campaign));
+        Ok(Response::new(pb::DecidePreviewResponse {}))
+    }
+
     type EventsStream = Events;
 
     async fn events(&self, r: Request<pb::AgentEventsRequest>) -> Result<Response<Events>, Status> {
@@ -224,6 +243,7 @@ async fn start(state: pb::AgentState) -> Server {
             reason: String::new(),
             transfers: Vec::new(),
             wrap_ups: Vec::new(),
+            previews: Vec::new(),
         })),
         events: broadcast::channel(64).0,
     };
@@ -359,6 +379,38 @@ async fn transfer_and_wrap_up_reach_the_server() {
     assert_eq!(
         m.wrap_ups,
         [("sale".to_string(), "two licences".to_string())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_decisions_reach_the_server_and_refusals_exit_non_zero() {
+    let s = start(pb::AgentState::Ready).await;
+    let mut c = agent(&s);
+    c.args(["--token", TOKEN, "preview", "accept", "7"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "preview=accepted attempt=7\n");
+    let mut c = agent(&s);
+    c.args([
+        "--token",
+        TOKEN,
+        "preview",
+        "skip",
+        "7",
+        "--campaign",
+        "demo",
+    ]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "preview=skipped attempt=7\n");
+    let mut c = agent(&s);
+    c.args(["--token", TOKEN, "preview", "accept", "8"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("NOT_FOUND: no preview offer 8 is pending"));
+    assert_eq!(
+        s.fake.model.lock().unwrap().previews,
+        [(7, true, String::new()), (7, false, "demo".to_string())]
     );
 }
 

@@ -94,6 +94,27 @@ pub enum AgentEvent {
         /// ACD call key.
         call: CallKey,
     },
+    /// A preview campaign shows the agent a contact (the agent is held for it).
+    Preview(CallPreview),
+}
+
+/// A contact a preview campaign shows an agent before dialing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPreview {
+    /// Campaign name.
+    pub campaign: String,
+    /// Attempt id (the key of the agent's decision).
+    pub attempt: u64,
+    /// Contact number (E.164).
+    pub number: String,
+    /// Contact name.
+    pub name: String,
+    /// The contact's CSV columns and the campaign's variables.
+    pub columns: Variables,
+    /// The campaign's script text.
+    pub script: String,
+    /// How long the agent has to decide.
+    pub deadline: Duration,
 }
 
 /// One agent in an [`AcdView`].

@@ -126,6 +126,38 @@ pub enum CallToAcd {
         /// Hold or release.
         hold: bool,
     },
+    /// The dialer asks to hold an agent for a campaign (as [`CallToAcd::Hold`] with
+    /// `hold: true`), with an answer: granted only when the agent is ready and not held
+    /// already, so a dial never goes out for an agent the router has just offered a
+    /// queued call. When granted and `preview` is given, the agent's event stream gets
+    /// [`AgentEvent::Preview`]. Released with [`CallToAcd::Hold`] `hold: false`.
+    Reserve {
+        /// Agent.
+        agent: AgentId,
+        /// A preview campaign's contact to show once held.
+        preview: Option<super::api::CallPreview>,
+        /// The answer.
+        reply: tokio::sync::oneshot::Sender<Result<(), HoldRefused>>,
+    },
+}
+
+/// Why the ACD refused to hold an agent for the dialer ([`CallToAcd::Reserve`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldRefused {
+    /// No agent with this id.
+    #[error("unknown agent {0}")]
+    UnknownAgent(AgentId),
+    /// The agent is not ready (e.g. an inbound call was offered to it just before).
+    #[error("agent {agent} is {state}, not ready")]
+    NotReady {
+        /// Agent.
+        agent: AgentId,
+        /// Its state.
+        state: String,
+    },
+    /// The agent is held already (by another campaign's dial or offer).
+    #[error("agent {0} is held already")]
+    Held(AgentId),
 }
 
 /// What the ACD tells a call actor.
@@ -620,7 +652,44 @@ impl AcdTask {
                     self.held.remove(&agent);
                 }
             }
+            CallToAcd::Reserve {
+                agent,
+                preview,
+                reply,
+            } => {
+                let r = self.reserve(&agent);
+                match &r {
+                    Ok(()) => {
+                        debug!(agent = %agent, "dialer hold granted");
+                        if let Some(p) = preview {
+                            self.agent_event(&agent, AgentEvent::Preview(p));
+                        }
+                    }
+                    Err(e) => info!(agent = %agent, reason = %e, "dialer hold refused"),
+                }
+                if reply.send(r.clone()).is_err() && r.is_ok() {
+                    // The dialer gave up waiting: hold nothing for it.
+                    self.held.remove(&agent);
+                }
+            }
         }
+    }
+
+    /// Holds a ready agent for the dialer ([`CallToAcd::Reserve`]).
+    fn reserve(&mut self, agent: &AgentId) -> Result<(), HoldRefused> {
+        let Some(slot) = self.agents.get(agent) else {
+            return Err(HoldRefused::UnknownAgent(agent.clone()));
+        };
+        if !matches!(slot.fsm.state(), AgentState::Ready) {
+            return Err(HoldRefused::NotReady {
+                agent: agent.clone(),
+                state: slot.fsm.state().to_string(),
+            });
+        }
+        if !self.held.insert(agent.clone()) {
+            return Err(HoldRefused::Held(agent.clone()));
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1446,6 +1515,92 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         assert!(rung(&mut rx).is_empty(), "still held");
         hold(&mut t, false);
         assert_eq!(rung(&mut rx), ["ring alice"], "released: the queued call");
+    }
+
+    /// Asks for a dialer hold of `agent` and returns the answer.
+    fn reserve(
+        t: &mut AcdTask,
+        now: Instant,
+        agent: &str,
+        preview: Option<crate::acd::api::CallPreview>,
+    ) -> Result<(), HoldRefused> {
+        let (reply, mut rx) = oneshot::channel();
+        t.handle_call(
+            now,
+            CallToAcd::Reserve {
+                agent: agent.into(),
+                preview,
+                reply,
+            },
+        );
+        t.route_pass(now);
+        rx.try_recv().expect("answered at once")
+    }
+
+    #[test]
+    fn a_hold_is_refused_when_the_router_offered_the_agent_a_call_just_before() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        // An inbound call reaches alice first: she is reserved for it.
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert_eq!(rung(&mut rx), ["ring alice"]);
+        assert_eq!(state(&t, "alice"), AgentState::Reserved(1));
+        // The dialer's hold arrives after: refused, nothing held.
+        let r = reserve(&mut t, t0, "alice", None);
+        assert!(
+            matches!(&r, Err(HoldRefused::NotReady { agent, state }) if &**agent == "alice" && state.contains("reserved")),
+            "{r:?}"
+        );
+        assert!(!t.held.contains("alice"));
+        assert_eq!(
+            reserve(&mut t, t0, "nobody", None),
+            Err(HoldRefused::UnknownAgent("nobody".into()))
+        );
+    }
+
+    #[test]
+    fn a_granted_hold_shows_the_preview_hides_the_agent_and_refuses_a_second_hold() {
+        let t0 = Instant::now();
+        let mut t = task(t0, None);
+        ready(&mut t, t0, "alice");
+        let (tx, mut reply) = oneshot::channel();
+        t.handle_command(
+            t0,
+            AcdCommand::Subscribe {
+                agent: "alice".into(),
+                reply: tx,
+            },
+        );
+        let mut events = reply.try_recv().expect("answer").expect("subscribed");
+        while events.try_recv().is_ok() {}
+        let preview = crate::acd::api::CallPreview {
+            campaign: "demo".into(),
+            attempt: 4,
+            number: "+48601000004".into(),
+            name: "Dana".into(),
+            columns: Variables::new(),
+            script: "Hello".into(),
+            deadline: Duration::from_secs(30),
+        };
+        assert_eq!(reserve(&mut t, t0, "alice", Some(preview.clone())), Ok(()));
+        assert_eq!(events.try_recv().ok(), Some(AgentEvent::Preview(preview)));
+        assert_eq!(
+            reserve(&mut t, t0, "alice", None),
+            Err(HoldRefused::Held("alice".into()))
+        );
+        // Held: a queued call waits.
+        let mut rx = queue(&mut t, t0, 1, "sales");
+        assert!(rung(&mut rx).is_empty());
+        t.handle_call(
+            t0,
+            CallToAcd::Hold {
+                agent: "alice".into(),
+                hold: false,
+            },
+        );
+        t.route_pass(t0);
+        assert_eq!(rung(&mut rx), ["ring alice"]);
     }
 
     #[test]

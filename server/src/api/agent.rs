@@ -5,6 +5,9 @@
 //! through; the call acts for that principal's agent and no other. Errors become
 //! statuses in [`ApiError`]'s `From` (the one place).
 //!
+//! `DecidePreview` (a preview campaign's offer, [`AgentEvent::Preview`] on the stream)
+//! goes to the dialer ([`AgentService::with_dialer`]); without one it is UNAVAILABLE.
+//!
 //! The event stream forwards the agent's broadcast receiver through a small buffer; a
 //! client that reads too slowly only makes its own receiver lag (the ACD never waits for
 //! it) and then gets `DATA_LOSS` and the end of the stream.
@@ -22,6 +25,7 @@ use super::auth::Role;
 use super::ApiError;
 use crate::acd::api::{AcdCommand, AcdHandle, AgentEvent, AgentStatus, TransferTarget};
 use crate::acd::{AgentId, AgentState};
+use crate::dialer::task::{DialerCommand, DialerHandle};
 
 /// Events buffered between the agent's broadcast receiver and the gRPC stream.
 const STREAM_BUFFER: usize = 16;
@@ -30,12 +34,20 @@ const STREAM_BUFFER: usize = 16;
 #[derive(Debug, Clone)]
 pub struct AgentService {
     acd: AcdHandle,
+    /// The dialer, for preview decisions (`None`: `DecidePreview` is UNAVAILABLE).
+    dialer: Option<DialerHandle>,
 }
 
 impl AgentService {
     /// The service over the ACD task's handle.
     pub fn new(acd: AcdHandle) -> Self {
-        Self { acd }
+        Self { acd, dialer: None }
+    }
+
+    /// Lets `DecidePreview` reach the dialer.
+    pub fn with_dialer(mut self, dialer: Option<DialerHandle>) -> Self {
+        self.dialer = dialer;
+        self
     }
 
     /// The agent the request acts for: the one whose token the authorization layer
@@ -116,6 +128,19 @@ fn event_out(e: &AgentEvent) -> pb::AgentEvent {
         }),
         AgentEvent::Connected { call } => Event::Connected(pb::CallConnected { call: *call }),
         AgentEvent::Ended { call } => Event::Ended(pb::CallEnded { call: *call }),
+        AgentEvent::Preview(p) => Event::Preview(pb::CallPreview {
+            campaign: p.campaign.clone(),
+            attempt: p.attempt,
+            number: p.number.clone(),
+            name: p.name.clone(),
+            columns: p
+                .columns
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            script: p.script.clone(),
+            deadline_s: u32::try_from(p.deadline.as_secs()).unwrap_or(u32::MAX),
+        }),
     };
     pb::AgentEvent { event: Some(event) }
 }
@@ -264,6 +289,28 @@ impl agent_server::Agent for AgentService {
             reply,
         })
         .await
+    }
+
+    async fn decide_preview(
+        &self,
+        request: Request<pb::DecidePreviewRequest>,
+    ) -> Result<Response<pb::DecidePreviewResponse>, Status> {
+        let agent = self.agent(&request)?;
+        let req = request.into_inner();
+        let Some(dialer) = &self.dialer else {
+            return Err(Status::unavailable("the server runs no dialer"));
+        };
+        dialer
+            .ask(|reply| DialerCommand::PreviewDecision {
+                agent: agent.to_string(),
+                campaign: (!req.campaign.is_empty()).then_some(req.campaign),
+                attempt: req.attempt,
+                accept: req.accept,
+                reply,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::DecidePreviewResponse {}))
     }
 
     type EventsStream = EventStream;
@@ -868,6 +915,62 @@ mod tests {
         );
         let quiet = tokio::time::timeout(Duration::from_millis(100), bob.message()).await;
         assert!(quiet.is_err(), "bob got alice's event: {quiet:?}");
+    }
+
+    #[tokio::test]
+    async fn a_preview_reaches_the_stream_and_decisions_need_a_dialer() {
+        use pb::agent_event::Event;
+        let fx = start(16).await;
+        let mut c = client(&fx).await;
+        c.log_in(req("t-alice", pb::LogInRequest {}))
+            .await
+            .expect("log in");
+        let mut stream = c
+            .events(req("t-alice", pb::AgentEventsRequest {}))
+            .await
+            .expect("events")
+            .into_inner();
+        assert!(matches!(next(&mut stream).await, Event::State(_)));
+        let mut columns = Variables::new();
+        columns.insert("plan".into(), "gold".into());
+        fx.events["alice"]
+            .send(AgentEvent::Preview(crate::acd::api::CallPreview {
+                campaign: "demo".into(),
+                attempt: 9,
+                number: "+48601000001".into(),
+                name: "Anna".into(),
+                columns,
+                script: "Good morning".into(),
+                deadline: Duration::from_secs(30),
+            }))
+            .expect("subscriber");
+        match next(&mut stream).await {
+            Event::Preview(p) => {
+                assert_eq!(
+                    (p.campaign.as_str(), p.attempt, p.number.as_str()),
+                    ("demo", 9, "+48601000001")
+                );
+                assert_eq!(
+                    (p.name.as_str(), p.script.as_str()),
+                    ("Anna", "Good morning")
+                );
+                assert_eq!(p.columns.get("plan").map(String::as_str), Some("gold"));
+                assert_eq!(p.deadline_s, 30);
+            }
+            other => panic!("expected the preview: {other:?}"),
+        }
+        // This server runs no dialer.
+        let e = err(c
+            .decide_preview(req(
+                "t-alice",
+                pb::DecidePreviewRequest {
+                    attempt: 9,
+                    accept: true,
+                    campaign: String::new(),
+                },
+            ))
+            .await);
+        assert_eq!(e.code(), Code::Unavailable);
     }
 
     #[tokio::test]

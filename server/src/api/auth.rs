@@ -315,6 +315,13 @@ pub const RULES: &[Rule] = &[
         method: None,
         access: Access::Roles(AGENT),
     },
+    // A preview decision acts only for the token's own agent (the dialer refuses an
+    // offer made to another agent).
+    Rule {
+        service: "caruso.v1.Agent",
+        method: Some("DecidePreview"),
+        access: Access::Roles(AGENT),
+    },
     Rule {
         service: "caruso.v1.Voicemail",
         method: None,

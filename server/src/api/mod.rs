@@ -179,6 +179,10 @@ impl From<ApiError> for tonic::Status {
                         tonic::Status::internal(e.to_string())
                     }
                     DialerError::Stopped => tonic::Status::unavailable(e.to_string()),
+                    DialerError::NoOffer(_) => tonic::Status::not_found(e.to_string()),
+                    DialerError::NotYours { .. } => {
+                        tonic::Status::failed_precondition(e.to_string())
+                    }
                 }
             }
             ApiError::Monitor(e) => match e {
@@ -309,7 +313,9 @@ pub async fn serve_on(
         .add_service(reflection)
         .add_service(SystemServer::new(system))
         .add_optional_service(voicemail.map(|vm| VoicemailServer::new(VoicemailService::new(vm))))
-        .add_optional_service(acd.map(|acd| AgentServer::new(AgentService::new(acd))))
+        .add_optional_service(
+            acd.map(|acd| AgentServer::new(AgentService::new(acd).with_dialer(campaigns.clone()))),
+        )
         .add_optional_service(registry.map(|r| RegistryServer::new(RegistryService::new(r))))
         .add_optional_service(campaigns.map(|d| CampaignsServer::new(CampaignsService::new(d))))
         .add_optional_service(monitor.map(|m| MonitorServer::new(MonitorService::new(m))))

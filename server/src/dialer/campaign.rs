@@ -295,6 +295,10 @@ pub struct Campaign {
     busy_since: HashMap<String, u64>,
     /// Agents reserved for a dial or an offer.
     reserved: HashMap<String, AttemptId>,
+    /// Preview offers not decided yet: attempt → deadline (ms).
+    deadlines: HashMap<AttemptId, u64>,
+    /// Progressive dials are claimed first ([`Campaign::set_claim_first`]).
+    claim_first: bool,
     pacer: Pacer,
     figures: CampaignFigures,
     figures_dirty: bool,
@@ -390,6 +394,8 @@ impl Campaign {
             agents: HashMap::new(),
             busy_since: HashMap::new(),
             reserved: HashMap::new(),
+            deadlines: HashMap::new(),
+            claim_first: false,
             figures_dirty: true,
             events: VecDeque::new(),
             last_now: now_ms,
@@ -643,6 +649,7 @@ impl Campaign {
             .collect();
         for attempt in withdrawn {
             if let Some((contact, agent)) = self.offers.remove(&attempt) {
+                self.deadlines.remove(&attempt);
                 self.reserved.remove(&agent);
                 self.reschedule(contact, self.last_now);
             }
@@ -694,6 +701,7 @@ impl Campaign {
                     // An offer to an agent who left goes back to the list.
                     if let Some(attempt) = self.reserved.get(&agent.id).copied() {
                         if let Some((contact, _)) = self.offers.remove(&attempt) {
+                            self.deadlines.remove(&attempt);
                             self.reserved.remove(&agent.id);
                             self.accepted.retain(|a| *a != attempt);
                             self.reschedule(contact, now_ms);
@@ -801,8 +809,25 @@ impl Campaign {
         v
     }
 
+    /// Progressive campaigns with `on`: a dial is first claimed like a preview offer
+    /// ([`Campaign::poll_preview`] returns it, with no deadline), so the caller can hold
+    /// the agent elsewhere (the ACD) before [`Campaign::handle_preview_accept`] lets
+    /// [`Campaign::poll_dial`] place it; [`Campaign::handle_hold_refused`] undoes a
+    /// claim. `poll_dial` then places only accepted claims.
+    pub fn set_claim_first(&mut self, on: bool) {
+        self.claim_first = on;
+    }
+
+    /// Whether the dial of this mode comes from accepted offers or claims.
+    fn dials_offers(&self) -> bool {
+        self.cfg.mode == DialMode::Preview
+            || (self.cfg.mode == DialMode::Progressive && self.claim_first)
+    }
+
     /// Preview: the next contact to show to a ready agent (that agent is reserved until
-    /// [`Campaign::handle_preview_accept`] or [`Campaign::handle_preview_skip`]).
+    /// [`Campaign::handle_preview_accept`], [`Campaign::handle_preview_skip`] or the
+    /// offer's deadline, `preview_timeout_s`, see [`Campaign::poll_preview_timeout`]).
+    /// Progressive with [`Campaign::set_claim_first`]: the next claimed dial.
     pub fn poll_preview(
         &mut self,
         now: SystemTime,
@@ -810,7 +835,11 @@ impl Campaign {
     ) -> Result<Option<PreviewOffer>, CampaignError> {
         let now_ms = unix_ms(now);
         self.last_now = now_ms;
-        if self.cfg.mode != DialMode::Preview || self.state != RunState::Running {
+        if !self.dials_offers() || self.state != RunState::Running {
+            return Ok(None);
+        }
+        let preview = self.cfg.mode == DialMode::Preview;
+        if !preview && (self.in_flight.len() + self.offers.len()) as u32 >= self.cfg.lines {
             return Ok(None);
         }
         let Some(agent) = self.ready_unreserved().next().cloned() else {
@@ -824,6 +853,10 @@ impl Campaign {
         self.next_attempt += 1;
         self.offers.insert(attempt, (id, agent.clone()));
         self.reserved.insert(agent.clone(), attempt);
+        if preview {
+            let deadline = now_ms + self.cfg.preview_timeout.as_millis() as u64;
+            self.deadlines.insert(attempt, deadline);
+        }
         let e = &self.contacts[&id];
         Ok(Some(PreviewOffer {
             attempt,
@@ -835,11 +868,83 @@ impl Campaign {
     }
 
     /// Preview: the agent starts the call; [`Campaign::poll_dial`] returns it next.
+    /// Also accepts a claimed progressive dial ([`Campaign::set_claim_first`]).
     pub fn handle_preview_accept(&mut self, attempt: AttemptId) -> Result<(), CampaignError> {
-        if !self.offers.contains_key(&attempt) {
+        if !self.offers.contains_key(&attempt) || self.accepted.contains(&attempt) {
             return Err(self.unknown(attempt, "offered"));
         }
+        self.deadlines.remove(&attempt);
         self.accepted.push_back(attempt);
+        Ok(())
+    }
+
+    /// The agent an offer (or claim) not decided yet was made to.
+    pub fn offer_agent(&self, attempt: AttemptId) -> Option<&str> {
+        if self.accepted.contains(&attempt) {
+            return None;
+        }
+        self.offers.get(&attempt).map(|(_, a)| a.as_str())
+    }
+
+    /// Whether an attempt is still offered, accepted or being dialed.
+    pub fn is_live(&self, attempt: AttemptId) -> bool {
+        self.offers.contains_key(&attempt) || self.in_flight.contains_key(&attempt)
+    }
+
+    /// Preview: an offer whose deadline passed at `now` counts as skipped (as
+    /// [`Campaign::handle_preview_skip`]); returns its attempt and agent (call until
+    /// `None`).
+    pub fn poll_preview_timeout(
+        &mut self,
+        now: SystemTime,
+    ) -> Result<Option<(AttemptId, String)>, CampaignError> {
+        let now_ms = unix_ms(now);
+        let Some(attempt) = self
+            .deadlines
+            .iter()
+            .filter(|(_, d)| **d <= now_ms)
+            .min_by_key(|(a, d)| (**d, **a))
+            .map(|(a, _)| *a)
+        else {
+            return Ok(None);
+        };
+        let agent = self
+            .offers
+            .get(&attempt)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default();
+        self.deadlines.remove(&attempt);
+        if self.offers.contains_key(&attempt) {
+            self.handle_preview_skip(now, attempt)?;
+        }
+        Ok(Some((attempt, agent)))
+    }
+
+    /// The agent of an offer or claim could not be held (it is not ready any more, e.g.
+    /// an inbound call reached it first): the offer is withdrawn without counting
+    /// anything, its contact is due again at once, and the agent counts as busy until
+    /// its next state change.
+    pub fn handle_hold_refused(
+        &mut self,
+        now: SystemTime,
+        attempt: AttemptId,
+    ) -> Result<(), CampaignError> {
+        let now_ms = unix_ms(now);
+        self.last_now = now_ms;
+        let Some((contact, agent)) = self.offers.remove(&attempt) else {
+            return Err(self.unknown(attempt, "offered"));
+        };
+        self.deadlines.remove(&attempt);
+        self.accepted.retain(|a| *a != attempt);
+        if self.reserved.get(&agent) == Some(&attempt) {
+            self.reserved.remove(&agent);
+        }
+        if let Some(a) = self.agents.get_mut(&agent) {
+            if *a == Availability::Ready {
+                *a = Availability::Busy;
+            }
+        }
+        self.reschedule(contact, now_ms);
         Ok(())
     }
 
@@ -853,6 +958,7 @@ impl Campaign {
         let Some((contact, agent)) = self.offers.remove(&attempt) else {
             return Err(self.unknown(attempt, "offered"));
         };
+        self.deadlines.remove(&attempt);
         self.accepted.retain(|a| *a != attempt);
         self.reserved.remove(&agent);
         let due = unix_ms(now) + self.cfg.retries.no_answer.delay.as_millis() as u64;
@@ -880,7 +986,12 @@ impl Campaign {
         if self.state != RunState::Running || self.in_flight.len() as u32 >= self.cfg.lines {
             return Ok(None);
         }
-        let (contact, agent, attempt) = match self.cfg.mode {
+        let mode = if self.dials_offers() {
+            DialMode::Preview
+        } else {
+            self.cfg.mode
+        };
+        let (contact, agent, attempt) = match mode {
             DialMode::Preview => {
                 let Some(attempt) = self.accepted.pop_front() else {
                     return Ok(None);
@@ -1200,10 +1311,15 @@ impl Campaign {
     /// When to call `poll_dial` next without other input: the next due contact, or
     /// the pacing tick of a running predictive campaign.
     pub fn poll_timeout(&self) -> Option<SystemTime> {
+        let deadline = self.deadlines.values().min().copied();
         if self.state != RunState::Running {
-            return None;
+            return deadline.map(|d| UNIX_EPOCH + Duration::from_millis(d.max(self.last_now)));
         }
         let due = self.schedule.first().map(|(t, _)| *t);
+        let due = match (due, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let tick = (self.cfg.mode == DialMode::Predictive)
             .then(|| self.last_now + PACING_TICK.as_millis() as u64);
         let t = match (due, tick) {

@@ -23,6 +23,8 @@
 //! window = { from = "08:00", to = "21:00", days = "mon-sun" }   # contact's local time (defaults)
 //! ring_timeout_s = 25                 # 15..=120: how long a contact rings (never under 15 s)
 //! lines = 10                          # 1..=1000 dials at once at most (agentless rate)
+//! preview_timeout_s = 30              # 1..=3600 preview: seconds the agent has to accept or
+//!                                     # skip a contact (then skipped, the agent released)
 //! max_attempts = 5                    # 1..=100 dials per contact in all
 //! abandon = { target_percent = 3.0, window = "30d" }   # window "24h" (UK) or "30d" (US)
 //! safe_harbor = "demo-safe-harbor"    # prompt for an abandoned call (company name and a
@@ -189,6 +191,8 @@ pub struct CampaignConfig {
     pub ring_timeout: Duration,
     /// Most dials at once.
     pub lines: u32,
+    /// Preview: how long the agent has to decide on an offer (then it is skipped).
+    pub preview_timeout: Duration,
     /// Most dials per contact.
     pub max_attempts: u32,
     /// Abandoned-call target and window.
@@ -222,6 +226,7 @@ impl CampaignConfig {
             window: CallingWindow::default(),
             ring_timeout: Duration::from_secs(25),
             lines: 10,
+            preview_timeout: Duration::from_secs(30),
             max_attempts: 5,
             pacing: PacingParams::default(),
             retries: Retries::default(),
@@ -246,6 +251,7 @@ const KEYS: &[&str] = &[
     "window",
     "ring_timeout_s",
     "lines",
+    "preview_timeout_s",
     "max_attempts",
     "abandon",
     "retry",
@@ -539,6 +545,13 @@ fn parse_one(
         120,
     )?);
     let lines = cx.int(&k("lines"), t.get("lines"), 10, 1, 1000)? as u32;
+    let preview_timeout = Duration::from_secs(cx.int(
+        &k("preview_timeout_s"),
+        t.get("preview_timeout_s"),
+        30,
+        1,
+        3600,
+    )?);
     let max_attempts = cx.int(&k("max_attempts"), t.get("max_attempts"), 5, 1, 100)? as u32;
 
     let mut pacing = PacingParams::default();
@@ -757,6 +770,7 @@ fn parse_one(
         window,
         ring_timeout,
         lines,
+        preview_timeout,
         max_attempts,
         pacing,
         retries,
@@ -877,6 +891,20 @@ machine = { action = "message", prompt = "vm" }
         assert_eq!(c.amd.unwrap().max_words, 4);
         assert_eq!(c.machine, MachineAction::Message("vm".into()));
         assert_eq!(c.safe_harbor.as_deref(), Some("sh"));
+    }
+
+    #[test]
+    fn preview_timeout_has_a_default_and_bounds() {
+        assert_eq!(
+            parse(MINIMAL).unwrap()[0].preview_timeout,
+            Duration::from_secs(30)
+        );
+        let c = &parse(&format!("{MINIMAL}preview_timeout_s = 2\n")).unwrap()[0];
+        assert_eq!(c.preview_timeout, Duration::from_secs(2));
+        for bad in ["0", "3601", "\"soon\""] {
+            let e = parse(&format!("{MINIMAL}preview_timeout_s = {bad}\n")).unwrap_err();
+            assert_eq!(e.key, "campaigns[0].preview_timeout_s", "{bad}");
+        }
     }
 
     #[test]

@@ -18,14 +18,21 @@
 //! Where a person goes ([`HumanRoute`]): preview and progressive dials go to the agent
 //! the campaign reserved ([`HumanRoute::Agent`]); predictive dials to the campaign's
 //! queue; agentless dials to the configured prompt or flow. With
-//! [`DialerTask::with_holds`] the agent is also held in the ACD from the dial until it
-//! connects or ends (the router offers it no queued call; a call sent to it by name
-//! still reaches it). One race remains: an inbound call offered to the agent just before
-//! the hold arrives (the ACD's state change reaches the dialer after it dialed); the
-//! call side then finds the agent busy and the dial ends as `Abandoned`.
+//! [`DialerTask::with_holds`] the agent is also held in the ACD until the dial connects
+//! or ends (the router offers it no queued call; a call sent to it by name still
+//! reaches it). The hold is a request with an answer ([`CallToAcd::Reserve`]): the
+//! campaign first claims the agent and a contact ([`Campaign::set_claim_first`]), the
+//! ACD grants the hold only to a ready agent, and only then is the contact dialed; a
+//! refused hold (an inbound call was offered to the agent just before) withdraws the
+//! claim without dialing or counting anything ([`Campaign::handle_hold_refused`]).
 //!
-//! Preview: the agent client cannot show a preview offer yet, so the task accepts every
-//! offer at once (the agent still sees the contact's data with the offered call).
+//! Preview (with holds): the agent is held from the moment the contact is shown; the
+//! granted hold delivers [`crate::acd::api::AgentEvent::Preview`] (contact, columns, script, deadline) to
+//! the agent's event stream; the agent answers with [`DialerCommand::PreviewDecision`]
+//! (gRPC `Agent.DecidePreview`): accept dials, skip puts the contact back (after the
+//! `retry.no_answer` delay, no attempt counted) and releases the agent; no answer
+//! within `preview_timeout_s` counts as a skip. Without holds (no ACD) every offer is
+//! accepted at once.
 //!
 //! Store writes (sled, flushed) run under [`tokio::task::block_in_place`] on a
 //! multi-thread runtime, so they never stall the runtime's other tasks.
@@ -45,8 +52,9 @@ use super::dnc::{DncError, DncList};
 use super::originate::{HumanRoute, Originate, OriginateEvent, Originator};
 use super::pacing::DialMode;
 use super::phone::{Country, E164};
-use crate::acd::api::AcdHandle;
+use crate::acd::api::{AcdHandle, CallPreview};
 use crate::acd::config::AcdConfig;
+use crate::acd::task::{CallToAcd, HoldRefused};
 use crate::acd::{AgentState, CallKey};
 use crate::events::{CampaignStats, Event, EventBus};
 use crate::store::Store;
@@ -101,6 +109,17 @@ pub enum DialerError {
     /// The dialer task is not running.
     #[error("the dialer is not running")]
     Stopped,
+    /// No preview offer with this attempt id is pending (decided, timed out, withdrawn).
+    #[error("no preview offer {0} is pending")]
+    NoOffer(AttemptId),
+    /// The preview offer was made to another agent.
+    #[error("preview offer {attempt} was not made to agent {agent}")]
+    NotYours {
+        /// Attempt id.
+        attempt: AttemptId,
+        /// The agent who asked.
+        agent: String,
+    },
 }
 
 /// A campaign's mode and figures.
@@ -215,6 +234,19 @@ pub enum DialerCommand {
         /// Answer.
         reply: Reply<DncChange>,
     },
+    /// A preview agent's decision on an offer ([`crate::acd::api::AgentEvent::Preview`]).
+    PreviewDecision {
+        /// The agent deciding (an offer to another agent is refused).
+        agent: String,
+        /// The campaign, if the caller knows it (else every campaign is searched).
+        campaign: Option<String>,
+        /// The offer's attempt id.
+        attempt: AttemptId,
+        /// True: dial the contact; false: skip it.
+        accept: bool,
+        /// Answer.
+        reply: Reply<()>,
+    },
     /// One page of the do-not-call list.
     ListDnc {
         /// Start after this number (E.164).
@@ -322,6 +354,15 @@ pub fn availability(state: &AgentState) -> Availability {
     }
 }
 
+/// The ACD's answer to a hold request ([`CallToAcd::Reserve`]).
+#[derive(Debug)]
+struct HoldAnswer {
+    campaign: String,
+    attempt: AttemptId,
+    agent: String,
+    result: Result<(), HoldRefused>,
+}
+
 /// A dial event forwarded from one dial's channel.
 #[derive(Debug)]
 struct DialEvent {
@@ -348,6 +389,9 @@ pub struct DialerTask {
     holds: Option<crate::acd::task::AcdCalls>,
     /// Agents held in the ACD per dial in progress.
     held: HashMap<(String, AttemptId), crate::acd::AgentId>,
+    /// Answers to hold requests.
+    hold_tx: mpsc::Sender<HoldAnswer>,
+    hold_rx: mpsc::Receiver<HoldAnswer>,
 }
 
 impl std::fmt::Debug for DialerTask {
@@ -378,6 +422,7 @@ impl DialerTask {
         let now = clock();
         blocking(|| dnc.load_changes(&*store)).map_err(|e| DialerError::Dnc(e.into()))?;
         let (dial_tx, dial_rx) = mpsc::channel(1024);
+        let (hold_tx, hold_rx) = mpsc::channel(256);
         let mut task = DialerTask {
             campaigns: BTreeMap::new(),
             dnc,
@@ -392,6 +437,8 @@ impl DialerTask {
             dial_rx,
             holds: None,
             held: HashMap::new(),
+            hold_tx,
+            hold_rx,
         };
         for cfg in configs {
             let c = blocking(|| Campaign::open(cfg.clone(), task.store.clone(), now))?;
@@ -487,6 +534,7 @@ impl DialerTask {
                     None => break,
                 },
                 Some(d) = self.dial_rx.recv() => self.handle_dial(d),
+                Some(h) = self.hold_rx.recv() => self.handle_hold(h),
                 e = events.recv() => match e {
                     Ok(ev) => self.handle_bus(&ev.event).await,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -524,22 +572,54 @@ impl DialerTask {
             let Some(c) = self.campaigns.get_mut(&name) else {
                 continue;
             };
-            if c.config().mode == DialMode::Preview {
-                // No preview screen in the agent client yet: accept every offer.
-                loop {
-                    match blocking(|| c.poll_preview(now, &self.dnc)) {
-                        Ok(Some(offer)) => {
-                            info!(campaign = %name, agent = %offer.agent, attempt = offer.attempt, "preview offer accepted (auto)");
-                            let _ = c.handle_preview_accept(offer.attempt);
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            warn!(campaign = %name, error = %e, "preview failed");
-                            break;
-                        }
+            // With holds, preview offers and progressive dials are claimed first and
+            // go out once the ACD holds the agent.
+            c.set_claim_first(self.holds.is_some());
+            let mut claims = Vec::new();
+            loop {
+                match blocking(|| c.poll_preview(now, &self.dnc)) {
+                    Ok(Some(offer)) if self.holds.is_some() => claims.push(offer),
+                    Ok(Some(offer)) => {
+                        // No ACD to show the offer: accept it at once.
+                        info!(campaign = %name, agent = %offer.agent, attempt = offer.attempt, "preview offer accepted (auto)");
+                        let _ = c.handle_preview_accept(offer.attempt);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(campaign = %name, error = %e, "preview failed");
+                        break;
                     }
                 }
             }
+            loop {
+                match blocking(|| c.poll_preview_timeout(now)) {
+                    Ok(Some((attempt, agent))) => {
+                        info!(campaign = %name, attempt, agent = %agent, "preview offer timed out: skipped, agent released")
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        warn!(campaign = %name, error = %e, "preview timeout not recorded");
+                        break;
+                    }
+                }
+            }
+            // Release the holds of offers that ended (skipped, timed out, withdrawn)
+            // before asking new ones: the ACD holds an agent once.
+            let ended: Vec<AttemptId> = self
+                .held
+                .keys()
+                .filter(|(n, a)| *n == name && !c.is_live(*a))
+                .map(|(_, a)| *a)
+                .collect();
+            for attempt in ended {
+                hold(&self.holds, &mut self.held, &name, attempt, None);
+            }
+            for offer in claims {
+                self.request_hold(&name, offer);
+            }
+            let Some(c) = self.campaigns.get_mut(&name) else {
+                continue;
+            };
             loop {
                 match blocking(|| c.poll_dial(now, &self.dnc)) {
                     Ok(Some(req)) => {
@@ -547,7 +627,10 @@ impl DialerTask {
                         let attempt = dial.request.attempt;
                         info!(campaign = %name, attempt, agent = ?dial.request.agent, "dialing");
                         if let Some(agent) = dial.request.agent.as_deref() {
-                            hold(&self.holds, &mut self.held, &name, attempt, Some(agent));
+                            // Claimed dials were held before; others hold now.
+                            if !self.held.contains_key(&(name.clone(), attempt)) {
+                                hold(&self.holds, &mut self.held, &name, attempt, Some(agent));
+                            }
                         }
                         let rx = self.originator.originate(dial);
                         tokio::spawn(forward(name.clone(), attempt, rx, self.dial_tx.clone()));
@@ -652,6 +735,15 @@ impl DialerTask {
             } => {
                 let _ = reply.send(self.change_dnc(&numbers, &country, false));
             }
+            DialerCommand::PreviewDecision {
+                agent,
+                campaign,
+                attempt,
+                accept,
+                reply,
+            } => {
+                let _ = reply.send(self.decide(now, &agent, campaign.as_deref(), attempt, accept));
+            }
             DialerCommand::ListDnc {
                 after,
                 limit,
@@ -675,6 +767,134 @@ impl DialerTask {
                 let _ = reply.send(r);
             }
         }
+    }
+
+    /// Asks the ACD to hold a claimed offer's agent; the answer comes back as a
+    /// [`HoldAnswer`] (preview offers are shown to the agent when the hold is granted).
+    fn request_hold(&mut self, name: &str, offer: super::campaign::PreviewOffer) {
+        let Some(c) = self.campaigns.get_mut(name) else {
+            return;
+        };
+        let preview = (c.config().mode == DialMode::Preview).then(|| {
+            let mut columns = offer.variables.clone();
+            let script = columns.remove("script").unwrap_or_default();
+            CallPreview {
+                campaign: name.to_string(),
+                attempt: offer.attempt,
+                number: offer.number.to_string(),
+                name: columns.get("contact_name").cloned().unwrap_or_default(),
+                columns,
+                script,
+                deadline: c.config().preview_timeout,
+            }
+        });
+        let (reply, answer) = oneshot::channel();
+        let sent = self.holds.as_ref().is_some_and(|calls| {
+            calls.send(CallToAcd::Reserve {
+                agent: offer.agent.as_str().into(),
+                preview,
+                reply,
+            })
+        });
+        let mut ans = HoldAnswer {
+            campaign: name.to_string(),
+            attempt: offer.attempt,
+            agent: offer.agent,
+            result: Err(HoldRefused::UnknownAgent(
+                "(the ACD did not take the request)".into(),
+            )),
+        };
+        if !sent {
+            self.handle_hold(ans);
+            return;
+        }
+        let tx = self.hold_tx.clone();
+        tokio::spawn(async move {
+            if let Ok(r) = answer.await {
+                ans.result = r;
+            }
+            let _ = tx.send(ans).await;
+        });
+    }
+
+    /// The ACD's answer to a hold request.
+    fn handle_hold(&mut self, h: HoldAnswer) {
+        let now = (self.clock)();
+        let key = (h.campaign.clone(), h.attempt);
+        let Some(c) = self.campaigns.get_mut(&h.campaign) else {
+            return;
+        };
+        let still = c.offer_agent(h.attempt) == Some(h.agent.as_str());
+        match h.result {
+            Ok(()) if still => {
+                self.held.insert(key, h.agent.as_str().into());
+                if c.config().mode == DialMode::Preview {
+                    info!(campaign = %h.campaign, attempt = h.attempt, agent = %h.agent, "preview offer shown; agent held");
+                } else if let Err(e) = c.handle_preview_accept(h.attempt) {
+                    warn!(campaign = %h.campaign, attempt = h.attempt, error = %e, "claim lost");
+                }
+            }
+            Ok(()) => {
+                // The offer ended while the hold was on its way: release at once.
+                self.held.insert(key.clone(), h.agent.as_str().into());
+                hold(&self.holds, &mut self.held, &key.0, key.1, None);
+            }
+            Err(e) => {
+                info!(campaign = %h.campaign, attempt = h.attempt, agent = %h.agent, reason = %e, "agent hold refused: not dialing");
+                if still {
+                    if let Err(e) = c.handle_hold_refused(now, h.attempt) {
+                        warn!(campaign = %h.campaign, attempt = h.attempt, error = %e, "claim not withdrawn");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A preview agent's decision (see [`DialerCommand::PreviewDecision`]).
+    fn decide(
+        &mut self,
+        now: SystemTime,
+        agent: &str,
+        campaign: Option<&str>,
+        attempt: AttemptId,
+        accept: bool,
+    ) -> Result<(), DialerError> {
+        let mut other = false;
+        let mut found = None;
+        for (name, c) in &self.campaigns {
+            if campaign.is_some_and(|n| n != name) || c.config().mode != DialMode::Preview {
+                continue;
+            }
+            match c.offer_agent(attempt) {
+                // Shown only once held: an offer whose hold is on its way is not
+                // pending yet.
+                Some(a) if a == agent && self.held.contains_key(&(name.clone(), attempt)) => {
+                    found = Some(name.clone());
+                    break;
+                }
+                Some(a) if a != agent => other = true,
+                _ => {}
+            }
+        }
+        let Some(name) = found else {
+            return Err(if other {
+                DialerError::NotYours {
+                    attempt,
+                    agent: agent.to_string(),
+                }
+            } else {
+                DialerError::NoOffer(attempt)
+            });
+        };
+        let c = self.campaign(&name)?;
+        if accept {
+            c.handle_preview_accept(attempt)?;
+            info!(campaign = %name, attempt, agent, "preview accepted: dialing");
+        } else {
+            blocking(|| c.handle_preview_skip(now, attempt))?;
+            info!(campaign = %name, attempt, agent, "preview skipped");
+        }
+        Ok(())
     }
 
     fn create(&mut self, table: toml::Table, now: SystemTime) -> Result<CampaignInfo, DialerError> {
@@ -867,7 +1087,7 @@ fn hold(
             None => return,
         },
     };
-    if !calls.send(crate::acd::task::CallToAcd::Hold {
+    if !calls.send(CallToAcd::Hold {
         agent: agent.clone(),
         hold,
     }) {

@@ -389,6 +389,83 @@ fn preview_shows_the_contact_and_the_agent_starts_the_call() {
 }
 
 #[test]
+fn an_undecided_preview_offer_times_out_as_a_skip_and_frees_the_agent() {
+    let mut cfg = config(DialMode::Preview);
+    cfg.preview_timeout = Duration::from_secs(20);
+    let mut f = fixture(cfg, numbers(2));
+    f.c.handle_agents(t0(), &ready(&["alice"]));
+    f.c.start(t0()).unwrap();
+    let offer = f.c.poll_preview(t0(), &f.dnc).unwrap().unwrap();
+    assert_eq!(f.c.offer_agent(offer.attempt), Some("alice"));
+    assert!(f.c.is_live(offer.attempt));
+    // The deadline is a timer of the campaign.
+    assert!(f.c.poll_timeout().is_some_and(|t| t <= at(20)));
+    assert_eq!(f.c.poll_preview_timeout(at(19)).unwrap(), None, "not yet");
+    assert_eq!(
+        f.c.poll_preview_timeout(at(20)).unwrap(),
+        Some((offer.attempt, "alice".to_string()))
+    );
+    assert_eq!(f.c.poll_preview_timeout(at(20)).unwrap(), None, "once");
+    assert!(!f.c.is_live(offer.attempt));
+    assert_eq!(f.c.offer_agent(offer.attempt), None);
+    assert!(
+        f.c.handle_preview_accept(offer.attempt).is_err(),
+        "a late accept is refused"
+    );
+    // Nothing was dialed or counted; the contact waits for the no-answer delay and
+    // alice gets the other contact.
+    let fig = f.c.figures();
+    assert_eq!((fig.dialed, fig.contacts_left), (0, 2));
+    let next = f.c.poll_preview(at(20), &f.dnc).unwrap().unwrap();
+    assert_ne!(next.contact, offer.contact);
+    assert_eq!(
+        f.c.contact(offer.contact).unwrap().next_at_ms,
+        Some(unix_ms(at(20) + f.c.config().retries.no_answer.delay))
+    );
+    // An accepted offer has no deadline any more.
+    f.c.handle_preview_accept(next.attempt).unwrap();
+    assert_eq!(f.c.poll_preview_timeout(at(3600)).unwrap(), None);
+    assert_eq!(f.dial_all(at(3600)).len(), 1);
+}
+
+#[test]
+fn a_refused_hold_withdraws_the_claim_without_dialing_or_counting() {
+    let mut f = fixture(config(DialMode::Progressive), numbers(2));
+    f.c.set_claim_first(true);
+    f.c.handle_agents(t0(), &ready(&["alice", "bob"]));
+    f.c.start(t0()).unwrap();
+    assert!(
+        f.dial_all(t0()).is_empty(),
+        "claimed dials wait for the hold"
+    );
+    let a = f.c.poll_preview(t0(), &f.dnc).unwrap().unwrap();
+    let b = f.c.poll_preview(t0(), &f.dnc).unwrap().unwrap();
+    assert!(f.c.poll_preview(t0(), &f.dnc).unwrap().is_none());
+    assert_eq!(f.c.poll_timeout(), None, "a claim has no deadline");
+    // The ACD refuses the hold of a's agent (an inbound call took it just before).
+    f.c.handle_hold_refused(at(1), a.attempt).unwrap();
+    assert!(!f.c.is_live(a.attempt));
+    assert!(f.c.handle_hold_refused(at(1), a.attempt).is_err());
+    assert!(f.dial_all(at(1)).is_empty());
+    let fig = f.c.figures();
+    assert_eq!((fig.dialed, fig.in_flight, fig.contacts_left), (0, 0, 2));
+    assert_eq!(f.c.contact(a.contact).unwrap().attempts, 0);
+    assert!(
+        f.c.poll_preview(at(1), &f.dnc).unwrap().is_none(),
+        "that agent is busy until its next state change"
+    );
+    // b's hold is granted: its dial goes out.
+    f.c.handle_preview_accept(b.attempt).unwrap();
+    let d = f.dial_all(at(1));
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].attempt, b.attempt);
+    // a's agent is ready again: the withdrawn contact is due at once.
+    f.c.handle_agent(at(2), &ready(&[&a.agent])[0]);
+    let again = f.c.poll_preview(at(2), &f.dnc).unwrap().unwrap();
+    assert_eq!(again.contact, a.contact);
+}
+
+#[test]
 fn agentless_dials_up_to_its_lines() {
     let mut cfg = config(DialMode::Agentless);
     cfg.lines = 2;

@@ -587,3 +587,195 @@ fn routes_follow_the_mode() {
         Availability::Away
     );
 }
+
+/// A preview campaign (`preview_timeout_s = 5`).
+fn preview_campaign() -> Arc<CampaignConfig> {
+    let mut cfg = (*campaign("preview_timeout_s = 5\nscript = \"Hello {contact_name}\"")).clone();
+    cfg.mode = DialMode::Preview;
+    Arc::new(cfg)
+}
+
+impl World {
+    /// Alice's ACD event stream, drained of what is buffered.
+    async fn events_of(&self, agent: &str) -> broadcast::Receiver<crate::acd::api::AgentEvent> {
+        let a: crate::acd::AgentId = agent.into();
+        let mut rx = self
+            .acd
+            .ask(|reply| AcdCommand::Subscribe { agent: a, reply })
+            .await
+            .unwrap();
+        while rx.try_recv().is_ok() {}
+        rx
+    }
+
+    async fn decide(
+        &self,
+        agent: &str,
+        attempt: AttemptId,
+        accept: bool,
+    ) -> Result<(), DialerError> {
+        let agent = agent.to_string();
+        let r = self
+            .dialer
+            .ask(|reply| DialerCommand::PreviewDecision {
+                agent,
+                campaign: None,
+                attempt,
+                accept,
+                reply,
+            })
+            .await;
+        settle().await;
+        r
+    }
+
+    /// An inbound caller for sales; its ACD answers.
+    fn inbound(&self, call: CallKey) -> mpsc::Receiver<crate::acd::task::AcdToCall> {
+        let (tx, rx) = mpsc::channel(16);
+        assert!(self._calls.send(CallToAcd::Queue {
+            call,
+            queue: "sales".into(),
+            priority: 0,
+            requirements: Vec::new(),
+            caller_number: "555".into(),
+            caller_name: String::new(),
+            data: Default::default(),
+            tx,
+        }));
+        rx
+    }
+}
+
+/// The previews among the events received so far.
+fn previews(rx: &mut broadcast::Receiver<crate::acd::api::AgentEvent>) -> Vec<CallPreview> {
+    let mut out = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let crate::acd::api::AgentEvent::Preview(p) = e {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn preview_offers_reach_the_agent_held_and_its_decision_dials_skips_or_times_out() {
+    use crate::acd::task::AcdToCall;
+    let w = world(preview_campaign(), "", monday(10, 0)).await;
+    w.load("phone,name,plan\n601000001,Ann,gold\n601000002,Ben,silver\n601000003,Cy,gold\n")
+        .await;
+    w.control(Control::Start).await.unwrap();
+    let mut ev = w.events_of("alice").await;
+    w.ready("alice").await;
+    settle().await;
+    let p = previews(&mut ev);
+    assert_eq!(p.len(), 1, "{p:?}");
+    let first = p[0].clone();
+    assert_eq!(first.campaign, "demo");
+    assert_eq!(first.number, "+48601000001");
+    assert_eq!(first.name, "Ann");
+    assert_eq!(first.columns.get("plan").map(String::as_str), Some("gold"));
+    assert_eq!(first.script, "Hello {contact_name}");
+    assert!(!first.columns.contains_key("script"));
+    assert_eq!(first.deadline, Duration::from_secs(5));
+    assert_eq!(w.fake.count(), 0, "preview never dials before the decision");
+
+    // Held from the offer: an inbound caller is not offered to alice.
+    let mut inbound = w.inbound(900);
+    settle().await;
+    assert!(inbound.try_recv().is_err(), "alice is held for the preview");
+    assert!(w._calls.send(CallToAcd::Left {
+        call: 900,
+        exit_key: false
+    }));
+    settle().await;
+
+    // Only alice decides, only on a pending offer.
+    assert!(matches!(
+        w.decide("bob", first.attempt, true).await,
+        Err(DialerError::NotYours { .. })
+    ));
+    assert!(matches!(
+        w.decide("alice", 999, true).await,
+        Err(DialerError::NoOffer(999))
+    ));
+
+    // Skip: not dialed; alice is released and shown the next contact.
+    w.decide("alice", first.attempt, false).await.unwrap();
+    assert!(matches!(
+        w.decide("alice", first.attempt, true).await,
+        Err(DialerError::NoOffer(_))
+    ));
+    assert_eq!(w.fake.count(), 0);
+    let p = previews(&mut ev);
+    assert_eq!(p.len(), 1, "{p:?}");
+    let second = p[0].clone();
+    assert_eq!(second.number, "+48601000002");
+
+    // Accept: dialed to alice.
+    w.decide("alice", second.attempt, true).await.unwrap();
+    assert_eq!(w.fake.count(), 1);
+    let (d, _) = w.fake.dial(0);
+    assert_eq!(d.request.number.to_string(), "+48601000002");
+    assert_eq!(d.request.attempt, second.attempt);
+    assert_eq!(d.on_human, HumanRoute::Agent("alice".into()));
+    w.finish(0, CallResult::NoAnswer).await;
+
+    // The third offer is left alone: after 5 s it counts as skipped, alice is released
+    // (an inbound caller reaches her) and nothing was dialed for it.
+    let p = previews(&mut ev);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].number, "+48601000003");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    settle().await;
+    assert_eq!(w.fake.count(), 1, "a timed-out offer is not dialed");
+    assert!(matches!(
+        w.decide("alice", p[0].attempt, true).await,
+        Err(DialerError::NoOffer(_))
+    ));
+    let mut inbound = w.inbound(901);
+    settle().await;
+    match inbound.try_recv() {
+        Ok(AcdToCall::Ring { agent, .. }) => assert_eq!(&*agent, "alice"),
+        other => panic!("expected a ring for alice, got {other:?}"),
+    }
+    let f = w.status().await;
+    assert_eq!((f.dialed, f.no_answer, f.contacts_left), (1, 1, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_agent_hold_dials_nothing_and_counts_nothing() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    w.load(CSV).await;
+    w.ready("alice").await;
+    settle().await;
+    // Something else holds alice in the ACD (as an inbound offer would make her not
+    // ready) when the dialer asks: its hold is refused.
+    let (reply, answer) = oneshot::channel();
+    assert!(w._calls.send(CallToAcd::Reserve {
+        agent: "alice".into(),
+        preview: None,
+        reply,
+    }));
+    assert_eq!(answer.await.unwrap(), Ok(()));
+    w.control(Control::Start).await.unwrap();
+    settle().await;
+    assert_eq!(w.fake.count(), 0, "alice could not be held: no dial");
+    let f = w.status().await;
+    assert_eq!((f.dialed, f.in_flight, f.contacts_left), (0, 0, 3));
+    // Released, and her next state change makes her available again: dialed then.
+    assert!(w._calls.send(CallToAcd::Hold {
+        agent: "alice".into(),
+        hold: false,
+    }));
+    w.not_ready("alice").await;
+    w.acd
+        .ask(|reply| AcdCommand::SetReady {
+            agent: "alice".into(),
+            reply,
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(w.fake.count(), 1);
+    assert_eq!(w.fake.dial(0).0.on_human, HumanRoute::Agent("alice".into()));
+}
