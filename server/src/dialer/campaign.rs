@@ -271,6 +271,9 @@ struct Entry {
 #[derive(Debug, Clone)]
 struct InFlight {
     rec: AttemptRecord,
+    /// No agent is wanted for it any more (connected to its agent, or a machine): the
+    /// pacer no longer counts it as a call that may still bring a person.
+    settled: bool,
 }
 
 /// One campaign.
@@ -920,7 +923,7 @@ impl Campaign {
                         .values()
                         .filter(|a| **a == Availability::Busy)
                         .count() as u32,
-                    in_flight: self.in_flight.len() as u32,
+                    in_flight: self.in_flight.values().filter(|f| !f.settled).count() as u32,
                     waiting: 0,
                 };
                 if self.pacer.dials(now_ms, DialMode::Predictive, input) == 0 {
@@ -985,7 +988,13 @@ impl Campaign {
         )?;
         self.save_contact(contact)?;
         self.save_state()?;
-        self.in_flight.insert(attempt, InFlight { rec });
+        self.in_flight.insert(
+            attempt,
+            InFlight {
+                rec,
+                settled: false,
+            },
+        );
         self.figures.dialed += 1;
         self.figures_dirty = true;
         Ok(Some(request))
@@ -1006,7 +1015,7 @@ impl Campaign {
     ) -> Result<Outcome, CampaignError> {
         let now_ms = unix_ms(now);
         self.last_now = now_ms;
-        let Some(InFlight { mut rec }) = self.in_flight.remove(&attempt) else {
+        let Some(InFlight { mut rec, .. }) = self.in_flight.remove(&attempt) else {
             return Err(self.unknown(attempt, "in progress"));
         };
         if let Some(a) = &rec.reserved_agent {
@@ -1100,6 +1109,16 @@ impl Campaign {
         self.store.flush()?;
         self.check_finished();
         Ok(outcome)
+    }
+
+    /// A dial in progress needs no agent any more: its person is talking to an agent, or
+    /// a machine answered. Predictive pacing then stops counting it among the calls in
+    /// flight that may still bring a person (the agent it took counts as busy); it still
+    /// holds a line until [`Campaign::handle_result`].
+    pub fn handle_settled(&mut self, attempt: AttemptId) {
+        if let Some(f) = self.in_flight.get_mut(&attempt) {
+            f.settled = true;
+        }
     }
 
     fn stored_attempt(&self, attempt: AttemptId) -> Result<AttemptRecord, CampaignError> {
