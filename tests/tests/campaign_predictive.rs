@@ -11,14 +11,17 @@
 //! status`; tcpdump records the RTP both SIPps receive and send, split per call by
 //! caruso's RTP port (in the SDP of each INVITE the SIPps logged).
 //!
-//! Phases (the contacts are dialed in list order): five special contacts (two machines,
-//! two busy lines, one that rings out), then ten persons. Until persons have been
-//! answered the abandoned-call window has no room (target 10 %: the tenth person answered
-//! makes room for one abandon), so the pacer dials only for ready agents and nobody is
-//! abandoned. Then seven more persons: the pacer over-dials (more dials than ready
-//! agents; every one of them is a person here), the persons without an agent within 2 s
-//! hear the safe-harbor prompt and are counted abandoned, and from the moment the first
-//! abandon is recorded the window has no room any more: every later dial has its agent.
+//! Phase 1: five special contacts (two machines, two busy lines, one that rings out) and
+//! ten persons. Until ten persons have been answered the abandoned-call window has no
+//! room (target 10 %: the tenth person makes room for one abandon), so the pacer dials
+//! only for ready agents and nobody is abandoned; the campaign finishes.
+//!
+//! Phase 2: seven more persons are loaded (the campaign runs again) while the three
+//! agents are ready: the pacer over-dials (more dials at once than ready agents; every
+//! one is a person here), the persons without an agent within 2 s hear the safe-harbor
+//! prompt and are counted abandoned (their agents' calls last 17 s, past that count).
+//! Once an abandon is recorded the window has no room any more: every later dial waits
+//! for a ready agent and has it.
 
 use caruso_e2e::acd::{self, register_phone, registered_agent, run_dir, sipp_messages};
 use caruso_e2e::audio::*;
@@ -50,7 +53,7 @@ const PHASE1: [&str; 10] = [
     "601000015",
     "601000016",
 ];
-/// Persons of the second phase ("6010009": their agents talk 14 s).
+/// Persons of the second phase (the agent phone talks 17 s to 60100090[4-8]).
 const PHASE2: [&str; 7] = [
     "601000904",
     "601000905",
@@ -238,15 +241,22 @@ fn a_predictive_campaign_leaves_machine_messages_reaches_persons_and_abandons_ov
     for (_, user) in AGENTS {
         register_phone(&server, phone_port, user, &format!("pw-{user}"));
     }
-    let csv = server.dir().join("ahead.csv");
-    let mut text = String::from("phone,name\n");
-    for (i, n) in SPECIAL.iter().chain(&PHASE1).chain(&PHASE2).enumerate() {
-        text.push_str(&format!("{n},Contact {i}\n"));
-    }
-    std::fs::write(&csv, text).unwrap();
+    let load = |name: &str, numbers: &[&str]| {
+        let csv = server.dir().join(name);
+        let mut text = String::from("phone,name\n");
+        for n in numbers {
+            text.push_str(&format!("{n},Contact {n}\n"));
+        }
+        std::fs::write(&csv, text).unwrap();
+        let loaded = campaign(&server, &["load", "ahead", csv.to_str().unwrap()]);
+        assert!(
+            loaded.contains(&format!("added: {}", numbers.len())),
+            "{loaded}"
+        );
+    };
+    let first: Vec<&str> = SPECIAL.iter().chain(&PHASE1).copied().collect();
+    load("phase1.csv", &first);
     let all = SPECIAL.len() + PHASE1.len() + PHASE2.len();
-    let loaded = campaign(&server, &["load", "ahead", csv.to_str().unwrap()]);
-    assert!(loaded.contains(&format!("added: {all}")), "{loaded}");
 
     let contacts = Sipp::new(&server, "campaign_predictive_contact.xml")
         .local_port(contact_port)
@@ -277,14 +287,41 @@ fn a_predictive_campaign_leaves_machine_messages_reaches_persons_and_abandons_ov
         campaign(&server, &["start", "ahead"]).trim(),
         "state: running"
     );
-    let deadline = started + Duration::from_secs(100);
-    let status = loop {
-        let s = campaign(&server, &["status", "ahead"]);
-        if value(&s, "state").as_deref() == Some("finished") || Instant::now() >= deadline {
-            break s;
+    let finished = |limit: Duration| {
+        let deadline = Instant::now() + limit;
+        loop {
+            let s = campaign(&server, &["status", "ahead"]);
+            if value(&s, "state").as_deref() == Some("finished") || Instant::now() >= deadline {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
-        std::thread::sleep(Duration::from_millis(500));
     };
+
+    // Phase 1: no room in the window, no abandon.
+    let status1 = finished(Duration::from_secs(50));
+    let phase1_took = started.elapsed();
+    let ctx1 = format!("{status1}\n--- server log ---\n{}", server.log_tail(60));
+    assert_eq!(
+        value(&status1, "state").as_deref(),
+        Some("finished"),
+        "{ctx1}"
+    );
+    assert_eq!(number(&status1, "human"), PHASE1.len() as u64, "{ctx1}");
+    assert_eq!(number(&status1, "abandoned"), 0, "{ctx1}");
+
+    // Phase 2: the agents are ready; the new contacts make the campaign run again.
+    for (id, _) in AGENTS {
+        let st = acd::wait_state(
+            &server,
+            &format!("tok-{id}"),
+            "ready",
+            Duration::from_secs(10),
+        );
+        assert_eq!(acd::field(&st, "state").as_deref(), Some("ready"), "{st}");
+    }
+    load("phase2.csv", &PHASE2);
+    let status = finished(Duration::from_secs(60));
     let took = started.elapsed();
     let contacts = contacts.join().expect("contacts thread");
     acd::sipp_quit(phone_control);
@@ -293,7 +330,7 @@ fn a_predictive_campaign_leaves_machine_messages_reaches_persons_and_abandons_ov
     let (contact_rtp, phone_rtp) = (cap_contacts.finish(), cap_phones.finish());
     let log = server.log_tail(100_000);
     let ctx = format!(
-        "after {took:.1?}\n{status}\n--- contacts ---\n{contacts}\n--- phones ---\n{phones}\n--- server log (tail) ---\n{}",
+        "after {took:.1?} (phase 1: {phase1_took:.1?})\n{status}\n--- contacts ---\n{contacts}\n--- phones ---\n{phones}\n--- server log (tail) ---\n{}",
         server.log_tail(80)
     );
 
@@ -474,6 +511,31 @@ fn a_predictive_campaign_leaves_machine_messages_reaches_persons_and_abandons_ov
         );
     }
 
+    // The over-dial: the contacts' side got more INVITEs of phase 2 within 2 s of the
+    // first one (before any of them could have ended) than there were ready agents.
+    let invites2: Vec<(f64, String)> = sipp_messages(&run_dir(
+        &server,
+        "campaign_predictive_contact.xml",
+        contact_port,
+    ))
+    .into_iter()
+    .filter(|m| m.received && m.is_request("INVITE"))
+    .filter(|m| PHASE2.iter().any(|n| m.start.contains(n)))
+    .filter_map(|m| Some((m.at, m.header("Call-ID")?.to_owned())))
+    .collect();
+    let first2 = invites2.iter().map(|(t, _)| *t).fold(f64::MAX, f64::min);
+    let burst = invites2
+        .iter()
+        .filter(|(t, _)| *t < first2 + 2.0)
+        .map(|(_, c)| c.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert!(
+        burst > AGENTS.len(),
+        "{burst} dials at once for {} ready agents\n{ctx}",
+        AGENTS.len()
+    );
+
     // The dialer slows down: once an abandon is recorded, the window has no room and no
     // dial placed afterwards is abandoned.
     let lines: Vec<&str> = log.lines().collect();
@@ -487,6 +549,10 @@ fn a_predictive_campaign_leaves_machine_messages_reaches_persons_and_abandons_ov
         .filter_map(|l| contact_legs.iter().find(|c| l.contains(&c.call_id)))
         .map(|c| c.call_id.as_str())
         .collect();
+    assert!(
+        !later.is_empty(),
+        "the remaining persons were dialed after an abandon was recorded\n{ctx}"
+    );
     for call_id in &later {
         assert!(
             !left.iter().any(|l| l.call_id == *call_id),
@@ -494,7 +560,8 @@ fn a_predictive_campaign_leaves_machine_messages_reaches_persons_and_abandons_ov
         );
     }
     eprintln!(
-        "predictive: {human} reached, {abandoned} abandoned ({rate:.2} %), {} dials after the first abandon was recorded; finished after {took:.1?}",
+        "predictive: {human} reached, {abandoned} abandoned ({rate:.2} %), {burst} dials at once for {} agents, {} dials after the first abandon was recorded; phase 1 {phase1_took:.1?}, finished after {took:.1?}",
+        AGENTS.len(),
         later.len()
     );
 }
