@@ -4,8 +4,10 @@
 //! - inputs: [`Campaign::load_contacts`], [`Campaign::start`] / [`Campaign::pause`] /
 //!   [`Campaign::resume`] / [`Campaign::stop`], [`Campaign::handle_agents`] (a snapshot
 //!   of the queue's agents from the ACD) or [`Campaign::handle_agent`] (one agent),
-//!   [`Campaign::handle_result`] (how a dial ended), [`Campaign::handle_disposition`]
-//!   (the agent's wrap-up), [`Campaign::handle_false_positive`], and for preview
+//!   [`Campaign::handle_settled`] (a dial in progress needs no agent any more: connected,
+//!   or a machine), [`Campaign::handle_result`] (how a dial ended),
+//!   [`Campaign::handle_disposition`] (the agent's wrap-up),
+//!   [`Campaign::handle_false_positive`], and for preview
 //!   campaigns [`Campaign::handle_preview_accept`] / [`Campaign::handle_preview_skip`];
 //! - outputs: [`Campaign::poll_dial`] (the next call to place, until `None`),
 //!   [`Campaign::poll_preview`] (preview: a contact to show to a ready agent),
