@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 const AGENTS: [(&str, &str); 3] = [("alice", "2001"), ("bob", "2002"), ("carol", "2003")];
 
-/// The special contacts (number, what it is), dialed first.
+/// The special contacts, dialed first (what each is: by its last digit).
 const SPECIAL: [&str; 5] = [
     "601000003", // a machine
     "601000011", // busy
