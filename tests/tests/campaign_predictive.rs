@@ -19,9 +19,9 @@
 //! Phase 2: seven more persons are loaded (the campaign runs again) while the three
 //! agents are ready: the pacer over-dials (more dials at once than ready agents; every
 //! one is a person here), the persons without an agent within 2 s hear the safe-harbor
-//! prompt and are counted abandoned (their agents' calls last 17 s, past that count).
-//! Once an abandon is recorded the window has no room any more: every later dial waits
-//! for a ready agent and has it.
+//! prompt and are counted abandoned (in the pacing window as soon as they are left, not
+//! when the prompt ends; their agents' calls last 17 s). Once an abandon is counted the
+//! window has no room any more: every later dial waits for a ready agent and has it.
 
 use caruso_e2e::acd::{self, register_phone, registered_agent, run_dir, sipp_messages};
 use caruso_e2e::audio::*;
@@ -541,7 +541,10 @@ fn a_predictive_campaign_leaves_machine_messages_reaches_persons_and_abandons_ov
     let lines: Vec<&str> = log.lines().collect();
     let first_recorded = lines
         .iter()
-        .position(|l| l.contains("dial ended") && l.contains("Abandoned"))
+        .position(|l| {
+            l.contains("person abandoned: counted in the window now")
+                || (l.contains("dial ended") && l.contains("Abandoned"))
+        })
         .unwrap_or_else(|| panic!("no abandon recorded\n{ctx}"));
     let later: Vec<&str> = lines[first_recorded..]
         .iter()

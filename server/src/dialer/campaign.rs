@@ -5,7 +5,8 @@
 //!   [`Campaign::resume`] / [`Campaign::stop`], [`Campaign::handle_agents`] (a snapshot
 //!   of the queue's agents from the ACD) or [`Campaign::handle_agent`] (one agent),
 //!   [`Campaign::handle_settled`] (a dial in progress needs no agent any more: connected,
-//!   or a machine), [`Campaign::handle_result`] (how a dial ended),
+//!   or a machine), [`Campaign::handle_abandoning`] (a person left without an agent,
+//!   before the call ends), [`Campaign::handle_result`] (how a dial ended),
 //!   [`Campaign::handle_disposition`] (the agent's wrap-up),
 //!   [`Campaign::handle_false_positive`], and for preview
 //!   campaigns [`Campaign::handle_preview_accept`] / [`Campaign::handle_preview_skip`];
@@ -276,6 +277,8 @@ struct InFlight {
     /// No agent is wanted for it any more (connected to its agent, or a machine): the
     /// pacer no longer counts it as a call that may still bring a person.
     settled: bool,
+    /// Its abandon is in the pacing window already ([`Campaign::handle_abandoning`]).
+    abandon_counted: bool,
 }
 
 /// One campaign.
@@ -995,6 +998,7 @@ impl Campaign {
             InFlight {
                 rec,
                 settled: false,
+                abandon_counted: false,
             },
         );
         self.figures.dialed += 1;
@@ -1017,7 +1021,12 @@ impl Campaign {
     ) -> Result<Outcome, CampaignError> {
         let now_ms = unix_ms(now);
         self.last_now = now_ms;
-        let Some(InFlight { mut rec, .. }) = self.in_flight.remove(&attempt) else {
+        let Some(InFlight {
+            mut rec,
+            abandon_counted,
+            ..
+        }) = self.in_flight.remove(&attempt)
+        else {
             return Err(self.unknown(attempt, "in progress"));
         };
         if let Some(a) = &rec.reserved_agent {
@@ -1051,7 +1060,9 @@ impl Campaign {
             CallResult::NoAnswer => (Outcome::NoAnswer, Resolution::NoPerson),
             CallResult::Failed { .. } => (Outcome::Failed, Resolution::NoPerson),
         };
-        if self.cfg.mode != DialMode::Agentless {
+        // An abandon counted when it happened is not counted again.
+        let counted = abandon_counted && outcome == Outcome::Abandoned;
+        if self.cfg.mode != DialMode::Agentless && !counted {
             self.pacer.handle_resolution(now_ms, resolution);
         }
         rec.outcome = Some(outcome);
@@ -1121,6 +1132,29 @@ impl Campaign {
         if let Some(f) = self.in_flight.get_mut(&attempt) {
             f.settled = true;
         }
+    }
+
+    /// A dial in progress abandoned its person (no agent within 2 s; the safe-harbor
+    /// prompt plays and [`Campaign::handle_result`] follows when the call ends): the
+    /// abandon counts in the pacing window now, so the pacer does not dial on a window
+    /// that misses it for the length of the prompt.
+    pub fn handle_abandoning(&mut self, now: SystemTime, attempt: AttemptId) {
+        let now_ms = unix_ms(now);
+        let Some(f) = self.in_flight.get_mut(&attempt) else {
+            return;
+        };
+        if f.abandon_counted {
+            return;
+        }
+        f.abandon_counted = true;
+        f.settled = true;
+        let after = Duration::from_millis(now_ms.saturating_sub(f.rec.dialed_ms));
+        self.last_now = self.last_now.max(now_ms);
+        if self.cfg.mode != DialMode::Agentless {
+            self.pacer
+                .handle_resolution(now_ms, Resolution::Abandoned { after });
+        }
+        self.figures_dirty = true;
     }
 
     fn stored_attempt(&self, attempt: AttemptId) -> Result<AttemptRecord, CampaignError> {

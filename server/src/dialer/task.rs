@@ -769,6 +769,12 @@ impl DialerTask {
                 });
                 self.by_call.insert(call, (d.campaign, d.attempt, now));
             }
+            OriginateEvent::Abandoned => {
+                info!(campaign = %d.campaign, attempt = d.attempt, "person abandoned: counted in the window now");
+                if let Some(c) = self.campaigns.get_mut(&d.campaign) {
+                    c.handle_abandoning(now, d.attempt);
+                }
+            }
             OriginateEvent::Done(result) => {
                 hold(&self.holds, &mut self.held, &d.campaign, d.attempt, None);
                 let Some(c) = self.campaigns.get_mut(&d.campaign) else {

@@ -558,3 +558,49 @@ fn predictive_stops_counting_a_dial_connected_to_its_agent_as_in_flight() {
     f.c.handle_settled(999);
     assert!(f.dial_all(at(7)).is_empty());
 }
+
+#[test]
+fn an_abandon_counts_in_the_window_when_it_happens_and_once() {
+    let mut cfg = config(DialMode::Predictive);
+    cfg.window = crate::dialer::window::CallingWindow::new([true; 7], 0, 1440).unwrap();
+    let mut f = fixture(cfg, numbers(3));
+    f.c.handle_agents(t0(), &ready(&["a", "b"]));
+    f.c.start(t0()).unwrap();
+    let d = f.dial_all(t0());
+    assert_eq!(d.len(), 2);
+    // The first person reaches a; the second one is left without an agent at 4 s:
+    // the window has it at once (before the safe-harbor prompt ends, ~11 s later).
+    f.c.handle_settled(d[0].attempt);
+    f.c.handle_result(
+        at(3),
+        d[0].attempt,
+        CallResult::Connected {
+            agent: "a".into(),
+            amd: Some(AmdOutcome::Human),
+        },
+    )
+    .unwrap();
+    assert_eq!(f.c.figures().abandon_rate, 0.0);
+    f.c.handle_abandoning(at(4), d[1].attempt);
+    f.c.handle_abandoning(at(5), d[1].attempt);
+    assert!((f.c.figures().abandon_rate - 0.5).abs() < 1e-9, "1 of 2");
+    assert_eq!(
+        f.c.figures().abandoned,
+        0,
+        "the attempt's outcome comes at its end"
+    );
+    f.c.handle_result(
+        at(15),
+        d[1].attempt,
+        CallResult::Abandoned {
+            amd: Some(AmdOutcome::Human),
+        },
+    )
+    .unwrap();
+    let fig = f.c.figures();
+    assert_eq!((fig.abandoned, fig.human), (1, 1));
+    assert!((fig.abandon_rate - 0.5).abs() < 1e-9, "counted once");
+    // Abandoning an attempt that is not in progress changes nothing.
+    f.c.handle_abandoning(at(16), d[1].attempt);
+    assert!((f.c.figures().abandon_rate - 0.5).abs() < 1e-9);
+}
