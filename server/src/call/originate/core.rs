@@ -18,7 +18,7 @@
 //!   human / unknown: Route(on_human)
 //!     Agent / Queue: an agent within abandon_after of the verdict -> Connected
 //!                    -> call ends                      Done(Connected{agent, amd})
-//!                    else -> Abandon, Play(safe_harbor) -> HangUp
+//!                    else -> Abandoned (event), Abandon, Play(safe_harbor) -> HangUp
 //!                                                      Done(Abandoned{amd})
 //!     Agentless: the prompt or flow plays -> call ends  Done(Played{amd})
 //! ```
