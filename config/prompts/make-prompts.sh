@@ -65,6 +65,12 @@ say vm-pin-changed.wav "Your pin has been changed."
 say vm-pin-mismatch.wav "The pins do not match. Your pin was not changed."
 say vm-pin-invalid.wav "A pin has 4 to 8 digits. Your pin was not changed."
 
+# Outbound campaigns (config/caruso.toml [[campaigns]]): what an abandoned call hears (the
+# rules want the company's name and a number to call back), and the message left on an
+# answering machine after its beep.
+say campaign-safe-harbor.wav "This is caruso demo calling. We are sorry, all our agents are busy. Please call us back on 0 2 2 1 2 3 4 5 6 7. Goodbye."
+say campaign-machine-message.wav "Hello, this is caruso demo. Please call us back on 0 2 2 1 2 3 4 5 6 7. Thank you."
+
 for f in *.wav; do
     printf '%-16s %s s\n' "$f" "$(soxi -D "$f")"
 done

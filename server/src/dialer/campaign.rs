@@ -4,8 +4,11 @@
 //! - inputs: [`Campaign::load_contacts`], [`Campaign::start`] / [`Campaign::pause`] /
 //!   [`Campaign::resume`] / [`Campaign::stop`], [`Campaign::handle_agents`] (a snapshot
 //!   of the queue's agents from the ACD) or [`Campaign::handle_agent`] (one agent),
-//!   [`Campaign::handle_result`] (how a dial ended), [`Campaign::handle_disposition`]
-//!   (the agent's wrap-up), [`Campaign::handle_false_positive`], and for preview
+//!   [`Campaign::handle_settled`] (a dial in progress needs no agent any more: connected,
+//!   or a machine), [`Campaign::handle_abandoning`] (a person left without an agent,
+//!   before the call ends), [`Campaign::handle_result`] (how a dial ended),
+//!   [`Campaign::handle_disposition`] (the agent's wrap-up),
+//!   [`Campaign::handle_false_positive`], and for preview
 //!   campaigns [`Campaign::handle_preview_accept`] / [`Campaign::handle_preview_skip`];
 //! - outputs: [`Campaign::poll_dial`] (the next call to place, until `None`),
 //!   [`Campaign::poll_preview`] (preview: a contact to show to a ready agent),
@@ -271,6 +274,11 @@ struct Entry {
 #[derive(Debug, Clone)]
 struct InFlight {
     rec: AttemptRecord,
+    /// No agent is wanted for it any more (connected to its agent, or a machine): the
+    /// pacer no longer counts it as a call that may still bring a person.
+    settled: bool,
+    /// Its abandon is in the pacing window already ([`Campaign::handle_abandoning`]).
+    abandon_counted: bool,
 }
 
 /// One campaign.
@@ -1031,7 +1039,7 @@ impl Campaign {
                         .values()
                         .filter(|a| **a == Availability::Busy)
                         .count() as u32,
-                    in_flight: self.in_flight.len() as u32,
+                    in_flight: self.in_flight.values().filter(|f| !f.settled).count() as u32,
                     waiting: 0,
                 };
                 if self.pacer.dials(now_ms, DialMode::Predictive, input) == 0 {
@@ -1096,7 +1104,14 @@ impl Campaign {
         )?;
         self.save_contact(contact)?;
         self.save_state()?;
-        self.in_flight.insert(attempt, InFlight { rec });
+        self.in_flight.insert(
+            attempt,
+            InFlight {
+                rec,
+                settled: false,
+                abandon_counted: false,
+            },
+        );
         self.figures.dialed += 1;
         self.figures_dirty = true;
         Ok(Some(request))
@@ -1117,7 +1132,12 @@ impl Campaign {
     ) -> Result<Outcome, CampaignError> {
         let now_ms = unix_ms(now);
         self.last_now = now_ms;
-        let Some(InFlight { mut rec }) = self.in_flight.remove(&attempt) else {
+        let Some(InFlight {
+            mut rec,
+            abandon_counted,
+            ..
+        }) = self.in_flight.remove(&attempt)
+        else {
             return Err(self.unknown(attempt, "in progress"));
         };
         if let Some(a) = &rec.reserved_agent {
@@ -1151,7 +1171,9 @@ impl Campaign {
             CallResult::NoAnswer => (Outcome::NoAnswer, Resolution::NoPerson),
             CallResult::Failed { .. } => (Outcome::Failed, Resolution::NoPerson),
         };
-        if self.cfg.mode != DialMode::Agentless {
+        // An abandon counted when it happened is not counted again.
+        let counted = abandon_counted && outcome == Outcome::Abandoned;
+        if self.cfg.mode != DialMode::Agentless && !counted {
             self.pacer.handle_resolution(now_ms, resolution);
         }
         rec.outcome = Some(outcome);
@@ -1211,6 +1233,39 @@ impl Campaign {
         self.store.flush()?;
         self.check_finished();
         Ok(outcome)
+    }
+
+    /// A dial in progress needs no agent any more: its person is talking to an agent, or
+    /// a machine answered. Predictive pacing then stops counting it among the calls in
+    /// flight that may still bring a person (the agent it took counts as busy); it still
+    /// holds a line until [`Campaign::handle_result`].
+    pub fn handle_settled(&mut self, attempt: AttemptId) {
+        if let Some(f) = self.in_flight.get_mut(&attempt) {
+            f.settled = true;
+        }
+    }
+
+    /// A dial in progress abandoned its person (no agent within 2 s; the safe-harbor
+    /// prompt plays and [`Campaign::handle_result`] follows when the call ends): the
+    /// abandon counts in the pacing window now, so the pacer does not dial on a window
+    /// that misses it for the length of the prompt.
+    pub fn handle_abandoning(&mut self, now: SystemTime, attempt: AttemptId) {
+        let now_ms = unix_ms(now);
+        let Some(f) = self.in_flight.get_mut(&attempt) else {
+            return;
+        };
+        if f.abandon_counted {
+            return;
+        }
+        f.abandon_counted = true;
+        f.settled = true;
+        let after = Duration::from_millis(now_ms.saturating_sub(f.rec.dialed_ms));
+        self.last_now = self.last_now.max(now_ms);
+        if self.cfg.mode != DialMode::Agentless {
+            self.pacer
+                .handle_resolution(now_ms, Resolution::Abandoned { after });
+        }
+        self.figures_dirty = true;
     }
 
     fn stored_attempt(&self, attempt: AttemptId) -> Result<AttemptRecord, CampaignError> {

@@ -65,6 +65,10 @@ pub enum OriginateEvent {
         /// ACD call key (the agent's wrap-up disposition names it).
         call: CallKey,
     },
+    /// No agent took the person within the abandon time: the call is abandoned now (the
+    /// safe-harbor prompt plays; `Done(Abandoned)` follows when the call ends). The
+    /// campaign counts the abandon in its pacing window at once.
+    Abandoned,
     /// The dial ended with this result (report it to the campaign).
     Done(CallResult),
 }

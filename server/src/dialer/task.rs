@@ -970,15 +970,30 @@ impl DialerTask {
                 debug!(campaign = %d.campaign, attempt = d.attempt, "ringing")
             }
             OriginateEvent::Answered { amd } => {
-                debug!(campaign = %d.campaign, attempt = d.attempt, ?amd, "answered")
+                debug!(campaign = %d.campaign, attempt = d.attempt, ?amd, "answered");
+                // A machine wants no agent: predictive pacing stops counting it.
+                if amd == Some(super::amd::AmdOutcome::Machine) {
+                    if let Some(c) = self.campaigns.get_mut(&d.campaign) {
+                        c.handle_settled(d.attempt);
+                    }
+                }
             }
             OriginateEvent::Connected { agent, call } => {
                 info!(campaign = %d.campaign, attempt = d.attempt, agent = %agent, call, "connected to agent");
+                if let Some(c) = self.campaigns.get_mut(&d.campaign) {
+                    c.handle_settled(d.attempt);
+                }
                 hold(&self.holds, &mut self.held, &d.campaign, d.attempt, None);
                 self.by_call.retain(|_, (_, _, at)| {
                     now.duration_since(*at).unwrap_or_default() < DISPOSITION_MEMORY
                 });
                 self.by_call.insert(call, (d.campaign, d.attempt, now));
+            }
+            OriginateEvent::Abandoned => {
+                info!(campaign = %d.campaign, attempt = d.attempt, "person abandoned: counted in the window now");
+                if let Some(c) = self.campaigns.get_mut(&d.campaign) {
+                    c.handle_abandoning(now, d.attempt);
+                }
             }
             OriginateEvent::Done(result) => {
                 hold(&self.holds, &mut self.held, &d.campaign, d.attempt, None);

@@ -18,7 +18,7 @@
 //!   human / unknown: Route(on_human)
 //!     Agent / Queue: an agent within abandon_after of the verdict -> Connected
 //!                    -> call ends                      Done(Connected{agent, amd})
-//!                    else -> Abandon, Play(safe_harbor) -> HangUp
+//!                    else -> Abandoned (event), Abandon, Play(safe_harbor) -> HangUp
 //!                                                      Done(Abandoned{amd})
 //!     Agentless: the prompt or flow plays -> call ends  Done(Played{amd})
 //! ```
@@ -405,6 +405,8 @@ impl DialCore {
     }
 
     fn abandon(&mut self) {
+        self.actions
+            .push_back(DialAction::Event(OriginateEvent::Abandoned));
         self.actions.push_back(DialAction::Abandon);
         match self.safe_harbor.clone() {
             Some(p) => {
@@ -587,7 +589,11 @@ mod tests {
         c.handle_timeout(t0 + Duration::from_secs(2));
         assert_eq!(
             drain(&mut c),
-            vec![DialAction::Abandon, DialAction::Play("safe-harbor".into())]
+            vec![
+                DialAction::Event(OriginateEvent::Abandoned),
+                DialAction::Abandon,
+                DialAction::Play("safe-harbor".into())
+            ]
         );
         // An agent answering after the abandon is not a connection.
         c.handle_connected("bob".into(), 1);
@@ -607,7 +613,13 @@ mod tests {
         c.handle_answered(Instant::now());
         drain(&mut c);
         assert!(c.handle_route_failed());
-        assert_eq!(drain(&mut c)[0], DialAction::Abandon);
+        assert_eq!(
+            drain(&mut c)[..2],
+            [
+                DialAction::Event(OriginateEvent::Abandoned),
+                DialAction::Abandon
+            ]
+        );
         assert!(!c.handle_route_failed());
     }
 

@@ -595,3 +595,89 @@ fn figures_are_reported_as_events_when_they_change() {
         matches!(f.c.poll_event(), Some(CampaignEvent::Figures(fig)) if fig.state == RunState::Running)
     );
 }
+
+#[test]
+fn predictive_stops_counting_a_dial_connected_to_its_agent_as_in_flight() {
+    // Two agents, no abandon history (no room: dial only for ready agents). Both dials
+    // reach persons; one connects to agent a. Before the fix, the connected call still
+    // counted as a call in flight that might bring a person, so when b was ready again
+    // nothing was dialed until every connected call had ended.
+    let mut cfg = config(DialMode::Predictive);
+    cfg.window = crate::dialer::window::CallingWindow::new([true; 7], 0, 1440).unwrap();
+    let mut f = fixture(cfg, numbers(5));
+    f.c.handle_agents(t0(), &ready(&["a", "b"]));
+    f.c.start(t0()).unwrap();
+    let d = f.dial_all(t0());
+    assert_eq!(d.len(), 2, "one dial per ready agent without history");
+    // The first person is connected to a (a busy), the second one is a busy line.
+    f.c.handle_agent(
+        at(5),
+        &AgentView {
+            id: "a".into(),
+            availability: Availability::Busy,
+        },
+    );
+    f.c.handle_settled(d[0].attempt);
+    f.c.handle_result(at(5), d[1].attempt, CallResult::Busy)
+        .unwrap();
+    // b is ready and nothing else may bring a person: one dial for b.
+    let again = f.dial_all(at(5));
+    assert_eq!(again.len(), 1, "a dial for the ready agent b");
+    assert_eq!(
+        f.c.figures().in_flight,
+        2,
+        "the connected call still holds a line"
+    );
+    // Unsettled, the new dial counts: nothing more for b.
+    assert!(f.dial_all(at(6)).is_empty());
+    // Settling an unknown or finished attempt changes nothing.
+    f.c.handle_settled(d[1].attempt);
+    f.c.handle_settled(999);
+    assert!(f.dial_all(at(7)).is_empty());
+}
+
+#[test]
+fn an_abandon_counts_in_the_window_when_it_happens_and_once() {
+    let mut cfg = config(DialMode::Predictive);
+    cfg.window = crate::dialer::window::CallingWindow::new([true; 7], 0, 1440).unwrap();
+    let mut f = fixture(cfg, numbers(3));
+    f.c.handle_agents(t0(), &ready(&["a", "b"]));
+    f.c.start(t0()).unwrap();
+    let d = f.dial_all(t0());
+    assert_eq!(d.len(), 2);
+    // The first person reaches a; the second one is left without an agent at 4 s:
+    // the window has it at once (before the safe-harbor prompt ends, ~11 s later).
+    f.c.handle_settled(d[0].attempt);
+    f.c.handle_result(
+        at(3),
+        d[0].attempt,
+        CallResult::Connected {
+            agent: "a".into(),
+            amd: Some(AmdOutcome::Human),
+        },
+    )
+    .unwrap();
+    assert_eq!(f.c.figures().abandon_rate, 0.0);
+    f.c.handle_abandoning(at(4), d[1].attempt);
+    f.c.handle_abandoning(at(5), d[1].attempt);
+    assert!((f.c.figures().abandon_rate - 0.5).abs() < 1e-9, "1 of 2");
+    assert_eq!(
+        f.c.figures().abandoned,
+        0,
+        "the attempt's outcome comes at its end"
+    );
+    f.c.handle_result(
+        at(15),
+        d[1].attempt,
+        CallResult::Abandoned {
+            amd: Some(AmdOutcome::Human),
+        },
+    )
+    .unwrap();
+    let fig = f.c.figures();
+    assert_eq!((fig.abandoned, fig.human), (1, 1));
+    assert!((fig.abandon_rate - 0.5).abs() < 1e-9, "counted once");
+    // Abandoning an attempt that is not in progress changes nothing.
+    f.c.handle_abandoning(at(16), d[1].attempt);
+    assert!((f.c.figures().abandon_rate - 0.5).abs() < 1e-9);
+}
