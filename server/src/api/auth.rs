@@ -316,6 +316,11 @@ pub const RULES: &[Rule] = &[
         access: Access::Roles(AGENT),
     },
     Rule {
+        service: "caruso.v1.Agent",
+        method: Some("SetDisposition"),
+        access: Access::Roles(AGENT),
+    },
+    Rule {
         service: "caruso.v1.Voicemail",
         method: None,
         access: Access::Roles(INTEGRATOR),
@@ -333,6 +338,16 @@ pub const RULES: &[Rule] = &[
     Rule {
         service: "caruso.v1.Campaigns",
         method: None,
+        access: Access::Roles(SUPERVISOR),
+    },
+    Rule {
+        service: "caruso.v1.Campaigns",
+        method: Some("ListAttempts"),
+        access: Access::Roles(SUPERVISOR),
+    },
+    Rule {
+        service: "caruso.v1.Campaigns",
+        method: Some("ReportFalsePositive"),
         access: Access::Roles(SUPERVISOR),
     },
 ];
