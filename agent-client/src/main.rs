@@ -6,7 +6,7 @@
 //! - `caruso-agent agent --token T <subcommand>` (`caruso.v1.Agent`): the agent's
 //!   program, scriptable (`login`, `ready`, `events --until connected`, ...) or
 //!   interactive (`console`). See [`agent`].
-//! - `caruso-agent campaign --token T list|status|load|start|pause|resume|stop|dnc ...`
+//! - `caruso-agent campaign --token T list|status|load|start|pause|resume|stop|dnc|attempts|false-positive ...`
 //!   (`caruso.v1.Campaigns`, a supervisor or admin token). See [`campaign`].
 //! - `caruso-agent monitor --token T [--queue Q] [--agent A] [--once | --events N]`
 //!   (`caruso.v1.Monitor`): the supervisor's live wallboard. See [`monitor`].

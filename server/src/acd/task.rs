@@ -925,7 +925,11 @@ impl AcdTask {
                         .join(", ")
                 })
                 .unwrap_or_default();
-            let listed = if listed.is_empty() { "none".into() } else { listed };
+            let listed = if listed.is_empty() {
+                "none".into()
+            } else {
+                listed
+            };
             return Err(AcdError::UnknownCall(match call {
                 None => format!("agent {agent} has answered no call yet: nothing to dispose"),
                 Some(c) => format!(
@@ -1652,7 +1656,10 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                     disposition,
                     note,
                 } => {
-                    assert_eq!((agent.as_str(), note.as_str()), ("bob", &*format!("note {disposition}")));
+                    assert_eq!(
+                        (agent.as_str(), note.as_str()),
+                        ("bob", &*format!("note {disposition}"))
+                    );
                     Some((*call, disposition.clone()))
                 }
                 _ => None,

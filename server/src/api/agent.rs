@@ -491,12 +491,18 @@ mod tests {
                         _ if disposition.is_empty() => {
                             Err(AcdError::InvalidDisposition("empty disposition".into()))
                         }
-                        (Ok(AgentStatus {
-                            state: OnCall(c), ..
-                        }), None) => Ok(c),
-                        (Ok(AgentStatus {
-                            state: OnCall(c), ..
-                        }), Some(k)) if k == c => Ok(c),
+                        (
+                            Ok(AgentStatus {
+                                state: OnCall(c), ..
+                            }),
+                            None,
+                        ) => Ok(c),
+                        (
+                            Ok(AgentStatus {
+                                state: OnCall(c), ..
+                            }),
+                            Some(k),
+                        ) if k == c => Ok(c),
                         (Ok(_), k) => Err(AcdError::UnknownCall(format!(
                             "no recent call {k:?} for agent {agent}"
                         ))),
@@ -693,14 +699,15 @@ mod tests {
         let s = err(c.set_disposition(req("t-bob", set(Some(7), "sale"))).await);
         assert_eq!(s.code(), Code::NotFound, "{}", s.message());
         // alice's token cannot reach bob's call.
-        let s = err(c.set_disposition(req("t-alice", set(Some(41), "sale"))).await);
+        let s = err(c
+            .set_disposition(req("t-alice", set(Some(41), "sale")))
+            .await);
         assert_eq!(s.code(), Code::NotFound, "{}", s.message());
         let s = err(c.set_disposition(req("t-bob", set(None, ""))).await);
         assert_eq!(s.code(), Code::InvalidArgument, "{}", s.message());
-        let s = err(
-            c.set_disposition(req("supervisor-secret", set(None, "sale")))
-                .await,
-        );
+        let s = err(c
+            .set_disposition(req("supervisor-secret", set(None, "sale")))
+            .await);
         assert_eq!(s.code(), Code::PermissionDenied);
     }
 

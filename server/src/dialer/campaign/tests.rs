@@ -665,7 +665,11 @@ fn a_reported_false_positive_counts_as_abandoned_in_the_window_once() {
         (1, 1, 1, 1)
     );
     // One person reached, one abandoned: 50 % in the window the pacing keeps.
-    assert!((fig.abandon_rate - 0.5).abs() < 1e-9, "{}", fig.abandon_rate);
+    assert!(
+        (fig.abandon_rate - 0.5).abs() < 1e-9,
+        "{}",
+        fig.abandon_rate
+    );
     let a = f.c.attempt(d[1].attempt).unwrap();
     assert!(a.false_positive);
     assert_eq!(a.false_positive_ms, Some(unix_ms(at(60))));
@@ -679,7 +683,11 @@ fn a_reported_false_positive_counts_as_abandoned_in_the_window_once() {
     let c = Campaign::open(cfg, f.store.clone(), at(120)).unwrap();
     let fig = c.figures();
     assert_eq!((fig.abandoned, fig.amd_false_positives), (1, 1));
-    assert!((fig.abandon_rate - 0.5).abs() < 1e-9, "{}", fig.abandon_rate);
+    assert!(
+        (fig.abandon_rate - 0.5).abs() < 1e-9,
+        "{}",
+        fig.abandon_rate
+    );
 }
 
 #[test]
@@ -701,8 +709,10 @@ fn a_later_disposition_replaces_the_earlier_one_and_an_empty_one_keeps_it() {
         let a = c.attempt(d[0].attempt).unwrap();
         (a.disposition, a.note)
     };
-    f.c.handle_disposition(d[0].attempt, "sale", "gold").unwrap();
-    f.c.handle_disposition(d[0].attempt, "callback", "").unwrap();
+    f.c.handle_disposition(d[0].attempt, "sale", "gold")
+        .unwrap();
+    f.c.handle_disposition(d[0].attempt, "callback", "")
+        .unwrap();
     assert_eq!(got(&f.c), (Some("callback".into()), None));
     // A wrap-up ended without a disposition does not erase it.
     f.c.handle_disposition(d[0].attempt, "", "").unwrap();
@@ -738,6 +748,8 @@ fn recent_attempts_are_newest_first_per_contact_and_limited() {
     assert_eq!(two.iter().map(|a| a.id).collect::<Vec<_>>(), want[..2]);
     let of_1 = f.c.recent_attempts(Some(1), 10).unwrap();
     assert_eq!(of_1.len(), 3);
-    assert!(of_1.iter().all(|a| a.contact == 1 && a.outcome == Some(Outcome::Busy)));
+    assert!(of_1
+        .iter()
+        .all(|a| a.contact == 1 && a.outcome == Some(Outcome::Busy)));
     assert!(of_1.windows(2).all(|w| w[0].id > w[1].id));
 }

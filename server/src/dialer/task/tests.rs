@@ -329,7 +329,10 @@ async fn a_disposition_on_the_bus_reaches_the_attempt_of_its_call() {
     settle().await;
     let a = listed(&w).await;
     assert_eq!(
-        (a[0].record.disposition.as_deref(), a[0].record.note.as_deref()),
+        (
+            a[0].record.disposition.as_deref(),
+            a[0].record.note.as_deref()
+        ),
         (Some("callback"), Some("call back at 5"))
     );
     // A wrap-up ended without a code does not erase it.
@@ -669,7 +672,10 @@ async fn attempts_are_listed_and_a_false_positive_counts_as_abandoned() {
     let mine: Vec<_> = list(Some(d0.request.contact), 10).await.unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].record.outcome, Some(Outcome::Machine));
-    assert_eq!(mine[0].contact_name, ["A", "B", "C"][d0.request.contact as usize]);
+    assert_eq!(
+        mine[0].contact_name,
+        ["A", "B", "C"][d0.request.contact as usize]
+    );
     assert_eq!(list(None, 1).await.unwrap().len(), 1);
 
     let report = |name: &str, attempt: AttemptId| {
@@ -690,7 +696,11 @@ async fn attempts_are_listed_and_a_false_positive_counts_as_abandoned() {
     let f = &r.info.figures;
     assert_eq!((f.machine, f.abandoned, f.amd_false_positives), (1, 1, 1));
     assert_eq!(f.today.abandoned, 1);
-    assert!(f.abandon_rate > 0.99, "only abandoned in the window: {}", f.abandon_rate);
+    assert!(
+        f.abandon_rate > 0.99,
+        "only abandoned in the window: {}",
+        f.abandon_rate
+    );
     assert!(!report("demo", d0.request.attempt).await.unwrap().counted);
     // Still ringing: not a machine; unknown attempt; unknown campaign.
     let (d1, _) = w.fake.dial(1);
