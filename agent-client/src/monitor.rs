@@ -146,7 +146,7 @@ async fn watch(
 /// What reading the stream gave.
 enum Next {
     /// A message, applied to the board.
-    Applied(pb::MonitorEvent),
+    Applied(Box<pb::MonitorEvent>),
     /// A message whose `prev_seq` is not the last `seq`: watch again.
     Gap {
         /// The last seq received.
@@ -165,7 +165,7 @@ async fn next(
 ) -> anyhow::Result<Next> {
     match stream.message().await {
         Ok(Some(m)) => Ok(match board.apply(&m) {
-            Ok(()) => Next::Applied(m),
+            Ok(()) => Next::Applied(Box::new(m)),
             Err((expected, got)) => Next::Gap { expected, got },
         }),
         Ok(None) => bail!("the server ended the stream"),
@@ -436,7 +436,7 @@ impl Board {
             let _ = writeln!(out);
             let _ = writeln!(
                 out,
-                "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>9} {:>5}  {}",
+                "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>9} {:>5}  TODAY DIALED/HUMAN/MACHINE/ABANDON",
                 "CAMPAIGN",
                 "STATE",
                 "DIALED",
@@ -446,8 +446,7 @@ impl Board {
                 "NO ANS",
                 "ABANDON",
                 "ABANDON %",
-                "LEFT",
-                "TODAY DIALED/HUMAN/MACHINE/ABANDON"
+                "LEFT"
             );
             for c in self.campaigns.values() {
                 let _ = writeln!(

@@ -256,7 +256,7 @@ pub struct CampaignFigures {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CampaignEvent {
     /// Figures changed (coalesced: the latest figures).
-    Figures(CampaignFigures),
+    Figures(Box<CampaignFigures>),
     /// A contact reached its final state.
     ContactDone {
         /// Contact id.
@@ -1317,7 +1317,7 @@ impl Campaign {
         }
         if self.figures_dirty {
             self.figures_dirty = false;
-            return Some(CampaignEvent::Figures(self.figures()));
+            return Some(CampaignEvent::Figures(Box::new(self.figures())));
         }
         None
     }
