@@ -318,6 +318,8 @@ pub struct Campaign {
     last_now: u64,
     /// Today's figures, kept with the campaign's stored state.
     today: DayFigures,
+    /// The bounds of `today`'s local day (Unix ms, end exclusive; empty until known).
+    day_bounds: (u64, u64),
 }
 
 impl std::fmt::Debug for Campaign {
@@ -413,6 +415,7 @@ impl Campaign {
             events: VecDeque::new(),
             last_now: now_ms,
             today: DayFigures::default(),
+            day_bounds: (0, 0),
         };
         if let Some(s) = stored {
             c.state = s.state;
@@ -513,9 +516,35 @@ impl Campaign {
             .to_string()
     }
 
-    /// Starts a new day's figures when `now_ms` is past the campaign's local midnight.
+    /// The local day of `ms` in the campaign's zone: its date and its bounds (Unix ms,
+    /// from its first instant to the next day's, which daylight saving may make 23 or
+    /// 25 hours apart).
+    fn day_at(&self, ms: u64) -> (String, u64, u64) {
+        let tz = &self.cfg.timezone;
+        let z = timestamp(ms).to_zoned(tz.clone());
+        let unix = |t: Timestamp| t.as_millisecond().max(0) as u64;
+        let start = z.start_of_day().map(|s| unix(s.timestamp())).unwrap_or(ms);
+        let end = z
+            .date()
+            .tomorrow()
+            .ok()
+            .and_then(|d| d.to_zoned(tz.clone()).ok())
+            .and_then(|n| n.start_of_day().ok())
+            .map(|e| unix(e.timestamp()))
+            .unwrap_or(u64::MAX)
+            .max(ms + 1);
+        (z.date().to_string(), start.min(ms), end)
+    }
+
+    /// Starts a new day's figures when `now_ms` is past the campaign's local midnight
+    /// (cheap while it is not: the day's bounds are kept).
     fn roll_day(&mut self, now_ms: u64) {
-        let day = self.local_day(now_ms);
+        let (start, end) = self.day_bounds;
+        if (start..end).contains(&now_ms) {
+            return;
+        }
+        let (day, start, end) = self.day_at(now_ms);
+        self.day_bounds = (start, end);
         if self.today.day != day {
             self.today = DayFigures {
                 day,
@@ -563,13 +592,13 @@ impl Campaign {
         f.state = self.state;
         f.in_flight = self.in_flight.len() as u64;
         f.abandon_rate = self.pacer.window().rate(self.last_now);
-        let day = self.local_day(self.last_now);
-        f.today = if self.today.day == day {
+        let (start, end) = self.day_bounds;
+        f.today = if (start..end).contains(&self.last_now) {
             self.today.clone()
         } else {
-            // Past midnight with no input since: a new day, nothing counted yet.
+            // Past midnight with no count since: a new day, nothing counted yet.
             DayFigures {
-                day,
+                day: self.local_day(self.last_now),
                 ..DayFigures::default()
             }
         };
@@ -973,6 +1002,8 @@ impl Campaign {
     ) -> Result<Option<DialRequest>, CampaignError> {
         let now_ms = unix_ms(now);
         self.last_now = now_ms;
+        // Past the local midnight: today's figures start again (and are published).
+        self.roll_day(now_ms);
         if self.state != RunState::Running || self.in_flight.len() as u32 >= self.cfg.lines {
             return Ok(None);
         }

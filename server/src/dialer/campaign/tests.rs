@@ -583,9 +583,15 @@ fn todays_figures_start_again_at_the_campaigns_local_midnight_and_survive_a_rest
     assert_eq!(today(&c.figures()).1, 3);
 
     // Midnight in New York: a new day, even before anything happens in it ...
+    while c.poll_event().is_some() {}
     let t = wall("2026-06-02T00:00:30-04:00");
     assert!(c.poll_dial(t, &dnc).unwrap().is_none(), "a is reserved");
     assert_eq!(today(&c.figures()), ("2026-06-02", 0, 0, 0, 0, 0));
+    // ... and the new day's figures are published.
+    match c.poll_event() {
+        Some(CampaignEvent::Figures(f)) => assert_eq!(f.today.day, "2026-06-02"),
+        other => panic!("no figures at midnight: {other:?}"),
+    }
     // ... and the dial placed before midnight is counted when it ends, today.
     c.handle_result(t, d.attempt, CallResult::Abandoned { amd: None })
         .unwrap();
@@ -752,4 +758,30 @@ fn recent_attempts_are_newest_first_per_contact_and_limited() {
         .iter()
         .all(|a| a.contact == 1 && a.outcome == Some(Outcome::Busy)));
     assert!(of_1.windows(2).all(|w| w[0].id > w[1].id));
+}
+
+#[test]
+fn a_daylight_saving_day_is_one_day_of_its_own_length() {
+    // New York springs forward on 8 March 2026: that local day has 23 hours.
+    let cfg = Arc::new(new_york());
+    let store = Arc::new(MemoryStore::default());
+    let t = wall("2026-03-08T00:30:00-05:00");
+    let mut c = Campaign::open(cfg, store, t).unwrap();
+    let (day, start, end) = c.day_at(unix_ms(t));
+    assert_eq!(day, "2026-03-08");
+    assert_eq!(start, unix_ms(wall("2026-03-08T00:00:00-05:00")));
+    assert_eq!(end, unix_ms(wall("2026-03-09T00:00:00-04:00")));
+    assert_eq!(end - start, 23 * 3600 * 1000);
+    c.load_contacts(t, numbers(1)).unwrap();
+    c.handle_agents(t, &ready(&["a"]));
+    c.start(t).unwrap();
+    let dnc = DncList::default();
+    assert!(c.poll_dial(t, &dnc).unwrap().is_some());
+    // 23:59 local (after the clocks moved): still the 8th; 00:00 the 9th.
+    let late = wall("2026-03-08T23:59:00-04:00");
+    assert!(c.poll_dial(late, &dnc).unwrap().is_none());
+    assert_eq!(today(&c.figures()), ("2026-03-08", 1, 0, 0, 0, 0));
+    let next = wall("2026-03-09T00:00:00-04:00");
+    assert!(c.poll_dial(next, &dnc).unwrap().is_none());
+    assert_eq!(today(&c.figures()), ("2026-03-09", 0, 0, 0, 0, 0));
 }
