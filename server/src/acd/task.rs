@@ -1,7 +1,8 @@
 //! The ACD task: the one owner of agents and waiting calls.
 //!
 //! Inputs, all on channels, handled one at a time in arrival order:
-//! - [`AcdCommand`]s from the agent API (log in, ready, not ready, wrap-up ...);
+//! - [`AcdCommand`]s from the agent API (log in, ready, not ready, wrap-up,
+//!   dispositions ...);
 //! - [`CallToAcd`] from call actors (a caller enters a queue, an agent's phone answered
 //!   or missed, the caller hung up, the call ended);
 //! - its own deadlines (wrap-up ends, retry delays, relaxation steps, maximum waits).
@@ -11,6 +12,11 @@
 //! step (no polling tick). Assignments go to the call's actor as [`AcdToCall::Ring`];
 //! the actor rings the agent's phone and reports back. Every agent change is saved to
 //! the store (tree `acd_agents`) and published on the event bus.
+//!
+//! Dispositions: ending a wrap-up with a code publishes [`Event::Disposition`] for the
+//! call it followed; [`AcdCommand::SetDisposition`] publishes one for any of the
+//! agent's last [`RECENT_CALLS`] answered calls (kept in memory), in any state, so a
+//! queue without wrap-up time gets them too. The dialer stores them per attempt.
 
 use super::agent::{Agent, AgentChange, AgentEvent as Fsm, ChangeReason, MissReason};
 use super::api::{
