@@ -57,6 +57,18 @@ pub enum AgentCommand {
         #[arg(long, default_value = "")]
         note: String,
     },
+    /// Record how a recent call went (any state, e.g. with no wrap-up time); a second
+    /// disposition for the same call replaces the first. Prints `disposition=... call=N`.
+    Disposition {
+        /// Disposition code (e.g. sale, callback).
+        code: String,
+        /// Free text.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// The call (the `call=` of its offered event); default: the most recent one.
+        #[arg(long)]
+        call: Option<u64>,
+    },
     /// Blind-transfer the current call (exactly one target).
     #[command(group(clap::ArgGroup::new("target").required(true).multiple(false)))]
     Transfer {
@@ -349,6 +361,10 @@ pub async fn run(args: AgentArgs, channel: Channel, timeout: Duration) -> anyhow
             "{}",
             status_line(&ask.wrap_up(&mut c, disposition, note).await?)
         ),
+        AgentCommand::Disposition { code, note, call } => {
+            let r = ask.disposition(&mut c, call, code.clone(), note).await?;
+            println!("{}", disposition_line(&code, r.call));
+        }
         AgentCommand::Transfer {
             queue,
             agent,
@@ -393,6 +409,11 @@ fn preview_line(attempt: u64, accept: bool) -> String {
         "preview={} attempt={attempt}",
         if accept { "accepted" } else { "skipped" }
     )
+}
+
+/// The line printed after a disposition.
+fn disposition_line(code: &str, call: u64) -> String {
+    format!("disposition={} call={call}", quote(code))
 }
 
 /// The line printed after a transfer.
@@ -454,6 +475,24 @@ impl Unary {
         self.call(
             "EndWrapUp",
             c.end_wrap_up(pb::EndWrapUpRequest { disposition, note }),
+        )
+        .await
+    }
+
+    async fn disposition(
+        &self,
+        c: &mut Client,
+        call: Option<u64>,
+        disposition: String,
+        note: String,
+    ) -> anyhow::Result<pb::SetDispositionResponse> {
+        self.call(
+            "SetDisposition",
+            c.set_disposition(pb::SetDispositionRequest {
+                call,
+                disposition,
+                note,
+            }),
         )
         .await
     }
@@ -888,6 +927,50 @@ mod tests {
         assert_eq!(
             event_line(&Event::Ended(pb::CallEnded { call: 9 })),
             "event=ended call=9"
+        );
+    }
+
+    #[test]
+    fn disposition_parses_and_prints() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            agent: AgentArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "x",
+            "--token",
+            "t",
+            "disposition",
+            "sale",
+            "--note",
+            "gold plan",
+            "--call",
+            "7",
+        ])
+        .expect("parses");
+        match cli.agent.command {
+            AgentCommand::Disposition { code, note, call } => {
+                assert_eq!(
+                    (code.as_str(), note.as_str(), call),
+                    ("sale", "gold plan", Some(7))
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["x", "disposition", "callback"]).expect("parses");
+        assert!(matches!(
+            cli.agent.command,
+            AgentCommand::Disposition { call: None, .. }
+        ));
+        assert!(
+            Cli::try_parse_from(["x", "disposition"]).is_err(),
+            "a code is needed"
+        );
+        assert_eq!(
+            disposition_line("no sale", 9),
+            "disposition=\"no sale\" call=9"
         );
     }
 

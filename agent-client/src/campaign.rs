@@ -6,7 +6,11 @@
 //!   `rejected: line L: reason` line per refused row (exit code 0 even with rejected
 //!   rows: the good ones were added);
 //! - `start|pause|resume|stop NAME`: prints the new state;
-//! - `dnc add|remove [--country PL] NUMBER...`, `dnc list [--after N] [--limit N]`.
+//! - `dnc add|remove [--country PL] NUMBER...`, `dnc list [--after N] [--limit N]`;
+//! - `attempts NAME [--contact ID] [--limit N]`: the newest attempts, one
+//!   `attempt=ID key=value ...` line each, newest first (for QA review);
+//! - `false-positive NAME ATTEMPT`: reports a person the AMD took for a machine
+//!   (counted as abandoned); prints the attempt and the campaign's abandoned figures.
 
 use std::time::Duration;
 
@@ -66,6 +70,25 @@ enum CampaignCommand {
     Stop {
         /// Campaign name.
         name: String,
+    },
+    /// The newest attempts (dials), newest first, one line each.
+    Attempts {
+        /// Campaign name.
+        name: String,
+        /// Only this contact's attempts.
+        #[arg(long)]
+        contact: Option<u64>,
+        /// At most this many (server default 100).
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+    /// Report an AMD false positive: the attempt's "machine" was a person (counted as
+    /// an abandoned call, as the rules require).
+    FalsePositive {
+        /// Campaign name.
+        name: String,
+        /// Attempt id (from `attempts`).
+        attempt: u64,
     },
     /// The do-not-call list.
     Dnc {
@@ -150,6 +173,69 @@ pub fn format_campaign(s: &pb::CampaignStatus) -> String {
         s.amd_false_positives,
         s.dnc_skipped,
         s.outside_window,
+    ) + &format_today(s.today.as_ref())
+}
+
+/// Today's figures as `today...: value` lines (nothing when the server sent none).
+fn format_today(t: Option<&pb::CampaignDay>) -> String {
+    let Some(t) = t else {
+        return String::new();
+    };
+    format!(
+        "today: {}
+today_dialed: {}
+today_answered: {}
+today_human: {}
+today_machine: {}
+today_abandoned: {}
+",
+        t.date, t.dialed, t.answered, t.human, t.machine, t.abandoned
+    )
+}
+
+/// Unix milliseconds as `YYYY-MM-DDTHH:MM:SSZ` (UTC); empty for 0.
+fn utc(ms: u64) -> String {
+    if ms == 0 {
+        return String::new();
+    }
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian, 400-year eras).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// One attempt as `attempt=ID key=value ...` (values quoted when needed).
+pub fn attempt_line(a: &pb::CampaignAttempt) -> String {
+    use crate::agent::quote;
+    format!(
+        "attempt={} contact={} name={} number={} started={} ended={} outcome={} amd={} agent={} disposition={} note={} false_positive={} message_left={}",
+        a.id,
+        a.contact,
+        quote(&a.contact_name),
+        quote(&a.number),
+        utc(a.started_unix_ms),
+        utc(a.ended_unix_ms),
+        if a.outcome.is_empty() { "in_progress" } else { &a.outcome },
+        quote(&a.amd),
+        quote(&a.agent),
+        quote(&a.disposition),
+        quote(&a.note),
+        a.false_positive,
+        a.message_left,
     )
 }
 
@@ -226,6 +312,59 @@ pub async fn run(
         CampaignCommand::Stop { name } => {
             let s = c.stop(named(name)).await.map_err(|s| failed("Stop", s))?;
             println!("state: {}", state_name(s.into_inner().state()));
+        }
+        CampaignCommand::Attempts {
+            name,
+            contact,
+            limit,
+        } => {
+            let r = c
+                .list_attempts(req(
+                    timeout,
+                    pb::ListAttemptsRequest {
+                        campaign: name,
+                        contact,
+                        limit,
+                    },
+                ))
+                .await
+                .map_err(|s| failed("ListAttempts", s))?
+                .into_inner();
+            for a in &r.attempts {
+                println!("{}", attempt_line(a));
+            }
+        }
+        CampaignCommand::FalsePositive { name, attempt } => {
+            let r = c
+                .report_false_positive(req(
+                    timeout,
+                    pb::ReportFalsePositiveRequest {
+                        campaign: name,
+                        attempt,
+                    },
+                ))
+                .await
+                .map_err(|s| failed("ReportFalsePositive", s))?
+                .into_inner();
+            println!(
+                "{}",
+                if r.counted {
+                    "counted: true"
+                } else {
+                    "counted: false (reported before)"
+                }
+            );
+            if let Some(a) = &r.attempt {
+                println!("{}", attempt_line(a));
+            }
+            if let Some(s) = &r.status {
+                println!(
+                    "abandoned: {}
+amd_false_positives: {}
+abandon_rate_percent: {:.2}",
+                    s.abandoned, s.amd_false_positives, s.abandon_rate_percent
+                );
+            }
         }
         CampaignCommand::Dnc { command } => match command {
             DncCommand::Add { country, numbers } => {
@@ -307,5 +446,52 @@ mod tests {
         assert!(text.starts_with("campaign: demo\nmode: progressive\nstate: running\n"));
         assert!(text.contains("contacts_left: 7\n"));
         assert!(text.contains("abandon_rate_percent: 1.50\n"));
+        assert!(!text.contains("today"), "no day sent: no lines");
+        let s = pb::CampaignStatus {
+            today: Some(pb::CampaignDay {
+                date: "2026-06-01".into(),
+                dialed: 4,
+                abandoned: 1,
+                ..Default::default()
+            }),
+            ..s
+        };
+        let text = format_campaign(&s);
+        assert!(
+            text.contains("today: 2026-06-01\ntoday_dialed: 4\n"),
+            "{text}"
+        );
+        assert!(text.contains("today_abandoned: 1\n"), "{text}");
+    }
+
+    #[test]
+    fn attempt_lines() {
+        assert_eq!(utc(0), "");
+        assert_eq!(utc(1_000), "1970-01-01T00:00:01Z");
+        // 2026-03-01 (after a 28-day February) and a leap day.
+        assert_eq!(utc(1_772_323_200_000), "2026-03-01T00:00:00Z");
+        assert_eq!(utc(1_709_210_096_000), "2024-02-29T12:34:56Z");
+        let a = pb::CampaignAttempt {
+            id: 12,
+            contact: 3,
+            contact_name: "Ann Lee".into(),
+            number: "+48601000001".into(),
+            started_unix_ms: 1_000,
+            outcome: "machine".into(),
+            amd: "machine".into(),
+            false_positive: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            attempt_line(&a),
+            "attempt=12 contact=3 name=\"Ann Lee\" number=+48601000001 \
+             started=1970-01-01T00:00:01Z ended= outcome=machine amd=machine agent= \
+             disposition= note= false_positive=true message_left=false"
+        );
+        let a = pb::CampaignAttempt {
+            outcome: String::new(),
+            ..a
+        };
+        assert!(attempt_line(&a).contains("outcome=in_progress"));
     }
 }

@@ -7,7 +7,7 @@
 //!   program, scriptable (`login`, `ready`, `events --until connected`,
 //!   `preview accept|skip ATTEMPT`, ...) or
 //!   interactive (`console`). See [`agent`].
-//! - `caruso-agent campaign --token T list|status|load|start|pause|resume|stop|dnc ...`
+//! - `caruso-agent campaign --token T list|status|load|start|pause|resume|stop|dnc|attempts|false-positive ...`
 //!   (`caruso.v1.Campaigns`, a supervisor or admin token). See [`campaign`].
 //! - `caruso-agent monitor --token T [--queue Q] [--agent A] [--once | --events N]`
 //!   (`caruso.v1.Monitor`): the supervisor's live wallboard. See [`monitor`].

@@ -146,7 +146,7 @@ async fn watch(
 /// What reading the stream gave.
 enum Next {
     /// A message, applied to the board.
-    Applied(pb::MonitorEvent),
+    Applied(Box<pb::MonitorEvent>),
     /// A message whose `prev_seq` is not the last `seq`: watch again.
     Gap {
         /// The last seq received.
@@ -165,7 +165,7 @@ async fn next(
 ) -> anyhow::Result<Next> {
     match stream.message().await {
         Ok(Some(m)) => Ok(match board.apply(&m) {
-            Ok(()) => Next::Applied(m),
+            Ok(()) => Next::Applied(Box::new(m)),
             Err((expected, got)) => Next::Gap { expected, got },
         }),
         Ok(None) => bail!("the server ended the stream"),
@@ -436,7 +436,7 @@ impl Board {
             let _ = writeln!(out);
             let _ = writeln!(
                 out,
-                "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>9} {:>5}",
+                "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>9} {:>5}  TODAY DIALED/HUMAN/MACHINE/ABANDON",
                 "CAMPAIGN",
                 "STATE",
                 "DIALED",
@@ -451,7 +451,7 @@ impl Board {
             for c in self.campaigns.values() {
                 let _ = writeln!(
                     out,
-                    "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8.2}% {:>5}",
+                    "{:<16} {:<9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8} {:>8.2}% {:>5}  {}",
                     c.campaign,
                     c.state,
                     c.dialed,
@@ -461,7 +461,8 @@ impl Board {
                     c.no_answer,
                     c.abandoned,
                     c.abandon_rate_percent,
-                    c.contacts_left
+                    c.contacts_left,
+                    today_cell(c)
                 );
             }
         }
@@ -649,7 +650,7 @@ fn event_line(m: &pb::MonitorEvent) -> String {
         Some(Event::Campaign(c)) => {
             let c = c.campaign.clone().unwrap_or_default();
             format!(
-                "{} campaign={} state={} dialed={} in_flight={} human={} machine={} busy={} no_answer={} abandoned={} abandon_rate_percent={:.2} contacts_left={}",
+                "{} campaign={} state={} dialed={} in_flight={} human={} machine={} busy={} no_answer={} abandoned={} abandon_rate_percent={:.2} contacts_left={} today={} today_dialed={} today_answered={} today_human={} today_machine={} today_abandoned={}",
                 head("campaign"),
                 quote(&c.campaign),
                 c.state,
@@ -661,10 +662,27 @@ fn event_line(m: &pb::MonitorEvent) -> String {
                 c.no_answer,
                 c.abandoned,
                 c.abandon_rate_percent,
-                c.contacts_left
+                c.contacts_left,
+                quote(&c.today),
+                c.today_dialed,
+                c.today_answered,
+                c.today_human,
+                c.today_machine,
+                c.today_abandoned
             )
         }
     }
+}
+
+/// A campaign's figures for its local day, `dialed/human/machine/abandoned (date)`.
+fn today_cell(c: &pb::MonitorCampaign) -> String {
+    if c.today.is_empty() {
+        return "-".into();
+    }
+    format!(
+        "{}/{}/{}/{} ({})",
+        c.today_dialed, c.today_human, c.today_machine, c.today_abandoned, c.today
+    )
 }
 
 #[cfg(test)]
@@ -719,6 +737,39 @@ mod tests {
             at_unix_ms: 2_000,
             event: Some(event),
         }
+    }
+
+    #[test]
+    fn campaigns_show_todays_figures() {
+        let mut b = Board::default();
+        b.apply(&snapshot(5)).unwrap();
+        let c = pb::MonitorCampaign {
+            campaign: "fifty".into(),
+            state: "running".into(),
+            dialed: 40,
+            human: 30,
+            today: "2026-06-02".into(),
+            today_dialed: 12,
+            today_human: 9,
+            today_machine: 2,
+            today_abandoned: 1,
+            ..Default::default()
+        };
+        let ev = Event::Campaign(pb::CampaignChanged {
+            campaign: Some(c.clone()),
+        });
+        b.apply(&change(6, 5, ev.clone())).unwrap();
+        let text = b.render(2_000);
+        let row = text.lines().find(|l| l.starts_with("fifty ")).expect(&text);
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!((cols[2], cols[4]), ("40", "30"), "{row}");
+        assert!(row.ends_with("12/9/2/1 (2026-06-02)"), "{row}");
+        let line = event_line(&change(6, 5, ev));
+        assert!(
+            line.contains(" today=2026-06-02 today_dialed=12 "),
+            "{line}"
+        );
+        assert_eq!(today_cell(&pb::MonitorCampaign::default()), "-");
     }
 
     #[test]

@@ -25,6 +25,8 @@ struct Model {
     wrap_ups: Vec<(String, String)>,
     /// Preview decisions: (attempt, accept, campaign).
     previews: Vec<(u64, bool, String)>,
+    /// SetDisposition requests: (call asked, code, note).
+    dispositions: Vec<(Option<u64>, String, String)>,
 }
 
 #[derive(Clone)]
@@ -147,6 +149,29 @@ impl agent_server::Agent for Fake {
         }
         res
     }
+    async fn set_disposition(
+        &self,
+        r: Request<pb::SetDispositionRequest>,
+    ) -> Result<Response<pb::SetDispositionResponse>, Status> {
+        Self::check(&r)?;
+        let req = r.into_inner();
+        // The fake agent's recent calls: 7 (the newest) and 5.
+        let call = match req.call {
+            None => 7,
+            Some(c @ (5 | 7)) => c,
+            Some(c) => {
+                return Err(Status::not_found(format!(
+                    "call {c} is not one of agent alice's last 8 calls (recent: 7, 5)"
+                )))
+            }
+        };
+        self.model
+            .lock()
+            .unwrap()
+            .dispositions
+            .push((req.call, req.disposition, req.note));
+        Ok(Response::new(pb::SetDispositionResponse { call }))
+    }
     async fn transfer(
         &self,
         r: Request<pb::TransferRequest>,
@@ -244,6 +269,7 @@ async fn start(state: pb::AgentState) -> Server {
             transfers: Vec::new(),
             wrap_ups: Vec::new(),
             previews: Vec::new(),
+            dispositions: Vec::new(),
         })),
         events: broadcast::channel(64).0,
     };
@@ -412,6 +438,48 @@ async fn preview_decisions_reach_the_server_and_refusals_exit_non_zero() {
         s.fake.model.lock().unwrap().previews,
         [(7, true, String::new()), (7, false, "demo".to_string())]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disposition_reaches_the_server_in_any_state() {
+    let s = start(pb::AgentState::Ready).await;
+    let mut c = agent(&s);
+    c.args([
+        "--token",
+        TOKEN,
+        "disposition",
+        "sale",
+        "--note",
+        "gold plan",
+    ]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "disposition=sale call=7\n");
+
+    let mut c = agent(&s);
+    c.args(["--token", TOKEN, "disposition", "no sale", "--call", "5"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "disposition=\"no sale\" call=5\n");
+
+    let mut c = agent(&s);
+    c.args(["--token", TOKEN, "disposition", "sale", "--call", "1"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("NOT_FOUND: call 1 is not one of agent alice's last 8 calls"),
+        "{}",
+        text(&out.stderr)
+    );
+    let m = s.fake.model.lock().unwrap();
+    assert_eq!(
+        m.dispositions,
+        [
+            (None, "sale".to_string(), "gold plan".to_string()),
+            (Some(5), "no sale".to_string(), String::new())
+        ]
+    );
+    assert_eq!(m.state, pb::AgentState::Ready, "no state change");
 }
 
 /// Waits until the server has `n` event subscribers.

@@ -130,6 +130,8 @@ pub struct CampaignStats {
     pub contacts: u64,
     /// Contacts not final yet.
     pub contacts_left: u64,
+    /// Today's figures (the local day in the campaign's zone).
+    pub today: crate::dialer::campaign::DayFigures,
 }
 
 /// An event with its place in the bus order.

@@ -33,6 +33,12 @@ pub enum AcdError {
     /// A transfer target that does not exist.
     #[error("unknown transfer target {0}")]
     UnknownTarget(String),
+    /// A disposition for a call that is not among the agent's recent calls.
+    #[error("{0}")]
+    UnknownCall(String),
+    /// A disposition code or note that does not validate.
+    #[error("{0}")]
+    InvalidDisposition(String),
     /// The ACD is shutting down.
     #[error("the ACD is not running")]
     Stopped,
@@ -230,6 +236,20 @@ pub enum AcdCommand {
         note: String,
         /// Answer.
         reply: Reply<AgentStatus>,
+    },
+    /// Records (or replaces) the disposition of one of the agent's recent calls, in any
+    /// state; answers with the call's key.
+    SetDisposition {
+        /// Agent.
+        agent: AgentId,
+        /// The call (`None`: the agent's most recent call).
+        call: Option<CallKey>,
+        /// Disposition code (not empty).
+        disposition: String,
+        /// Free text.
+        note: String,
+        /// Answer.
+        reply: Reply<CallKey>,
     },
     /// Blind-transfers the agent's current call.
     Transfer {

@@ -1,7 +1,8 @@
 //! The ACD task: the one owner of agents and waiting calls.
 //!
 //! Inputs, all on channels, handled one at a time in arrival order:
-//! - [`AcdCommand`]s from the agent API (log in, ready, not ready, wrap-up ...);
+//! - [`AcdCommand`]s from the agent API (log in, ready, not ready, wrap-up,
+//!   dispositions ...);
 //! - [`CallToAcd`] from call actors (a caller enters a queue, an agent's phone answered
 //!   or missed, the caller hung up, the call ended);
 //! - its own deadlines (wrap-up ends, retry delays, relaxation steps, maximum waits).
@@ -11,6 +12,11 @@
 //! step (no polling tick). Assignments go to the call's actor as [`AcdToCall::Ring`];
 //! the actor rings the agent's phone and reports back. Every agent change is saved to
 //! the store (tree `acd_agents`) and published on the event bus.
+//!
+//! Dispositions: ending a wrap-up with a code publishes [`Event::Disposition`] for the
+//! call it followed; [`AcdCommand::SetDisposition`] publishes one for any of the
+//! agent's last [`RECENT_CALLS`] answered calls (kept in memory), in any state, so a
+//! queue without wrap-up time gets them too. The dialer stores them per attempt.
 
 use super::agent::{Agent, AgentChange, AgentEvent as Fsm, ChangeReason, MissReason};
 use super::api::{
@@ -34,6 +40,12 @@ use tracing::{debug, info, warn};
 
 /// Events kept per agent stream before a slow client lags.
 const AGENT_STREAM: usize = 64;
+/// Calls remembered per agent for `SetDisposition` (the newest ones it answered).
+pub const RECENT_CALLS: usize = 8;
+/// Longest disposition code, in characters.
+pub const MAX_DISPOSITION: usize = 64;
+/// Longest disposition note, in characters.
+pub const MAX_NOTE: usize = 2000;
 
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 
@@ -266,6 +278,8 @@ pub struct AcdTask {
     wrapping: HashMap<AgentId, CallKey>,
     /// Agents the dialer holds for a campaign dial (hidden from the router).
     held: std::collections::HashSet<AgentId>,
+    /// The last [`RECENT_CALLS`] calls each agent answered, oldest first (dispositions).
+    recent: HashMap<AgentId, std::collections::VecDeque<CallKey>>,
 }
 
 impl std::fmt::Debug for AcdTask {
@@ -344,6 +358,7 @@ impl AcdTask {
             seed: rand::random(),
             wrapping: HashMap::new(),
             held: Default::default(),
+            recent: HashMap::new(),
         }
     }
 
@@ -568,6 +583,16 @@ impl AcdTask {
                         note,
                     });
                 }
+                let _ = reply.send(r);
+            }
+            AcdCommand::SetDisposition {
+                agent,
+                call,
+                disposition,
+                note,
+                reply,
+            } => {
+                let r = self.set_disposition(&agent, call, disposition, note);
                 let _ = reply.send(r);
             }
             AcdCommand::Transfer {
@@ -895,6 +920,11 @@ impl AcdTask {
                     warn!(error = %e, "answer from an agent not reserved for the call");
                 }
                 self.agent_event(&agent, AgentEvent::Connected { call });
+                let recent = self.recent.entry(agent.clone()).or_default();
+                if recent.len() >= RECENT_CALLS {
+                    recent.pop_front();
+                }
+                recent.push_back(call);
                 self.publish_queue(
                     &w.queue.name,
                     call,
@@ -929,6 +959,69 @@ impl AcdTask {
                 self.agent_event(&agent, AgentEvent::Ended { call });
             }
         }
+    }
+
+    /// Publishes a disposition for one of the agent's recent calls (any state; a later
+    /// one for the same call replaces it downstream).
+    fn set_disposition(
+        &mut self,
+        agent: &AgentId,
+        call: Option<CallKey>,
+        disposition: String,
+        note: String,
+    ) -> Result<CallKey, AcdError> {
+        if !self.agents.contains_key(agent) {
+            return Err(AcdError::UnknownAgent(agent.to_string()));
+        }
+        let code = disposition.trim();
+        if code.is_empty()
+            || code.chars().count() > MAX_DISPOSITION
+            || code.chars().any(char::is_control)
+        {
+            return Err(AcdError::InvalidDisposition(format!(
+                "disposition {disposition:?}: expected 1 to {MAX_DISPOSITION} characters, no control characters"
+            )));
+        }
+        if note.chars().count() > MAX_NOTE {
+            return Err(AcdError::InvalidDisposition(format!(
+                "note: expected at most {MAX_NOTE} characters"
+            )));
+        }
+        let recent = self.recent.get(agent);
+        let found = match call {
+            None => recent.and_then(|r| r.back().copied()),
+            Some(c) => recent.and_then(|r| r.iter().rev().find(|k| **k == c).copied()),
+        };
+        let Some(call) = found else {
+            let listed = recent
+                .map(|r| {
+                    r.iter()
+                        .rev()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let listed = if listed.is_empty() {
+                "none".into()
+            } else {
+                listed
+            };
+            return Err(AcdError::UnknownCall(match call {
+                None => format!("agent {agent} has answered no call yet: nothing to dispose"),
+                Some(c) => format!(
+                    "call {c} is not one of agent {agent}'s last {RECENT_CALLS} calls (recent: {listed})"
+                ),
+            }));
+        };
+        info!(agent = %agent, call, disposition = %code, "disposition set");
+        self.bus.publish(Event::Disposition {
+            agent: agent.to_string(),
+            call,
+            disposition: code.to_string(),
+            note,
+        });
+        Ok(call)
     }
 
     fn ended(&mut self, now: Instant, call: CallKey) {
@@ -1644,6 +1737,104 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                 disposition: "sale".into(),
                 note: "gold".into(),
             }]
+        );
+    }
+
+    #[test]
+    fn set_disposition_reaches_the_agents_recent_calls_in_any_state() {
+        let t0 = Instant::now();
+        let bus = EventBus::new(256);
+        let mut t = AcdTask::new(config(), None, bus.clone(), t0);
+        let mut events = bus.subscribe();
+        let set = |t: &mut AcdTask, agent: &str, call: Option<CallKey>, code: &str| {
+            ask(t, t0, |reply| AcdCommand::SetDisposition {
+                agent: agent.into(),
+                call,
+                disposition: code.into(),
+                note: format!("note {code}"),
+                reply,
+            })
+        };
+        ready(&mut t, t0, "bob");
+        // No call yet: nothing to dispose.
+        assert!(matches!(
+            set(&mut t, "bob", None, "sale"),
+            Err(AcdError::UnknownCall(_))
+        ));
+        // Nine calls on "support" (no wrap-up time): each answered, then ended.
+        for call in 1..=9 {
+            let mut rx = queue(&mut t, t0, call, "support");
+            assert_eq!(rung(&mut rx), ["ring bob"]);
+            t.handle_call(
+                t0,
+                CallToAcd::Ring {
+                    call,
+                    agent: "bob".into(),
+                    outcome: RingOutcome::Answered,
+                },
+            );
+            if call == 9 {
+                // On the call: accepted, and the state does not change.
+                assert_eq!(set(&mut t, "bob", None, "callback"), Ok(9));
+                assert_eq!(state(&t, "bob"), AgentState::OnCall(9));
+            }
+            t.handle_call(t0, CallToAcd::Ended { call });
+            assert_eq!(state(&t, "bob"), AgentState::Ready, "no wrap-up");
+        }
+        // Ready after the call: the default is the most recent call; replacing works.
+        assert_eq!(set(&mut t, "bob", None, "sale"), Ok(9));
+        assert_eq!(set(&mut t, "bob", Some(2), "no_sale"), Ok(2));
+        // Call 1 fell out of the last eight; 42 was never bob's; alice had none.
+        let Err(AcdError::UnknownCall(msg)) = set(&mut t, "bob", Some(1), "sale") else {
+            panic!("call 1 is no longer recent");
+        };
+        assert!(msg.contains("call 1") && msg.contains("9, 8, 7"), "{msg}");
+        assert!(matches!(
+            set(&mut t, "bob", Some(42), "sale"),
+            Err(AcdError::UnknownCall(_))
+        ));
+        assert!(matches!(
+            set(&mut t, "alice", Some(9), "sale"),
+            Err(AcdError::UnknownCall(_))
+        ));
+        // Codes that do not validate.
+        for bad in ["", "  ", "a\u{7}b", &"x".repeat(MAX_DISPOSITION + 1)] {
+            assert!(
+                matches!(
+                    set(&mut t, "bob", None, bad),
+                    Err(AcdError::InvalidDisposition(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            set(&mut t, "nobody", None, "sale"),
+            Err(AcdError::UnknownAgent(_))
+        ));
+        let dispositions: Vec<(u64, String)> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|e| match &e.event {
+                Event::Disposition {
+                    agent,
+                    call,
+                    disposition,
+                    note,
+                } => {
+                    assert_eq!(
+                        (agent.as_str(), note.as_str()),
+                        ("bob", &*format!("note {disposition}"))
+                    );
+                    Some((*call, disposition.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            dispositions,
+            [
+                (9, "callback".to_string()),
+                (9, "sale".to_string()),
+                (2, "no_sale".to_string())
+            ]
         );
     }
 

@@ -263,6 +263,26 @@ impl agent_server::Agent for AgentService {
         .await
     }
 
+    async fn set_disposition(
+        &self,
+        request: Request<pb::SetDispositionRequest>,
+    ) -> Result<Response<pb::SetDispositionResponse>, Status> {
+        let agent = self.agent(&request)?;
+        let r = request.into_inner();
+        let call = self
+            .acd
+            .ask(|reply| AcdCommand::SetDisposition {
+                agent,
+                call: r.call,
+                disposition: r.disposition,
+                note: r.note,
+                reply,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::SetDispositionResponse { call }))
+    }
+
     async fn transfer(
         &self,
         request: Request<pb::TransferRequest>,
@@ -505,6 +525,37 @@ mod tests {
                     });
                     let _ = reply.send(r);
                 }
+                // Like the ACD: an agent's recent calls are the one it is on.
+                AcdCommand::SetDisposition {
+                    agent,
+                    call,
+                    disposition,
+                    reply,
+                    ..
+                } => {
+                    let r = match (self.status(&agent), call) {
+                        (Err(e), _) => Err(e),
+                        _ if disposition.is_empty() => {
+                            Err(AcdError::InvalidDisposition("empty disposition".into()))
+                        }
+                        (
+                            Ok(AgentStatus {
+                                state: OnCall(c), ..
+                            }),
+                            None,
+                        ) => Ok(c),
+                        (
+                            Ok(AgentStatus {
+                                state: OnCall(c), ..
+                            }),
+                            Some(k),
+                        ) if k == c => Ok(c),
+                        (Ok(_), k) => Err(AcdError::UnknownCall(format!(
+                            "no recent call {k:?} for agent {agent}"
+                        ))),
+                    };
+                    let _ = reply.send(r);
+                }
                 // The monitor's view: not used by the Agent service.
                 AcdCommand::Snapshot { .. } => {}
             }
@@ -669,6 +720,42 @@ mod tests {
         assert_eq!(alice.call, None);
         assert_eq!(alice.since_ms, 1500);
         assert_eq!(alice.queues, ["sales", "support"]);
+    }
+
+    #[tokio::test]
+    async fn set_disposition_acts_for_the_tokens_agent_and_maps_errors() {
+        let fx = start(16).await;
+        let mut c = client(&fx).await;
+        let set = |call: Option<u64>, code: &str| pb::SetDispositionRequest {
+            call,
+            disposition: code.into(),
+            note: "n".into(),
+        };
+        let r = c
+            .set_disposition(req("t-bob", set(None, "sale")))
+            .await
+            .expect("bob's current call")
+            .into_inner();
+        assert_eq!(r.call, 41);
+        let r = c
+            .set_disposition(req("t-bob", set(Some(41), "no_sale")))
+            .await
+            .expect("by id")
+            .into_inner();
+        assert_eq!(r.call, 41);
+        let s = err(c.set_disposition(req("t-bob", set(Some(7), "sale"))).await);
+        assert_eq!(s.code(), Code::NotFound, "{}", s.message());
+        // alice's token cannot reach bob's call.
+        let s = err(c
+            .set_disposition(req("t-alice", set(Some(41), "sale")))
+            .await);
+        assert_eq!(s.code(), Code::NotFound, "{}", s.message());
+        let s = err(c.set_disposition(req("t-bob", set(None, ""))).await);
+        assert_eq!(s.code(), Code::InvalidArgument, "{}", s.message());
+        let s = err(c
+            .set_disposition(req("supervisor-secret", set(None, "sale")))
+            .await);
+        assert_eq!(s.code(), Code::PermissionDenied);
     }
 
     #[tokio::test]

@@ -323,6 +323,11 @@ pub const RULES: &[Rule] = &[
         access: Access::Roles(AGENT),
     },
     Rule {
+        service: "caruso.v1.Agent",
+        method: Some("SetDisposition"),
+        access: Access::Roles(AGENT),
+    },
+    Rule {
         service: "caruso.v1.Voicemail",
         method: None,
         access: Access::Roles(INTEGRATOR),
@@ -340,6 +345,16 @@ pub const RULES: &[Rule] = &[
     Rule {
         service: "caruso.v1.Campaigns",
         method: None,
+        access: Access::Roles(SUPERVISOR),
+    },
+    Rule {
+        service: "caruso.v1.Campaigns",
+        method: Some("ListAttempts"),
+        access: Access::Roles(SUPERVISOR),
+    },
+    Rule {
+        service: "caruso.v1.Campaigns",
+        method: Some("ReportFalsePositive"),
         access: Access::Roles(SUPERVISOR),
     },
 ];

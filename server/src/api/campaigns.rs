@@ -12,12 +12,14 @@ use tonic::{Request, Response, Status};
 use super::ApiError;
 use crate::dialer::campaign::RunState;
 use crate::dialer::pacing::DialMode;
-use crate::dialer::task::{CampaignInfo, Control, DialerCommand, DialerHandle};
+use crate::dialer::task::{AttemptInfo, CampaignInfo, Control, DialerCommand, DialerHandle};
 
 /// Largest ListDnc page.
 const MAX_PAGE: u32 = 10_000;
 /// ListDnc page when the request says 0.
 const DEFAULT_PAGE: u32 = 1_000;
+/// ListAttempts page when the request says 0.
+const DEFAULT_ATTEMPTS: u32 = 100;
 
 /// Implementation of the `caruso.v1.Campaigns` gRPC service.
 #[derive(Debug, Clone)]
@@ -90,6 +92,37 @@ fn status_out(i: &CampaignInfo) -> pb::CampaignStatus {
         abandon_rate_percent: f.abandon_rate * 100.0,
         contacts: f.contacts,
         contacts_left: f.contacts_left,
+        today: Some(pb::CampaignDay {
+            date: f.today.day.clone(),
+            dialed: f.today.dialed,
+            answered: f.today.answered,
+            human: f.today.human,
+            machine: f.today.machine,
+            abandoned: f.today.abandoned,
+        }),
+    }
+}
+
+/// An attempt on the wire.
+fn attempt_out(a: &AttemptInfo) -> pb::CampaignAttempt {
+    let r = &a.record;
+    pb::CampaignAttempt {
+        id: r.id,
+        contact: r.contact,
+        contact_name: a.contact_name.clone(),
+        number: r.number.clone(),
+        started_unix_ms: r.dialed_ms,
+        ended_unix_ms: r.ended_ms.unwrap_or(0),
+        outcome: r
+            .outcome
+            .map(|o| o.as_str().to_string())
+            .unwrap_or_default(),
+        amd: r.amd.clone().unwrap_or_default(),
+        agent: r.agent.clone().unwrap_or_default(),
+        disposition: r.disposition.clone().unwrap_or_default(),
+        note: r.note.clone().unwrap_or_default(),
+        false_positive: r.false_positive,
+        message_left: r.message_left,
     }
 }
 
@@ -340,6 +373,57 @@ impl campaigns_server::Campaigns for CampaignsService {
         Ok(Response::new(pb::DncResponse {
             changed: c.changed,
             unchanged: c.unchanged,
+        }))
+    }
+
+    async fn list_attempts(
+        &self,
+        request: Request<pb::ListAttemptsRequest>,
+    ) -> Result<Response<pb::ListAttemptsResponse>, Status> {
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => DEFAULT_ATTEMPTS,
+            n if n > MAX_PAGE => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "limit: expected 1 to {MAX_PAGE}, found {n}"
+                ))
+                .into())
+            }
+            n => n,
+        };
+        let list = self
+            .dialer
+            .ask(|reply| DialerCommand::ListAttempts {
+                name: r.campaign,
+                contact: r.contact,
+                limit: limit as usize,
+                reply,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ListAttemptsResponse {
+            attempts: list.iter().map(attempt_out).collect(),
+        }))
+    }
+
+    async fn report_false_positive(
+        &self,
+        request: Request<pb::ReportFalsePositiveRequest>,
+    ) -> Result<Response<pb::ReportFalsePositiveResponse>, Status> {
+        let r = request.into_inner();
+        let res = self
+            .dialer
+            .ask(|reply| DialerCommand::ReportFalsePositive {
+                name: r.campaign,
+                attempt: r.attempt,
+                reply,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::ReportFalsePositiveResponse {
+            counted: res.counted,
+            attempt: Some(attempt_out(&res.attempt)),
+            status: Some(status_out(&res.info)),
         }))
     }
 

@@ -143,9 +143,10 @@ impl From<ApiError> for tonic::Status {
                 AcdError::InvalidTransition { .. } | AcdError::UnknownReason(..) => {
                     tonic::Status::failed_precondition(e.to_string())
                 }
-                AcdError::UnknownAgent(_) | AcdError::UnknownTarget(_) => {
-                    tonic::Status::not_found(e.to_string())
-                }
+                AcdError::UnknownAgent(_)
+                | AcdError::UnknownTarget(_)
+                | AcdError::UnknownCall(_) => tonic::Status::not_found(e.to_string()),
+                AcdError::InvalidDisposition(_) => tonic::Status::invalid_argument(e.to_string()),
                 AcdError::Stopped => tonic::Status::unavailable(e.to_string()),
             },
             ApiError::Registry(e) => match e {
@@ -168,7 +169,8 @@ impl From<ApiError> for tonic::Status {
                     | DialerError::Dnc(crate::dialer::dnc::DncError::Number { .. }) => {
                         tonic::Status::invalid_argument(e.to_string())
                     }
-                    DialerError::Campaign(C::InvalidTransition { .. }) => {
+                    DialerError::Campaign(C::InvalidTransition { .. })
+                    | DialerError::Campaign(C::NotMachine { .. }) => {
                         tonic::Status::failed_precondition(e.to_string())
                     }
                     DialerError::Campaign(C::UnknownAttempt { .. }) => {

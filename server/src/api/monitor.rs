@@ -122,6 +122,12 @@ fn campaign_out(c: &CampaignStats) -> pb::MonitorCampaign {
         abandon_rate_percent: f64::from(c.abandon_rate_bp) / 100.0,
         contacts: c.contacts,
         contacts_left: c.contacts_left,
+        today: c.today.day.clone(),
+        today_dialed: c.today.dialed,
+        today_answered: c.today.answered,
+        today_human: c.today.human,
+        today_machine: c.today.machine,
+        today_abandoned: c.today.abandoned,
     }
 }
 

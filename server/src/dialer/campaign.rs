@@ -42,15 +42,19 @@
 //! synchronous (sled): the driver should call from a task that may block briefly.
 //!
 //! Figures: `answered` = human + machine + abandoned; the abandoned rate is abandoned /
-//! (human + abandoned) in the rolling window (AMD false positives count as abandoned).
+//! (human + abandoned) in the rolling window (AMD false positives count as abandoned,
+//! at the time they are reported). [`CampaignFigures::today`] holds the same counts
+//! (dialed, answered, human, machine, abandoned) for the current local day in the
+//! campaign's zone: they start again at its midnight and are stored with the
+//! campaign's state, so a restart keeps them.
 
 mod record;
 #[cfg(test)]
 mod tests;
 
 pub use record::{
-    AttemptRecord, ContactRecord, FinalState, Outcome, RunState, ATTEMPTS_TREE, CAMPAIGNS_TREE,
-    CONTACTS_TREE,
+    AttemptRecord, ContactRecord, DayFigures, FinalState, Outcome, RunState, ATTEMPTS_TREE,
+    CAMPAIGNS_TREE, CONTACTS_TREE,
 };
 
 use super::amd::{AmdOutcome, AmdParams};
@@ -97,6 +101,16 @@ pub enum CampaignError {
         attempt: AttemptId,
         /// `in progress`, `offered`, `stored`.
         what: &'static str,
+    },
+    /// A false-positive report for an attempt the AMD did not take for a machine.
+    #[error("campaign {campaign}: attempt {attempt} was not answered by a machine (outcome: {outcome}): it cannot be an AMD false positive")]
+    NotMachine {
+        /// Campaign name.
+        campaign: String,
+        /// Attempt id.
+        attempt: AttemptId,
+        /// Its outcome (`human`, `busy`, `in progress` ...).
+        outcome: &'static str,
     },
     /// The store failed.
     #[error(transparent)]
@@ -237,13 +251,15 @@ pub struct CampaignFigures {
     pub contacts: u64,
     /// Contacts not final yet.
     pub contacts_left: u64,
+    /// Today's figures (the local day in the campaign's zone; zero after its midnight).
+    pub today: DayFigures,
 }
 
 /// What a campaign reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CampaignEvent {
     /// Figures changed (coalesced: the latest figures).
-    Figures(CampaignFigures),
+    Figures(Box<CampaignFigures>),
     /// A contact reached its final state.
     ContactDone {
         /// Contact id.
@@ -312,6 +328,10 @@ pub struct Campaign {
     figures_dirty: bool,
     events: VecDeque<CampaignEvent>,
     last_now: u64,
+    /// Today's figures, kept with the campaign's stored state.
+    today: DayFigures,
+    /// The bounds of `today`'s local day (Unix ms, end exclusive; empty until known).
+    day_bounds: (u64, u64),
 }
 
 impl std::fmt::Debug for Campaign {
@@ -387,6 +407,7 @@ impl Campaign {
                 abandon_rate: 0.0,
                 contacts: 0,
                 contacts_left: 0,
+                today: DayFigures::default(),
             },
             cfg,
             store,
@@ -407,12 +428,16 @@ impl Campaign {
             figures_dirty: true,
             events: VecDeque::new(),
             last_now: now_ms,
+            today: DayFigures::default(),
+            day_bounds: (0, 0),
         };
         if let Some(s) = stored {
             c.state = s.state;
             c.next_contact = s.next_contact;
             c.next_attempt = s.next_attempt;
+            c.today = s.today;
         }
+        c.roll_day(now_ms);
         for rec in record::scan::<ContactRecord>(&*c.store, CONTACTS_TREE, &name)? {
             let Some(e) = entry(rec, &c.cfg.timezone) else {
                 continue;
@@ -461,8 +486,9 @@ impl Campaign {
                 Some(Outcome::Abandoned) if in_window => c.pacer.restore(ended, true),
                 _ => {}
             }
-            if a.false_positive && in_window {
-                c.pacer.restore(ended, true);
+            let reported = a.false_positive_ms.unwrap_or(ended);
+            if a.false_positive && reported >= window_start {
+                c.pacer.restore(reported, true);
             }
         }
         c.store.flush()?;
@@ -496,6 +522,74 @@ impl Campaign {
         self.figures_dirty = true;
     }
 
+    /// The local date of `ms` in the campaign's zone, `YYYY-MM-DD`.
+    fn local_day(&self, ms: u64) -> String {
+        timestamp(ms)
+            .to_zoned(self.cfg.timezone.clone())
+            .date()
+            .to_string()
+    }
+
+    /// The local day of `ms` in the campaign's zone: its date and its bounds (Unix ms,
+    /// from its first instant to the next day's, which daylight saving may make 23 or
+    /// 25 hours apart).
+    fn day_at(&self, ms: u64) -> (String, u64, u64) {
+        let tz = &self.cfg.timezone;
+        let z = timestamp(ms).to_zoned(tz.clone());
+        let unix = |t: Timestamp| t.as_millisecond().max(0) as u64;
+        let start = z.start_of_day().map(|s| unix(s.timestamp())).unwrap_or(ms);
+        let end = z
+            .date()
+            .tomorrow()
+            .ok()
+            .and_then(|d| d.to_zoned(tz.clone()).ok())
+            .and_then(|n| n.start_of_day().ok())
+            .map(|e| unix(e.timestamp()))
+            .unwrap_or(u64::MAX)
+            .max(ms + 1);
+        (z.date().to_string(), start.min(ms), end)
+    }
+
+    /// Starts a new day's figures when `now_ms` is past the campaign's local midnight
+    /// (cheap while it is not: the day's bounds are kept).
+    fn roll_day(&mut self, now_ms: u64) {
+        let (start, end) = self.day_bounds;
+        if (start..end).contains(&now_ms) {
+            return;
+        }
+        let (day, start, end) = self.day_at(now_ms);
+        self.day_bounds = (start, end);
+        if self.today.day != day {
+            self.today = DayFigures {
+                day,
+                ..DayFigures::default()
+            };
+            self.figures_dirty = true;
+        }
+    }
+
+    /// Counts an outcome (or a false positive) into today's figures at `now_ms`.
+    fn count_today(&mut self, now_ms: u64, outcome: Option<Outcome>, false_positive: bool) {
+        self.roll_day(now_ms);
+        let t = &mut self.today;
+        match outcome {
+            Some(Outcome::Human) => t.human += 1,
+            Some(Outcome::Machine) => t.machine += 1,
+            Some(Outcome::Abandoned) => t.abandoned += 1,
+            _ => {}
+        }
+        if matches!(
+            outcome,
+            Some(Outcome::Human | Outcome::Machine | Outcome::Abandoned)
+        ) {
+            t.answered += 1;
+        }
+        if false_positive {
+            t.abandoned += 1;
+        }
+        self.figures_dirty = true;
+    }
+
     /// The campaign's config.
     pub fn config(&self) -> &CampaignConfig {
         &self.cfg
@@ -512,6 +606,16 @@ impl Campaign {
         f.state = self.state;
         f.in_flight = self.in_flight.len() as u64;
         f.abandon_rate = self.pacer.window().rate(self.last_now);
+        let (start, end) = self.day_bounds;
+        f.today = if (start..end).contains(&self.last_now) {
+            self.today.clone()
+        } else {
+            // Past midnight with no count since: a new day, nothing counted yet.
+            DayFigures {
+                day: self.local_day(self.last_now),
+                ..DayFigures::default()
+            }
+        };
         f
     }
 
@@ -525,13 +629,34 @@ impl Campaign {
         Ok(record::scan(&*self.store, ATTEMPTS_TREE, &self.cfg.name)?)
     }
 
-    fn save_state(&self) -> Result<(), CampaignError> {
+    /// The newest `limit` attempts (of one contact, when given), newest first.
+    pub fn recent_attempts(
+        &self,
+        contact: Option<ContactId>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, CampaignError> {
+        let mut all = self.attempts()?;
+        if let Some(c) = contact {
+            all.retain(|a| a.contact == c);
+        }
+        let keep = all.len().saturating_sub(limit);
+        all.drain(..keep);
+        all.reverse();
+        Ok(all)
+    }
+
+    fn put_state(&self) -> Result<(), StoreError> {
         let rec = record::CampaignRecord {
             state: self.state,
             next_contact: self.next_contact,
             next_attempt: self.next_attempt,
+            today: self.today.clone(),
         };
-        record::put(&*self.store, CAMPAIGNS_TREE, self.cfg.name.as_bytes(), &rec)?;
+        record::put(&*self.store, CAMPAIGNS_TREE, self.cfg.name.as_bytes(), &rec)
+    }
+
+    fn save_state(&self) -> Result<(), CampaignError> {
+        self.put_state()?;
         self.store.flush()?;
         Ok(())
     }
@@ -991,6 +1116,8 @@ impl Campaign {
     ) -> Result<Option<DialRequest>, CampaignError> {
         let now_ms = unix_ms(now);
         self.last_now = now_ms;
+        // Past the local midnight: today's figures start again (and are published).
+        self.roll_day(now_ms);
         if self.state != RunState::Running || self.in_flight.len() as u32 >= self.cfg.lines {
             return Ok(None);
         }
@@ -1077,6 +1204,7 @@ impl Campaign {
             false_positive: false,
             disposition: None,
             note: None,
+            false_positive_ms: None,
         };
         let e = &self.contacts[&contact];
         let request = DialRequest {
@@ -1094,6 +1222,8 @@ impl Campaign {
         if let Some(a) = &agent {
             self.reserved.insert(a.clone(), attempt);
         }
+        self.roll_day(now_ms);
+        self.today.dialed += 1;
         // Durable before the call goes out: after a crash this attempt is found
         // without outcome and its contact falls under the 72-hour rule.
         record::put(
@@ -1179,6 +1309,7 @@ impl Campaign {
         rec.outcome = Some(outcome);
         rec.ended_ms = Some(now_ms);
         self.count(Some(outcome), false);
+        self.count_today(now_ms, Some(outcome), false);
 
         let retries = self.cfg.retries;
         let rule: Option<RetryRule> = match outcome {
@@ -1230,6 +1361,7 @@ impl Campaign {
             &rec,
         )?;
         self.save_contact(contact)?;
+        self.put_state()?;
         self.store.flush()?;
         self.check_finished();
         Ok(outcome)
@@ -1268,6 +1400,11 @@ impl Campaign {
         self.figures_dirty = true;
     }
 
+    /// One attempt as stored (or in progress).
+    pub fn attempt(&self, attempt: AttemptId) -> Result<AttemptRecord, CampaignError> {
+        self.stored_attempt(attempt)
+    }
+
     fn stored_attempt(&self, attempt: AttemptId) -> Result<AttemptRecord, CampaignError> {
         if let Some(f) = self.in_flight.get(&attempt) {
             return Ok(f.rec.clone());
@@ -1279,7 +1416,9 @@ impl Campaign {
         }
     }
 
-    /// The agent's wrap-up for an attempt: disposition code and note; durable.
+    /// The agent's disposition for an attempt: code and note; durable. A later one
+    /// replaces both (the agent corrected it); one with neither a code nor a note (a
+    /// wrap-up ended without a disposition) leaves an earlier one in place.
     pub fn handle_disposition(
         &mut self,
         attempt: AttemptId,
@@ -1287,6 +1426,9 @@ impl Campaign {
         note: &str,
     ) -> Result<(), CampaignError> {
         let mut rec = self.stored_attempt(attempt)?;
+        if disposition.is_empty() && note.is_empty() {
+            return Ok(());
+        }
         rec.disposition = Some(disposition.to_string()).filter(|d| !d.is_empty());
         rec.note = Some(note.to_string()).filter(|n| !n.is_empty());
         if let Some(f) = self.in_flight.get_mut(&attempt) {
@@ -1303,20 +1445,33 @@ impl Campaign {
     }
 
     /// A call taken for a machine was a person (found out later, e.g. the person spoke
-    /// during the machine message): counted as abandoned, as the rules require, and
-    /// the contact falls under the 72-hour rule; durable.
+    /// during the machine message, or a QA reviewer heard the recording): counted as
+    /// abandoned at `now` in the rolling window, as the rules require, and the contact
+    /// falls under the 72-hour rule; durable. Returns `false` when the attempt was
+    /// reported already (counted once); an attempt whose outcome is not `machine` is
+    /// refused ([`CampaignError::NotMachine`]).
     pub fn handle_false_positive(
         &mut self,
         now: SystemTime,
         attempt: AttemptId,
-    ) -> Result<(), CampaignError> {
+    ) -> Result<bool, CampaignError> {
         let now_ms = unix_ms(now);
+        self.last_now = self.last_now.max(now_ms);
         let mut rec = self.stored_attempt(attempt)?;
-        if rec.false_positive || rec.outcome != Some(Outcome::Machine) {
-            return Ok(());
+        if rec.outcome != Some(Outcome::Machine) {
+            return Err(CampaignError::NotMachine {
+                campaign: self.cfg.name.clone(),
+                attempt,
+                outcome: rec.outcome.map_or("in progress", Outcome::as_str),
+            });
+        }
+        if rec.false_positive {
+            return Ok(false);
         }
         rec.false_positive = true;
+        rec.false_positive_ms = Some(now_ms);
         self.count(None, true);
+        self.count_today(now_ms, None, true);
         self.pacer.handle_false_positive(now_ms);
         if let Some(e) = self.contacts.get_mut(&rec.contact) {
             e.rec.last_abandon_ms = Some(now_ms);
@@ -1334,8 +1489,9 @@ impl Campaign {
             &rec,
         )?;
         self.save_contact(rec.contact)?;
+        self.put_state()?;
         self.store.flush()?;
-        Ok(())
+        Ok(true)
     }
 
     fn check_finished(&mut self) {
@@ -1358,7 +1514,7 @@ impl Campaign {
         }
         if self.figures_dirty {
             self.figures_dirty = false;
-            return Some(CampaignEvent::Figures(self.figures()));
+            return Some(CampaignEvent::Figures(Box::new(self.figures())));
         }
         None
     }

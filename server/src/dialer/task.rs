@@ -8,8 +8,9 @@
 //!   calling window opens, the predictive pacing tick);
 //! - the event bus: [`Event::AgentState`] (the task then asks the ACD for that agent's
 //!   typed status and gives it to every campaign whose queue the agent serves) and
-//!   [`Event::Disposition`] (the agent's wrap-up; matched to the attempt whose
-//!   [`OriginateEvent::Connected`] named the same ACD call key);
+//!   [`Event::Disposition`] (the agent's wrap-up or `SetDisposition`; matched to the
+//!   attempt whose [`OriginateEvent::Connected`] named the same ACD call key, for
+//!   24 hours; a later disposition for the call replaces the earlier one);
 //! - each dial's [`OriginateEvent`]s, forwarded from the [`Originator`]'s channel.
 //!
 //! Outputs: dials handed to the [`Originator`] (after every input, [`Campaign::poll_dial`]
@@ -41,8 +42,8 @@
 //! clock); timers sleep on tokio's clock for the difference.
 
 use super::campaign::{
-    AgentView, AttemptId, Availability, CallResult, Campaign, CampaignError, CampaignEvent,
-    CampaignFigures, DialRequest,
+    AgentView, AttemptId, AttemptRecord, Availability, CallResult, Campaign, CampaignError,
+    CampaignEvent, CampaignFigures, ContactId, DialRequest,
 };
 use super::config::{
     parse_campaigns, AgentlessAction, CampaignConfig, CampaignReferences, MachineAction,
@@ -160,6 +161,26 @@ pub struct DncPage {
     pub total: u64,
 }
 
+/// One attempt as listed for a reviewer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptInfo {
+    /// The stored attempt.
+    pub record: AttemptRecord,
+    /// The contact's name from the list.
+    pub contact_name: String,
+}
+
+/// The answer to a false-positive report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FalsePositiveResult {
+    /// This report counted it (`false`: reported already).
+    pub counted: bool,
+    /// The attempt afterwards.
+    pub attempt: AttemptInfo,
+    /// The campaign afterwards.
+    pub info: CampaignInfo,
+}
+
 /// A run-state command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -246,6 +267,26 @@ pub enum DialerCommand {
         accept: bool,
         /// Answer.
         reply: Reply<()>,
+    },
+    /// A campaign's newest attempts, newest first.
+    ListAttempts {
+        /// Campaign.
+        name: String,
+        /// Only this contact's.
+        contact: Option<ContactId>,
+        /// At most this many.
+        limit: usize,
+        /// Answer.
+        reply: Reply<Vec<AttemptInfo>>,
+    },
+    /// An attempt the AMD took for a machine was a person (counted as abandoned).
+    ReportFalsePositive {
+        /// Campaign.
+        name: String,
+        /// Attempt.
+        attempt: AttemptId,
+        /// Answer.
+        reply: Reply<FalsePositiveResult>,
     },
     /// One page of the do-not-call list.
     ListDnc {
@@ -342,6 +383,7 @@ pub fn stats_of(f: &CampaignFigures) -> CampaignStats {
         abandon_rate_bp: (f.abandon_rate * 10_000.0).round().clamp(0.0, 10_000.0) as u32,
         contacts: f.contacts,
         contacts_left: f.contacts_left,
+        today: f.today.clone(),
     }
 }
 
@@ -744,6 +786,35 @@ impl DialerTask {
             } => {
                 let _ = reply.send(self.decide(now, &agent, campaign.as_deref(), attempt, accept));
             }
+            DialerCommand::ListAttempts {
+                name,
+                contact,
+                limit,
+                reply,
+            } => {
+                let r = self.campaign(&name).and_then(|c| {
+                    let list = blocking(|| c.recent_attempts(contact, limit))?;
+                    Ok(list.into_iter().map(|a| attempt_info(c, a)).collect())
+                });
+                let _ = reply.send(r);
+            }
+            DialerCommand::ReportFalsePositive {
+                name,
+                attempt,
+                reply,
+            } => {
+                let r = self.campaign(&name).and_then(|c| {
+                    let counted = blocking(|| c.handle_false_positive(now, attempt))?;
+                    let rec = blocking(|| c.attempt(attempt))?;
+                    info!(campaign = %name, attempt, counted, "AMD false positive reported");
+                    Ok(FalsePositiveResult {
+                        counted,
+                        attempt: attempt_info(c, rec),
+                        info: Self::info(c),
+                    })
+                });
+                let _ = reply.send(r);
+            }
             DialerCommand::ListDnc {
                 after,
                 limit,
@@ -1021,7 +1092,9 @@ impl DialerTask {
                 disposition,
                 note,
             } => {
-                let Some((name, attempt, _)) = self.by_call.remove(call) else {
+                // Kept (not removed): a later disposition for the same call replaces
+                // this one; the entry expires after DISPOSITION_MEMORY.
+                let Some((name, attempt, _)) = self.by_call.get(call).cloned() else {
                     return;
                 };
                 if let Some(c) = self.campaigns.get_mut(&name) {
@@ -1076,6 +1149,17 @@ impl DialerTask {
                 }
             }
         }
+    }
+}
+
+/// An attempt with its contact's name.
+fn attempt_info(c: &Campaign, record: AttemptRecord) -> AttemptInfo {
+    AttemptInfo {
+        contact_name: c
+            .contact(record.contact)
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
+        record,
     }
 }
 

@@ -253,3 +253,47 @@ async fn create_validates_like_the_config_and_agents_are_refused() {
     let refused = agent.list(pb::ListCampaignsRequest {}).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_false_positives_and_todays_figures_over_grpc() {
+    let (url, _stop) = start().await;
+    let mut c = client(&url, "supervisor-secret").await;
+    let list = |campaign: &str, limit: u32| pb::ListAttemptsRequest {
+        campaign: campaign.into(),
+        contact: None,
+        limit,
+    };
+    // No dial yet (no ACD: no agent is ready).
+    let r = c.list_attempts(list("demo", 0)).await.unwrap().into_inner();
+    assert!(r.attempts.is_empty());
+    let e = c.list_attempts(list("nope", 0)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    let e = c.list_attempts(list("demo", 10_001)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let e = c
+        .report_false_positive(pb::ReportFalsePositiveRequest {
+            campaign: "demo".into(),
+            attempt: 3,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(e.message().contains("attempt 3"), "{}", e.message());
+    // Today's figures come with the status: the campaign's local date, nothing yet.
+    let st = c.get_status(named("demo")).await.unwrap().into_inner();
+    let today = st.today.expect("today");
+    assert_eq!(today.date.len(), 10, "{}", today.date);
+    assert_eq!((today.dialed, today.answered), (0, 0));
+    // An agent's token may not use them.
+    let mut alice = client(&url, "alice-secret").await;
+    let e = alice.list_attempts(list("demo", 0)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let e = alice
+        .report_false_positive(pb::ReportFalsePositiveRequest {
+            campaign: "demo".into(),
+            attempt: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+}

@@ -168,6 +168,26 @@ pub struct AttemptRecord {
     pub disposition: Option<String>,
     /// The agent's note.
     pub note: Option<String>,
+    /// When the attempt was reported as an AMD false positive (Unix ms).
+    #[serde(default)]
+    pub false_positive_ms: Option<u64>,
+}
+
+/// A campaign's figures for one local day (the campaign's zone), reset at its midnight.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayFigures {
+    /// The local date, `YYYY-MM-DD` (empty: nothing counted yet).
+    pub day: String,
+    /// Dials placed that day.
+    pub dialed: u64,
+    /// Answered that day: human + machine + abandoned.
+    pub answered: u64,
+    /// Persons connected to an agent (or who heard the agentless message).
+    pub human: u64,
+    /// Machines.
+    pub machine: u64,
+    /// Abandoned (AMD false positives reported that day included).
+    pub abandoned: u64,
 }
 
 /// A campaign's own state as stored.
@@ -179,6 +199,9 @@ pub struct CampaignRecord {
     pub next_contact: u64,
     /// Next attempt id.
     pub next_attempt: u64,
+    /// Today's figures (absent in records written before they existed).
+    #[serde(default)]
+    pub today: DayFigures,
 }
 
 /// Key `<campaign> 0x00 <id be>`.

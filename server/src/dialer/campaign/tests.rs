@@ -681,3 +681,270 @@ fn an_abandon_counts_in_the_window_when_it_happens_and_once() {
     f.c.handle_abandoning(at(16), d[1].attempt);
     assert!((f.c.figures().abandon_rate - 0.5).abs() < 1e-9);
 }
+
+/// A wall-clock time given in RFC 3339 with an offset.
+fn wall(s: &str) -> SystemTime {
+    let ts: Timestamp = s.parse().unwrap();
+    UNIX_EPOCH + Duration::from_millis(ts.as_millisecond() as u64)
+}
+
+/// A progressive campaign in New York whose calling window is always open.
+fn new_york() -> CampaignConfig {
+    let mut cfg = config(DialMode::Progressive);
+    cfg.timezone = TimeZone::get("America/New_York").unwrap();
+    cfg.window = crate::dialer::window::CallingWindow::new([true; 7], 0, 1440).unwrap();
+    cfg
+}
+
+fn today(f: &CampaignFigures) -> (&str, u64, u64, u64, u64, u64) {
+    let t = &f.today;
+    (
+        t.day.as_str(),
+        t.dialed,
+        t.answered,
+        t.human,
+        t.machine,
+        t.abandoned,
+    )
+}
+
+#[test]
+fn todays_figures_start_again_at_the_campaigns_local_midnight_and_survive_a_restart() {
+    let cfg = Arc::new(new_york());
+    let store = Arc::new(MemoryStore::default());
+    // 19:50 in New York on 1 June = 23:50 UTC.
+    let t = wall("2026-06-01T19:50:00-04:00");
+    let mut c = Campaign::open(cfg.clone(), store.clone(), t).unwrap();
+    c.load_contacts(t, numbers(5)).unwrap();
+    c.handle_agents(t, &ready(&["a"]));
+    c.start(t).unwrap();
+    let dnc = DncList::default();
+    let d = c.poll_dial(t, &dnc).unwrap().unwrap();
+    // 20:10 in New York: past midnight UTC, not in New York: the same day.
+    let t = wall("2026-06-01T20:10:00-04:00");
+    c.handle_result(
+        t,
+        d.attempt,
+        CallResult::Connected {
+            agent: "a".into(),
+            amd: None,
+        },
+    )
+    .unwrap();
+    let d = c.poll_dial(t, &dnc).unwrap().unwrap();
+    c.handle_result(t, d.attempt, CallResult::Machine { message_left: true })
+        .unwrap();
+    assert_eq!(today(&c.figures()), ("2026-06-01", 2, 2, 1, 1, 0));
+
+    // A restart the same evening keeps today's counts.
+    drop(c);
+    let t = wall("2026-06-01T23:59:00-04:00");
+    let mut c = Campaign::open(cfg.clone(), store.clone(), t).unwrap();
+    c.handle_agents(t, &ready(&["a"]));
+    assert_eq!(today(&c.figures()), ("2026-06-01", 2, 2, 1, 1, 0));
+    let d = c.poll_dial(t, &dnc).unwrap().unwrap();
+    assert_eq!(today(&c.figures()).1, 3);
+
+    // Midnight in New York: a new day, even before anything happens in it ...
+    while c.poll_event().is_some() {}
+    let t = wall("2026-06-02T00:00:30-04:00");
+    assert!(c.poll_dial(t, &dnc).unwrap().is_none(), "a is reserved");
+    assert_eq!(today(&c.figures()), ("2026-06-02", 0, 0, 0, 0, 0));
+    // ... and the new day's figures are published.
+    match c.poll_event() {
+        Some(CampaignEvent::Figures(f)) => assert_eq!(f.today.day, "2026-06-02"),
+        other => panic!("no figures at midnight: {other:?}"),
+    }
+    // ... and the dial placed before midnight is counted when it ends, today.
+    c.handle_result(t, d.attempt, CallResult::Abandoned { amd: None })
+        .unwrap();
+    let f = c.figures();
+    assert_eq!(today(&f), ("2026-06-02", 0, 1, 0, 0, 1));
+    // The cumulative figures go on.
+    assert_eq!((f.dialed, f.answered, f.human, f.abandoned), (3, 3, 1, 1));
+
+    // A restart the next day starts from the stored day; one a day later from zero.
+    drop(c);
+    let t = wall("2026-06-02T08:00:00-04:00");
+    let c = Campaign::open(cfg.clone(), store.clone(), t).unwrap();
+    assert_eq!(today(&c.figures()), ("2026-06-02", 0, 1, 0, 0, 1));
+    drop(c);
+    let t = wall("2026-06-03T00:00:01-04:00");
+    let c = Campaign::open(cfg, store, t).unwrap();
+    assert_eq!(today(&c.figures()), ("2026-06-03", 0, 0, 0, 0, 0));
+    assert_eq!(c.figures().dialed, 3);
+}
+
+#[test]
+fn a_reported_false_positive_counts_as_abandoned_in_the_window_once() {
+    let cfg = Arc::new(config(DialMode::Progressive));
+    let mut f = fixture((*cfg).clone(), numbers(3));
+    f.c.handle_agents(t0(), &ready(&["a", "b", "c"]));
+    f.c.start(t0()).unwrap();
+    let d = f.dial_all(t0());
+    assert_eq!(d.len(), 3);
+    f.c.handle_result(
+        at(20),
+        d[0].attempt,
+        CallResult::Connected {
+            agent: "a".into(),
+            amd: Some(AmdOutcome::Human),
+        },
+    )
+    .unwrap();
+    f.c.handle_result(
+        at(20),
+        d[1].attempt,
+        CallResult::Machine {
+            message_left: false,
+        },
+    )
+    .unwrap();
+    let before = f.c.figures();
+    assert_eq!(before.abandon_rate, 0.0);
+    // A person, not a machine: refused. Still ringing: refused. Unknown: refused.
+    assert!(matches!(
+        f.c.handle_false_positive(at(30), d[0].attempt),
+        Err(CampaignError::NotMachine {
+            outcome: "human",
+            ..
+        })
+    ));
+    assert!(matches!(
+        f.c.handle_false_positive(at(30), d[2].attempt),
+        Err(CampaignError::NotMachine {
+            outcome: "in progress",
+            ..
+        })
+    ));
+    assert!(matches!(
+        f.c.handle_false_positive(at(30), 999),
+        Err(CampaignError::UnknownAttempt { .. })
+    ));
+    assert!(f.c.handle_false_positive(at(60), d[1].attempt).unwrap());
+    assert!(!f.c.handle_false_positive(at(61), d[1].attempt).unwrap());
+    let fig = f.c.figures();
+    assert_eq!(
+        (
+            fig.machine,
+            fig.abandoned,
+            fig.amd_false_positives,
+            fig.today.abandoned
+        ),
+        (1, 1, 1, 1)
+    );
+    // One person reached, one abandoned: 50 % in the window the pacing keeps.
+    assert!(
+        (fig.abandon_rate - 0.5).abs() < 1e-9,
+        "{}",
+        fig.abandon_rate
+    );
+    let a = f.c.attempt(d[1].attempt).unwrap();
+    assert!(a.false_positive);
+    assert_eq!(a.false_positive_ms, Some(unix_ms(at(60))));
+    assert_eq!(
+        f.c.contact(d[1].contact).unwrap().last_abandon_ms,
+        Some(unix_ms(at(60)))
+    );
+
+    // After a restart: counted once, still in the window.
+    drop(f.c);
+    let c = Campaign::open(cfg, f.store.clone(), at(120)).unwrap();
+    let fig = c.figures();
+    assert_eq!((fig.abandoned, fig.amd_false_positives), (1, 1));
+    assert!(
+        (fig.abandon_rate - 0.5).abs() < 1e-9,
+        "{}",
+        fig.abandon_rate
+    );
+}
+
+#[test]
+fn a_later_disposition_replaces_the_earlier_one_and_an_empty_one_keeps_it() {
+    let mut f = fixture(config(DialMode::Progressive), numbers(1));
+    f.c.handle_agents(t0(), &ready(&["a"]));
+    f.c.start(t0()).unwrap();
+    let d = f.dial_all(t0());
+    f.c.handle_result(
+        at(20),
+        d[0].attempt,
+        CallResult::Connected {
+            agent: "a".into(),
+            amd: None,
+        },
+    )
+    .unwrap();
+    let got = |c: &Campaign| {
+        let a = c.attempt(d[0].attempt).unwrap();
+        (a.disposition, a.note)
+    };
+    f.c.handle_disposition(d[0].attempt, "sale", "gold")
+        .unwrap();
+    f.c.handle_disposition(d[0].attempt, "callback", "")
+        .unwrap();
+    assert_eq!(got(&f.c), (Some("callback".into()), None));
+    // A wrap-up ended without a disposition does not erase it.
+    f.c.handle_disposition(d[0].attempt, "", "").unwrap();
+    assert_eq!(got(&f.c), (Some("callback".into()), None));
+}
+
+#[test]
+fn recent_attempts_are_newest_first_per_contact_and_limited() {
+    let mut cfg = config(DialMode::Progressive);
+    cfg.retries.busy = RetryRule {
+        delay: Duration::from_secs(60),
+        max: 5,
+    };
+    let mut f = fixture(cfg, numbers(2));
+    f.c.handle_agents(t0(), &ready(&["a", "b"]));
+    f.c.start(t0()).unwrap();
+    let mut ids = Vec::new();
+    for round in 0..3u64 {
+        let now = at(round * 100);
+        let d = f.dial_all(now);
+        assert_eq!(d.len(), 2, "round {round}");
+        for x in &d {
+            ids.push((x.attempt, x.contact));
+            f.c.handle_result(now + Duration::from_secs(5), x.attempt, CallResult::Busy)
+                .unwrap();
+        }
+    }
+    let all = f.c.recent_attempts(None, 100).unwrap();
+    let mut want: Vec<u64> = ids.iter().map(|(a, _)| *a).collect();
+    want.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(all.iter().map(|a| a.id).collect::<Vec<_>>(), want);
+    let two = f.c.recent_attempts(None, 2).unwrap();
+    assert_eq!(two.iter().map(|a| a.id).collect::<Vec<_>>(), want[..2]);
+    let of_1 = f.c.recent_attempts(Some(1), 10).unwrap();
+    assert_eq!(of_1.len(), 3);
+    assert!(of_1
+        .iter()
+        .all(|a| a.contact == 1 && a.outcome == Some(Outcome::Busy)));
+    assert!(of_1.windows(2).all(|w| w[0].id > w[1].id));
+}
+
+#[test]
+fn a_daylight_saving_day_is_one_day_of_its_own_length() {
+    // New York springs forward on 8 March 2026: that local day has 23 hours.
+    let cfg = Arc::new(new_york());
+    let store = Arc::new(MemoryStore::default());
+    let t = wall("2026-03-08T00:30:00-05:00");
+    let mut c = Campaign::open(cfg, store, t).unwrap();
+    let (day, start, end) = c.day_at(unix_ms(t));
+    assert_eq!(day, "2026-03-08");
+    assert_eq!(start, unix_ms(wall("2026-03-08T00:00:00-05:00")));
+    assert_eq!(end, unix_ms(wall("2026-03-09T00:00:00-04:00")));
+    assert_eq!(end - start, 23 * 3600 * 1000);
+    c.load_contacts(t, numbers(1)).unwrap();
+    c.handle_agents(t, &ready(&["a"]));
+    c.start(t).unwrap();
+    let dnc = DncList::default();
+    assert!(c.poll_dial(t, &dnc).unwrap().is_some());
+    // 23:59 local (after the clocks moved): still the 8th; 00:00 the 9th.
+    let late = wall("2026-03-08T23:59:00-04:00");
+    assert!(c.poll_dial(late, &dnc).unwrap().is_none());
+    assert_eq!(today(&c.figures()), ("2026-03-08", 1, 0, 0, 0, 0));
+    let next = wall("2026-03-09T00:00:00-04:00");
+    assert!(c.poll_dial(next, &dnc).unwrap().is_none());
+    assert_eq!(today(&c.figures()), ("2026-03-09", 0, 0, 0, 0, 0));
+}

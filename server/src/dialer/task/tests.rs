@@ -303,6 +303,55 @@ async fn a_disposition_on_the_bus_reaches_the_attempt_of_its_call() {
     assert_eq!(f.human, 1);
     assert_eq!(f.contacts_left, 0);
     assert_eq!(f.state, RunState::Finished);
+    let listed = |w: &World| {
+        let d = w.dialer.clone();
+        async move {
+            d.ask(|reply| DialerCommand::ListAttempts {
+                name: "demo".into(),
+                contact: None,
+                limit: 10,
+                reply,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let a = listed(&w).await;
+    assert_eq!(a[0].record.disposition.as_deref(), Some("sale"));
+    // SetDisposition after the wrap-up: a second disposition for the same call
+    // replaces the first.
+    w.bus.publish(Event::Disposition {
+        agent: "alice".into(),
+        call: 4242,
+        disposition: "callback".into(),
+        note: "call back at 5".into(),
+    });
+    settle().await;
+    let a = listed(&w).await;
+    assert_eq!(
+        (
+            a[0].record.disposition.as_deref(),
+            a[0].record.note.as_deref()
+        ),
+        (Some("callback"), Some("call back at 5"))
+    );
+    // A wrap-up ended without a code does not erase it.
+    w.bus.publish(Event::Disposition {
+        agent: "alice".into(),
+        call: 4242,
+        disposition: String::new(),
+        note: String::new(),
+    });
+    settle().await;
+    let a = listed(&w).await;
+    assert_eq!(a[0].record.disposition.as_deref(), Some("callback"));
+    w.bus.publish(Event::Disposition {
+        agent: "alice".into(),
+        call: 4242,
+        disposition: "sale".into(),
+        note: "wants the gold plan".into(),
+    });
+    settle().await;
 
     let c = Campaign::open(w.cfg.clone(), w.store.clone(), monday(11, 0)).unwrap();
     let attempts = c.attempts().unwrap();
@@ -778,4 +827,86 @@ async fn a_refused_agent_hold_dials_nothing_and_counts_nothing() {
     settle().await;
     assert_eq!(w.fake.count(), 1);
     assert_eq!(w.fake.dial(0).0.on_human, HumanRoute::Agent("alice".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_are_listed_and_a_false_positive_counts_as_abandoned() {
+    let w = world(campaign(""), "", monday(10, 0)).await;
+    w.load(CSV).await;
+    w.control(Control::Start).await.unwrap();
+    w.ready("alice").await;
+    w.ready("bob").await;
+    settle().await;
+    assert_eq!(w.fake.count(), 2);
+    w.finish(
+        0,
+        CallResult::Machine {
+            message_left: false,
+        },
+    )
+    .await;
+    let (d0, _) = w.fake.dial(0);
+    let list = |contact: Option<u64>, limit: usize| {
+        let d = w.dialer.clone();
+        async move {
+            d.ask(|reply| DialerCommand::ListAttempts {
+                name: "demo".into(),
+                contact,
+                limit,
+                reply,
+            })
+            .await
+        }
+    };
+    let all = list(None, 10).await.unwrap();
+    assert_eq!(all.len(), 3, "the freed agent dialed the third contact");
+    assert!(all.windows(2).all(|p| p[0].record.id > p[1].record.id));
+    let mine: Vec<_> = list(Some(d0.request.contact), 10).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].record.outcome, Some(Outcome::Machine));
+    assert_eq!(
+        mine[0].contact_name,
+        ["A", "B", "C"][d0.request.contact as usize]
+    );
+    assert_eq!(list(None, 1).await.unwrap().len(), 1);
+
+    let report = |name: &str, attempt: AttemptId| {
+        let d = w.dialer.clone();
+        let name = name.to_string();
+        async move {
+            d.ask(|reply| DialerCommand::ReportFalsePositive {
+                name,
+                attempt,
+                reply,
+            })
+            .await
+        }
+    };
+    let r = report("demo", d0.request.attempt).await.unwrap();
+    assert!(r.counted);
+    assert!(r.attempt.record.false_positive);
+    let f = &r.info.figures;
+    assert_eq!((f.machine, f.abandoned, f.amd_false_positives), (1, 1, 1));
+    assert_eq!(f.today.abandoned, 1);
+    assert!(
+        f.abandon_rate > 0.99,
+        "only abandoned in the window: {}",
+        f.abandon_rate
+    );
+    assert!(!report("demo", d0.request.attempt).await.unwrap().counted);
+    // Still ringing: not a machine; unknown attempt; unknown campaign.
+    let (d1, _) = w.fake.dial(1);
+    assert!(matches!(
+        report("demo", d1.request.attempt).await,
+        Err(DialerError::Campaign(CampaignError::NotMachine { .. }))
+    ));
+    assert!(matches!(
+        report("demo", 999).await,
+        Err(DialerError::Campaign(CampaignError::UnknownAttempt { .. }))
+    ));
+    assert!(matches!(
+        report("nope", 0).await,
+        Err(DialerError::NotFound(_))
+    ));
+    assert_eq!(w.status().await.amd_false_positives, 1);
 }

@@ -601,6 +601,7 @@ fn stats(name: &str, state: &str, dialed: u64) -> crate::events::CampaignStats {
         abandon_rate_bp: 0,
         contacts: 10,
         contacts_left: 10 - dialed,
+        today: Default::default(),
     }
 }
 

@@ -1,0 +1,229 @@
+//! Dispositions without wrap-up, end to end: a progressive campaign whose queue has no
+//! wrap-up time (the agent is ready again as soon as the call ends, so `EndWrapUp`
+//! never applies). SIPp is the contact (answers, talks, hangs up) and alice's phone;
+//! after the hang-up alice runs `caruso-agent agent disposition sale`: the disposition
+//! is stored with the contact attempt (`caruso-agent campaign attempts`), a second one
+//! replaces it, a call that is not hers is refused with NOT_FOUND, the attempt cannot
+//! be reported as an AMD false positive (a person was reached), and today's figures
+//! count the dial.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use caruso_e2e::*;
+
+/// A progressive campaign on a queue without wrap-up time (the default 0).
+fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
+    let trunk = ports.peer(1);
+    let phone = ports.peer(2);
+    let mut cfg = ServerConfig::new(ports);
+    cfg.extra = format!(
+        "\n[ivr]\nprompt_dir = \"{prompts}\"\n\n\
+         [[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:{trunk}\"\n\n\
+         [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\nwrap_up_s = 0\n\n\
+         [[acd.agents]]\nid = \"alice\"\ntoken = \"tok-alice\"\nskills = {{ sales = 1 }}\n\
+         phone = {{ uri = \"sip:alice@127.0.0.1:{phone}\" }}\n\n\
+         [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
+         [[campaigns]]\nname = \"demo\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
+         trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
+         timezone = \"Europe/Warsaw\"\nwindow = {{ from = \"00:00\", to = \"23:59\" }}\n\
+         amd = {{ enabled = false }}\n",
+        prompts = prompts_dir().display(),
+        dnc = dnc_file.display(),
+    );
+    cfg
+}
+
+/// Runs `caruso-agent <args>` against the server.
+fn run(server: &Server, args: &[&str]) -> Output {
+    Command::new(agent_binary())
+        .args(["--server", &server.grpc_url(), "--timeout", "5"])
+        .args(args)
+        .output()
+        .expect("run caruso-agent")
+}
+
+/// Runs `caruso-agent <args>`; its stdout, or a panic with its stderr and the log.
+fn ok(server: &Server, args: &[&str]) -> String {
+    let out = run(server, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "caruso-agent {args:?} failed: {}{stdout}\n{}\n--- server log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        server.log_tail(30)
+    );
+    stdout
+}
+
+fn campaign(server: &Server, args: &[&str]) -> String {
+    let mut all = vec!["campaign", "--token", SUPERVISOR_TOKEN];
+    all.extend_from_slice(args);
+    ok(server, &all)
+}
+
+/// The value of `key: value` in `text`.
+fn value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
+}
+
+/// The only attempt line of `campaign attempts demo`, once `want` is in it.
+fn attempt_with(server: &Server, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = campaign(server, &["attempts", "demo"]);
+        let lines: Vec<&str> = list.lines().collect();
+        assert_eq!(lines.len(), 1, "one attempt:\n{list}");
+        if lines[0].contains(want) {
+            return lines[0].to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {want:?} in {list}\n{}",
+            server.log_tail(40)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_agent_without_wrap_up_sets_the_disposition_of_the_campaign_call_after_it() {
+    require_isolated_network();
+    let dir = TempDir::new("disposition");
+    let dnc_file = dir.path().join("dnc.txt");
+    std::fs::write(&dnc_file, "").unwrap();
+    let ports = Ports::block(20);
+    let (contact_port, phone_port) = (ports.peer(1), ports.peer(2));
+    let server = Server::start(config(ports, &dnc_file));
+    let csv = server.dir().join("one.csv");
+    std::fs::write(&csv, "phone,name\n601000001,Anna\n").unwrap();
+    campaign(&server, &["load", "demo", csv.to_str().unwrap()]);
+
+    // Nothing answered yet: nothing to dispose.
+    caruso_e2e::acd::login_ready(&server, "tok-alice");
+    let early = run(
+        &server,
+        &["agent", "--token", "tok-alice", "disposition", "sale"],
+    );
+    assert!(!early.status.success());
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(err.contains("NOT_FOUND"), "{err}");
+
+    // The contact (answers, talks 6 s, hangs up) and alice's phone (answers).
+    let contact = Sipp::new(&server, "dial_contact_talk.xml")
+        .local_port(contact_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let phone = Sipp::new(&server, "bridge_uas_answer.xml")
+        .local_port(phone_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let contact_run = std::thread::spawn(move || contact.run());
+    let phone_run = std::thread::spawn(move || phone.run());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        campaign(&server, &["start", "demo"]).trim(),
+        "state: running"
+    );
+    let contact = contact_run.join().expect("contact thread");
+    let phone = phone_run.join().expect("phone thread");
+    let ctx = format!(
+        "--- contact ---\n{contact}\n--- phone ---\n{phone}\n--- server log ---\n{}",
+        server.log_tail(60)
+    );
+    assert!(contact.all_succeeded(1), "the contact talked\n{ctx}");
+    assert!(phone.all_succeeded(1), "alice's phone was bridged\n{ctx}");
+
+    // No wrap-up time: alice is ready again; the attempt has no disposition yet.
+    caruso_e2e::acd::wait_state(&server, "tok-alice", "ready", Duration::from_secs(10));
+    let line = attempt_with(&server, "outcome=human");
+    assert!(line.contains("agent=alice disposition= "), "{line}");
+
+    let out = ok(
+        &server,
+        &[
+            "agent",
+            "--token",
+            "tok-alice",
+            "disposition",
+            "sale",
+            "--note",
+            "gold plan",
+        ],
+    );
+    let call = caruso_e2e::acd::line_field(out.trim(), "call").expect("call=");
+    assert!(out.starts_with("disposition=sale call="), "{out}");
+    let line = attempt_with(&server, "disposition=sale");
+    assert!(line.contains("note=\"gold plan\""), "{line}");
+    assert!(line.contains("name=Anna number=+48601000001"), "{line}");
+
+    // A second disposition for the same call (named this time) replaces the first.
+    ok(
+        &server,
+        &[
+            "agent",
+            "--token",
+            "tok-alice",
+            "disposition",
+            "callback",
+            "--call",
+            &call,
+        ],
+    );
+    let line = attempt_with(&server, "disposition=callback");
+    assert!(line.contains("note= "), "the note was replaced too: {line}");
+    // A call that is not one of alice's recent ones.
+    let other = run(
+        &server,
+        &[
+            "agent",
+            "--token",
+            "tok-alice",
+            "disposition",
+            "sale",
+            "--call",
+            "999999",
+        ],
+    );
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("NOT_FOUND") && err.contains("999999") && err.contains(&call),
+        "{err}"
+    );
+    assert_eq!(alice_state(&server), "ready", "no state change");
+
+    // A person was reached: not an AMD false positive.
+    let attempt = caruso_e2e::acd::line_field(&line, "attempt").expect("attempt=");
+    let fp = run(
+        &server,
+        &[
+            "campaign",
+            "--token",
+            SUPERVISOR_TOKEN,
+            "false-positive",
+            "demo",
+            &attempt,
+        ],
+    );
+    assert!(!fp.status.success());
+    let err = String::from_utf8_lossy(&fp.stderr);
+    assert!(
+        err.contains("FailedPrecondition") && err.contains("human"),
+        "{err}"
+    );
+
+    // Today's figures (Warsaw's day) count the dial.
+    let s = campaign(&server, &["status", "demo"]);
+    assert_eq!(value(&s, "today_dialed").as_deref(), Some("1"), "{s}");
+    assert_eq!(value(&s, "today_human").as_deref(), Some("1"), "{s}");
+    assert_eq!(value(&s, "today_abandoned").as_deref(), Some("0"), "{s}");
+    assert_eq!(value(&s, "today").map(|d| d.len()), Some(10), "{s}");
+}
+
+fn alice_state(server: &Server) -> String {
+    let out = ok(server, &["agent", "--token", "tok-alice", "status"]);
+    caruso_e2e::acd::line_field(out.trim(), "state").unwrap_or_default()
+}
