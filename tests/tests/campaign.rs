@@ -39,7 +39,7 @@ fn config_with(ports: Ports, dnc_file: &std::path::Path, queue_more: &str) -> Se
          [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
          [[campaigns]]\nname = \"demo\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
          trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
-         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"23:59\" }}\n\
+         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"24:00\" }}\n\
          amd = {{ enabled = false }}\n",
         prompts = prompts_dir().display(),
         dnc = dnc_file.display(),
@@ -303,7 +303,7 @@ fn a_progressive_campaign_of_fifty_contacts_finishes_with_every_contact_final() 
          [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
          [[campaigns]]\nname = \"fifty\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
          trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
-         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"23:59\" }}\n\
+         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"24:00\" }}\n\
          ring_timeout_s = 15\n\
          retry = {{ busy = {{ delay_s = 60, max = 0 }}, no_answer = {{ delay_s = 60, max = 0 }} }}\n",
         prompts = prompts_dir().display(),

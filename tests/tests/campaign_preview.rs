@@ -35,7 +35,7 @@ fn config(ports: Ports) -> ServerConfig {
          [dialer]\ndefault_country = \"PL\"\n\n\
          [[campaigns]]\nname = \"pv\"\nmode = \"preview\"\nqueue = \"sales\"\n\
          trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
-         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"23:59\" }}\n\
+         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"24:00\" }}\n\
          amd = {{ enabled = false }}\npreview_timeout_s = 2\nscript = \"{SCRIPT}\"\n\
          retry = {{ no_answer = {{ delay_s = 3600, max = 2 }} }}\n",
         prompts = prompts_dir().display(),

@@ -26,7 +26,7 @@ fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
          [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
          [[campaigns]]\nname = \"demo\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
          trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
-         timezone = \"Europe/Warsaw\"\nwindow = {{ from = \"00:00\", to = \"23:59\" }}\n\
+         timezone = \"Europe/Warsaw\"\nwindow = {{ from = \"00:00\", to = \"24:00\" }}\n\
          amd = {{ enabled = false }}\n",
         prompts = prompts_dir().display(),
         dnc = dnc_file.display(),
