@@ -431,6 +431,9 @@ pub struct DialerTask {
     holds: Option<crate::acd::task::AcdCalls>,
     /// Agents held in the ACD per dial in progress.
     held: HashMap<(String, AttemptId), crate::acd::AgentId>,
+    /// Agents whose hold was just released: every campaign re-reads them (one whose hold
+    /// was refused because another campaign held the agent marked it busy meanwhile).
+    released: Vec<crate::acd::AgentId>,
     /// Answers to hold requests.
     hold_tx: mpsc::Sender<HoldAnswer>,
     hold_rx: mpsc::Receiver<HoldAnswer>,
@@ -479,6 +482,7 @@ impl DialerTask {
             dial_rx,
             holds: None,
             held: HashMap::new(),
+            released: Vec::new(),
             hold_tx,
             hold_rx,
         };
@@ -563,8 +567,20 @@ impl DialerTask {
         let mut figures_tick = tokio::time::interval(FIGURES_EVERY);
         figures_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let now = (self.clock)();
+            let mut now = (self.clock)();
             self.pump(now);
+            // Released agents may serve another campaign now (bounded: a pump releases
+            // only holds whose offers or dials ended).
+            for _ in 0..4 {
+                if self.released.is_empty() {
+                    break;
+                }
+                for agent in std::mem::take(&mut self.released) {
+                    self.refresh_agents(Some(&agent)).await;
+                }
+                now = (self.clock)();
+                self.pump(now);
+            }
             let sleep = self
                 .poll_timeout(now)
                 .map(|t| t.duration_since((self.clock)()).unwrap_or(Duration::ZERO))
@@ -654,7 +670,14 @@ impl DialerTask {
                 .map(|(_, a)| *a)
                 .collect();
             for attempt in ended {
-                hold(&self.holds, &mut self.held, &name, attempt, None);
+                hold(
+                    &self.holds,
+                    &mut self.held,
+                    &mut self.released,
+                    &name,
+                    attempt,
+                    None,
+                );
             }
             for offer in claims {
                 self.request_hold(&name, offer);
@@ -671,7 +694,14 @@ impl DialerTask {
                         if let Some(agent) = dial.request.agent.as_deref() {
                             // Claimed dials were held before; others hold now.
                             if !self.held.contains_key(&(name.clone(), attempt)) {
-                                hold(&self.holds, &mut self.held, &name, attempt, Some(agent));
+                                hold(
+                                    &self.holds,
+                                    &mut self.held,
+                                    &mut self.released,
+                                    &name,
+                                    attempt,
+                                    Some(agent),
+                                );
                             }
                         }
                         let rx = self.originator.originate(dial);
@@ -908,7 +938,14 @@ impl DialerTask {
             Ok(()) => {
                 // The offer ended while the hold was on its way: release at once.
                 self.held.insert(key.clone(), h.agent.as_str().into());
-                hold(&self.holds, &mut self.held, &key.0, key.1, None);
+                hold(
+                    &self.holds,
+                    &mut self.held,
+                    &mut self.released,
+                    &key.0,
+                    key.1,
+                    None,
+                );
             }
             Err(e) => {
                 info!(campaign = %h.campaign, attempt = h.attempt, agent = %h.agent, reason = %e, "agent hold refused: not dialing");
@@ -1054,7 +1091,14 @@ impl DialerTask {
                 if let Some(c) = self.campaigns.get_mut(&d.campaign) {
                     c.handle_settled(d.attempt);
                 }
-                hold(&self.holds, &mut self.held, &d.campaign, d.attempt, None);
+                hold(
+                    &self.holds,
+                    &mut self.held,
+                    &mut self.released,
+                    &d.campaign,
+                    d.attempt,
+                    None,
+                );
                 self.by_call.retain(|_, (_, _, at)| {
                     now.duration_since(*at).unwrap_or_default() < DISPOSITION_MEMORY
                 });
@@ -1067,7 +1111,14 @@ impl DialerTask {
                 }
             }
             OriginateEvent::Done(result) => {
-                hold(&self.holds, &mut self.held, &d.campaign, d.attempt, None);
+                hold(
+                    &self.holds,
+                    &mut self.held,
+                    &mut self.released,
+                    &d.campaign,
+                    d.attempt,
+                    None,
+                );
                 let Some(c) = self.campaigns.get_mut(&d.campaign) else {
                     return;
                 };
@@ -1167,6 +1218,7 @@ fn attempt_info(c: &Campaign, record: AttemptRecord) -> AttemptInfo {
 fn hold(
     holds: &Option<crate::acd::task::AcdCalls>,
     held: &mut HashMap<(String, AttemptId), crate::acd::AgentId>,
+    released: &mut Vec<crate::acd::AgentId>,
     campaign: &str,
     attempt: AttemptId,
     agent: Option<&str>,
@@ -1182,7 +1234,10 @@ fn hold(
             (a, true)
         }
         None => match held.remove(&key) {
-            Some(a) => (a, false),
+            Some(a) => {
+                released.push(a.clone());
+                (a, false)
+            }
             None => return,
         },
     };

@@ -104,6 +104,12 @@ struct World {
 }
 
 async fn world(cfg: Arc<CampaignConfig>, dnc: &str, base: SystemTime) -> World {
+    world_of(&[cfg], dnc, base).await
+}
+
+/// A world with several campaigns (`cfg` is the first one's).
+async fn world_of(cfgs: &[Arc<CampaignConfig>], dnc: &str, base: SystemTime) -> World {
+    let cfg = cfgs[0].clone();
     let bus = EventBus::new(256);
     let v: toml::Value = toml::from_str(ACD).unwrap();
     let exists = |_: &str| true;
@@ -119,7 +125,7 @@ async fn world(cfg: Arc<CampaignConfig>, dnc: &str, base: SystemTime) -> World {
     let fake = FakeOriginator::default();
     let (dnc, _) = DncList::parse_file(dnc, Country::by_alpha2("PL").unwrap());
     let task = DialerTask::new(
-        std::slice::from_ref(&cfg),
+        cfgs,
         dnc,
         store.clone(),
         Arc::new(fake.clone()),
@@ -909,4 +915,56 @@ async fn attempts_are_listed_and_a_false_positive_counts_as_abandoned() {
         Err(DialerError::NotFound(_))
     ));
     assert_eq!(w.status().await.amd_false_positives, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_released_by_one_campaign_is_dialed_for_by_another_that_found_it_held() {
+    // "demo" (preview) holds alice to show her a contact; "other" (progressive, same
+    // queue) asks for her meanwhile and is refused (held). When she skips the preview,
+    // "other" dials for her at once, without waiting for a state change of hers.
+    let preview = preview_campaign();
+    let mut other = (*campaign("")).clone();
+    other.name = "other".into();
+    let w = world_of(&[preview, Arc::new(other)], "", monday(10, 0)).await;
+    w.load("phone,name\n601000001,Ann\n").await;
+    let csv = b"phone,name\n601000009,Zed\n".to_vec();
+    w.dialer
+        .ask(|reply| DialerCommand::Load {
+            name: "other".into(),
+            csv,
+            reply,
+        })
+        .await
+        .unwrap();
+    w.control(Control::Start).await.unwrap();
+    let mut ev = w.events_of("alice").await;
+    w.ready("alice").await;
+    settle().await;
+    let p = previews(&mut ev);
+    assert_eq!(p.len(), 1, "{p:?}");
+    w.dialer
+        .ask(|reply| DialerCommand::Control {
+            name: "other".into(),
+            action: Control::Start,
+            reply,
+        })
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(
+        w.fake.count(),
+        0,
+        "alice is held by the preview: no dial for her"
+    );
+    w.decide("alice", p[0].attempt, false).await.unwrap();
+    settle().await;
+    assert_eq!(
+        w.fake.count(),
+        1,
+        "the released agent is dialed for by the other campaign"
+    );
+    let (d, _) = w.fake.dial(0);
+    assert_eq!(d.request.campaign, "other");
+    assert_eq!(d.request.number.to_string(), "+48601000009");
+    assert_eq!(d.on_human, HumanRoute::Agent("alice".into()));
 }
