@@ -615,6 +615,8 @@ pub enum ConsoleCommand {
     NotReady(String),
     /// `wrap-up <disposition> [note...]`.
     WrapUp(String, String),
+    /// `disposition <code> [note...]`: for the agent's last call, in any state.
+    Disposition(String, String),
     /// `transfer queue|agent|number <target>`.
     Transfer(Target),
     /// `accept [attempt]` / `skip [attempt]` (default: the preview shown last).
@@ -629,7 +631,7 @@ pub enum ConsoleCommand {
 
 /// Console help text.
 pub const CONSOLE_HELP: &str = "commands: login | logout | ready | not-ready <reason> | \
-wrap-up <disposition> [note...] | transfer queue|agent|number <target> | \
+wrap-up <disposition> [note...] | disposition <code> [note...] | transfer queue|agent|number <target> | \
 accept [attempt] | skip [attempt] | status | help | quit";
 
 /// Parses a console line; `Ok(None)` for a blank line.
@@ -652,6 +654,13 @@ pub fn parse_console(line: &str) -> Result<Option<ConsoleCommand>, String> {
                 return Err("usage: wrap-up <disposition> [note...]".into());
             }
             ConsoleCommand::WrapUp(disp.to_owned(), note.trim().to_owned())
+        }
+        "disposition" | "dispo" => {
+            let (code, note) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            if code.is_empty() {
+                return Err("usage: disposition <code> [note...]".into());
+            }
+            ConsoleCommand::Disposition(code.to_owned(), note.trim().to_owned())
         }
         "transfer" | "xfer" => {
             let (kind, target) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
@@ -846,6 +855,12 @@ async fn console(c: &mut Client, ask: Unary) -> anyhow::Result<()> {
                     ConsoleCommand::Ready => ask.ready(c).await.map(|_| String::new()),
                     ConsoleCommand::NotReady(r) => ask.not_ready(c, r).await.map(|_| String::new()),
                     ConsoleCommand::WrapUp(d, n) => ask.wrap_up(c, d, n).await.map(|_| String::new()),
+                    ConsoleCommand::Disposition(d, n) => {
+                        let line = |r: pb::SetDispositionResponse| {
+                            format!("[disposition] {}", disposition_line(&d, r.call))
+                        };
+                        ask.disposition(c, None, d.clone(), n).await.map(line)
+                    }
                     ConsoleCommand::Transfer(t) => {
                         let line = transfer_line(&t);
                         ask.transfer(c, t).await.map(|_| format!("[transfer] {line}"))
@@ -1050,6 +1065,14 @@ mod tests {
             ))))
         );
         assert!(parse_console("transfer desk 5").is_err());
+        assert_eq!(
+            parse_console("disposition callback after 5 pm"),
+            Ok(Some(ConsoleCommand::Disposition(
+                "callback".into(),
+                "after 5 pm".into()
+            )))
+        );
+        assert!(parse_console("disposition").is_err());
         assert_eq!(parse_console("quit"), Ok(Some(ConsoleCommand::Quit)));
         assert!(parse_console("dance").unwrap_err().contains("dance"));
     }
