@@ -600,13 +600,15 @@ pub async fn run(
         tokio::spawn(async move {
             let res = api::serve(
                 addr,
-                stats_rx,
-                Some(reload_tx),
-                api_voicemail,
-                acd_api,
-                Some(dialer),
-                Some(registry),
-                Some(monitor),
+                api::ApiServices {
+                    stats: stats_rx,
+                    reload: Some(reload_tx),
+                    voicemail: api_voicemail,
+                    acd: acd_api,
+                    campaigns: Some(dialer),
+                    registry: Some(registry),
+                    monitor: Some(monitor),
+                },
                 security,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;

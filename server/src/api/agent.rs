@@ -630,13 +630,10 @@ mod tests {
         ]));
         tokio::spawn(super::super::serve_on(
             listener,
-            stats_rx,
-            None,
-            None,
-            Some(acd),
-            None,
-            None,
-            None,
+            crate::api::ApiServices {
+                acd: Some(acd),
+                ..crate::api::ApiServices::new(stats_rx)
+            },
             security,
             async {
                 let _ = stop_rx.await;

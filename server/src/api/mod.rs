@@ -224,47 +224,69 @@ impl ApiSecurity {
     }
 }
 
-/// Binds `addr` and serves the API until `shutdown` completes; `caruso.v1.Voicemail`
-/// only when `voicemail` storage is given, `caruso.v1.Agent` only when `acd` is,
-/// `caruso.v1.Monitor` only when `monitor` is.
-#[allow(clippy::too_many_arguments)]
+/// The services one API server offers: `caruso.v1.System` always (with config reload
+/// when `reload` is given); each other service only when its handle is given.
+pub struct ApiServices {
+    /// Server figures for `System/GetStatus`.
+    pub stats: watch::Receiver<ServerStats>,
+    /// Where `System/ReloadConfig` sends its requests.
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    /// `caruso.v1.Voicemail` storage.
+    pub voicemail: Option<Arc<Voicemail>>,
+    /// `caruso.v1.Agent` (the ACD).
+    pub acd: Option<AcdHandle>,
+    /// `caruso.v1.Campaigns` (the dialer; also preview decisions of `caruso.v1.Agent`).
+    pub campaigns: Option<DialerHandle>,
+    /// `caruso.v1.Registry`.
+    pub registry: Option<RegistryHandle>,
+    /// `caruso.v1.Monitor`.
+    pub monitor: Option<MonitorHandle>,
+}
+
+impl ApiServices {
+    /// `caruso.v1.System` alone.
+    pub fn new(stats: watch::Receiver<ServerStats>) -> Self {
+        ApiServices {
+            stats,
+            reload: None,
+            voicemail: None,
+            acd: None,
+            campaigns: None,
+            registry: None,
+            monitor: None,
+        }
+    }
+}
+
+/// Binds `addr` and serves `services` until `shutdown` completes.
 pub async fn serve(
     addr: SocketAddr,
-    stats: watch::Receiver<ServerStats>,
-    reload: Option<mpsc::Sender<ReloadRequest>>,
-    voicemail: Option<Arc<Voicemail>>,
-    acd: Option<AcdHandle>,
-    campaigns: Option<DialerHandle>,
-    registry: Option<RegistryHandle>,
-    monitor: Option<MonitorHandle>,
+    services: ApiServices,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ApiError::Bind { addr, source })?;
-    serve_on(
-        listener, stats, reload, voicemail, acd, campaigns, registry, monitor, security, shutdown,
-    )
-    .await
+    serve_on(listener, services, security, shutdown).await
 }
 
-/// Serves the API on an already bound listener until `shutdown` completes.
-///
-/// Useful when the caller binds port 0 and needs the chosen address first.
-#[allow(clippy::too_many_arguments)]
+/// Serves `services` on an already bound listener until `shutdown` completes.
 pub async fn serve_on(
     listener: TcpListener,
-    stats: watch::Receiver<ServerStats>,
-    reload: Option<mpsc::Sender<ReloadRequest>>,
-    voicemail: Option<Arc<Voicemail>>,
-    acd: Option<AcdHandle>,
-    campaigns: Option<DialerHandle>,
-    registry: Option<RegistryHandle>,
-    monitor: Option<MonitorHandle>,
+    services: ApiServices,
     security: ApiSecurity,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ApiError> {
+    let ApiServices {
+        stats,
+        reload,
+        voicemail,
+        acd,
+        campaigns,
+        registry,
+        monitor,
+    } = services;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<SystemServer<SystemService>>()
@@ -352,13 +374,7 @@ mod tests {
         let security = ApiSecurity::new(auth::test_policy(&[]));
         let task = tokio::spawn(serve_on(
             listener,
-            rx,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
+            crate::api::ApiServices::new(rx),
             security,
             async {
                 let _ = stop_rx.await;
@@ -438,20 +454,9 @@ mod tests {
         let addr = taken.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(ServerStats::default());
         let security = ApiSecurity::new(auth::test_policy(&[]));
-        let err = serve(
-            addr,
-            rx,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            security,
-            std::future::pending(),
-        )
-        .await
-        .expect_err("port is taken");
+        let err = serve(addr, ApiServices::new(rx), security, std::future::pending())
+            .await
+            .expect_err("port is taken");
         assert!(matches!(err, ApiError::Bind { addr: a, .. } if a == addr));
         assert!(err.to_string().contains(&addr.to_string()));
     }

@@ -271,13 +271,10 @@ mod tests {
         let security = super::super::ApiSecurity::new(super::super::auth::test_policy(&[]));
         tokio::spawn(super::super::serve_on(
             listener,
-            stats_rx,
-            None,
-            Some(vm.clone()),
-            None,
-            None,
-            None,
-            None,
+            crate::api::ApiServices {
+                voicemail: Some(vm.clone()),
+                ..crate::api::ApiServices::new(stats_rx)
+            },
             security,
             async {
                 let _ = stop_rx.await;

@@ -67,13 +67,10 @@ async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
         let _keep = _tx;
         serve_on(
             listener,
-            rx,
-            None,
-            None,
-            None,
-            Some(dialer),
-            None,
-            None,
+            crate::api::ApiServices {
+                campaigns: Some(dialer),
+                ..crate::api::ApiServices::new(rx)
+            },
             security,
             async {
                 let _ = stop_rx.await;

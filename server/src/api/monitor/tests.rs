@@ -68,13 +68,11 @@ async fn start(buffer: usize) -> Fixture {
     let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(crate::api::serve_on(
         listener,
-        stats,
-        None,
-        None,
-        Some(acd.clone()),
-        None,
-        None,
-        Some(monitor),
+        crate::api::ApiServices {
+            acd: Some(acd.clone()),
+            monitor: Some(monitor),
+            ..crate::api::ApiServices::new(stats)
+        },
         crate::api::ApiSecurity::new(crate::api::auth::test_policy(&[])),
         async {
             let _ = stop_rx.await;
