@@ -70,6 +70,19 @@ pub enum RingOutcome {
     NotRung,
 }
 
+/// Who waits for an agent, as the ACD keeps it: shown to the agent offered the call.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Caller number.
+    pub number: String,
+    /// Caller display name.
+    pub name: String,
+    /// Customer data for the agent (call variables, plug-in data).
+    pub data: Variables,
+    /// Where the ACD answers the call.
+    pub tx: mpsc::Sender<AcdToCall>,
+}
+
 /// What a call actor tells the ACD.
 #[derive(Debug)]
 pub enum CallToAcd {
@@ -83,14 +96,8 @@ pub enum CallToAcd {
         priority: i32,
         /// Extra requirements for this caller.
         requirements: Vec<Requirement>,
-        /// Caller number.
-        caller_number: String,
-        /// Caller display name.
-        caller_name: String,
-        /// Customer data for the agent.
-        data: Variables,
-        /// Where the ACD answers.
-        tx: mpsc::Sender<AcdToCall>,
+        /// Who calls, and where the ACD answers.
+        caller: Caller,
     },
     /// A caller transferred to one named agent (waits until that agent is ready).
     ToAgent {
@@ -98,14 +105,8 @@ pub enum CallToAcd {
         call: CallKey,
         /// The agent.
         agent: AgentId,
-        /// Caller number.
-        caller_number: String,
-        /// Caller display name.
-        caller_name: String,
-        /// Customer data for the agent.
-        data: Variables,
-        /// Where the ACD answers.
-        tx: mpsc::Sender<AcdToCall>,
+        /// Who calls, and where the ACD answers.
+        caller: Caller,
     },
     /// The result of ringing one agent.
     Ring {
@@ -233,10 +234,7 @@ struct Waiting {
     queued_at: Instant,
     priority: i32,
     requirements: Vec<Requirement>,
-    caller_number: String,
-    caller_name: String,
-    data: Variables,
-    tx: mpsc::Sender<AcdToCall>,
+    caller: Caller,
     /// Agents excluded until an instant (retry delay after a miss).
     excluded: Vec<(AgentId, Instant)>,
     ringing: Vec<AgentId>,
@@ -524,7 +522,7 @@ impl AcdTask {
             wait_s = wait.as_secs(),
             "position announcement"
         );
-        let _ = w.tx.try_send(AcdToCall::Announce {
+        let _ = w.caller.tx.try_send(AcdToCall::Announce {
             position,
             wait: Some(wait),
         });
@@ -633,29 +631,13 @@ impl AcdTask {
                 queue,
                 priority,
                 requirements,
-                caller_number,
-                caller_name,
-                data,
-                tx,
-            } => self.enqueue(
-                now,
-                call,
-                &queue,
-                priority,
-                requirements,
-                caller_number,
-                caller_name,
-                data,
-                tx,
-            ),
+                caller,
+            } => self.enqueue(now, call, &queue, priority, requirements, caller),
             CallToAcd::ToAgent {
                 call,
                 agent,
-                caller_number,
-                caller_name,
-                data,
-                tx,
-            } => self.enqueue_direct(now, call, agent, caller_number, caller_name, data, tx),
+                caller,
+            } => self.enqueue_direct(now, call, agent, caller),
             CallToAcd::Ring {
                 call,
                 agent,
@@ -717,7 +699,6 @@ impl AcdTask {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn enqueue(
         &mut self,
         now: Instant,
@@ -725,14 +706,11 @@ impl AcdTask {
         queue: &str,
         priority: i32,
         requirements: Vec<Requirement>,
-        caller_number: String,
-        caller_name: String,
-        data: Variables,
-        tx: mpsc::Sender<AcdToCall>,
+        caller: Caller,
     ) {
         let Some(q) = self.config.queue(queue).cloned() else {
             warn!(queue, "call sent to an unknown queue: hanging up");
-            let _ = tx.try_send(AcdToCall::Exit(ExitTarget::Hangup(vec![
+            let _ = caller.tx.try_send(AcdToCall::Exit(ExitTarget::Hangup(vec![
                 "transfer-unavailable".into(),
             ])));
             return;
@@ -759,7 +737,7 @@ impl AcdTask {
         if let Some(reason) = reason {
             info!(queue = %label, reason, "caller not queued: exit");
             metrics::counter!(m::ACD_EXITS, "queue" => label, "reason" => reason).increment(1);
-            let _ = tx.try_send(AcdToCall::Exit(q.exit.clone()));
+            let _ = caller.tx.try_send(AcdToCall::Exit(q.exit.clone()));
             // Offered to the queue, never joined it: the monitor counts it turned away.
             self.publish_queue(&q.name, call, reason, Duration::ZERO, priority, None);
             return;
@@ -776,10 +754,7 @@ impl AcdTask {
                 queued_at: now,
                 priority,
                 requirements,
-                caller_number,
-                caller_name,
-                data,
-                tx,
+                caller,
                 excluded: Vec::new(),
                 ringing: Vec::new(),
                 ringing_since: None,
@@ -794,16 +769,7 @@ impl AcdTask {
     /// A caller transferred to one agent: waits (with the agent's first queue's
     /// settings: ring timeout, wrap-up, music, exit) until that agent is ready.
     #[allow(clippy::too_many_arguments)]
-    fn enqueue_direct(
-        &mut self,
-        now: Instant,
-        call: CallKey,
-        agent: AgentId,
-        caller_number: String,
-        caller_name: String,
-        data: Variables,
-        tx: mpsc::Sender<AcdToCall>,
-    ) {
+    fn enqueue_direct(&mut self, now: Instant, call: CallKey, agent: AgentId, caller: Caller) {
         let queue = self.agents.get(&agent).and_then(|a| {
             let logged_in = !matches!(a.fsm.state(), AgentState::LoggedOut);
             let name = a.queues.first()?;
@@ -813,7 +779,7 @@ impl AcdTask {
         });
         let Some(q) = queue else {
             info!(agent = %agent, "transfer to an agent who is logged out or in no queue");
-            let _ = tx.try_send(AcdToCall::Exit(ExitTarget::Hangup(vec![
+            let _ = caller.tx.try_send(AcdToCall::Exit(ExitTarget::Hangup(vec![
                 "transfer-unavailable".into(),
             ])));
             return;
@@ -828,10 +794,7 @@ impl AcdTask {
                 queued_at: now,
                 priority: 0,
                 requirements: Vec::new(),
-                caller_number,
-                caller_name,
-                data,
-                tx,
+                caller,
                 excluded: Vec::new(),
                 ringing: Vec::new(),
                 ringing_since: None,
@@ -857,7 +820,7 @@ impl AcdTask {
             .increment(1);
         let waited = now.saturating_duration_since(w.queued_at);
         self.publish_queue(&w.queue.name, call, reason, waited, w.priority, None);
-        let _ = w.tx.try_send(AcdToCall::Exit(w.queue.exit.clone()));
+        let _ = w.caller.tx.try_send(AcdToCall::Exit(w.queue.exit.clone()));
     }
 
     /// The caller hung up while waiting or ringing.
@@ -876,7 +839,7 @@ impl AcdTask {
     /// Cancels the offers of a call that leaves the queue (the agents go back to ready).
     fn withdraw_ringing(&mut self, now: Instant, call: CallKey, w: &Waiting) {
         for agent in &w.ringing {
-            let _ = w.tx.try_send(AcdToCall::CancelRing {
+            let _ = w.caller.tx.try_send(AcdToCall::CancelRing {
                 agent: agent.clone(),
             });
             let _ = self.apply(now, agent, Fsm::OfferCancelled(call), "cancel offer");
@@ -910,7 +873,7 @@ impl AcdTask {
                     .record(waited.as_secs_f64());
                 info!(call, agent = %agent, queue = %w.queue.name, waited_ms = waited.as_millis() as u64, "call connected to agent");
                 for other in &w.ringing {
-                    let _ = w.tx.try_send(AcdToCall::CancelRing {
+                    let _ = w.caller.tx.try_send(AcdToCall::CancelRing {
                         agent: other.clone(),
                     });
                     let _ = self.apply(now, other, Fsm::OfferCancelled(call), "cancel offer");
@@ -938,7 +901,7 @@ impl AcdTask {
                     Connected {
                         agent,
                         queue: w.queue.clone(),
-                        tx: w.tx,
+                        tx: w.caller.tx,
                         since: now,
                     },
                 );
@@ -1332,13 +1295,13 @@ impl AcdTask {
                 };
                 let offered = AgentEvent::Offered {
                     call: a.call,
-                    caller_number: w.caller_number.clone(),
-                    caller_name: w.caller_name.clone(),
+                    caller_number: w.caller.number.clone(),
+                    caller_name: w.caller.name.clone(),
                     queue: w.queue.name.clone(),
                     waited: now.saturating_duration_since(w.queued_at),
-                    data: w.data.clone(),
+                    data: w.caller.data.clone(),
                 };
-                if w.tx.try_send(ring).is_err() {
+                if w.caller.tx.try_send(ring).is_err() {
                     // The call's mailbox is full or gone: undo the offer whole, so the
                     // agent is not left reserved for a ring that never happens.
                     warn!(call = a.call, agent = %agent, "call actor unreachable: offer withdrawn");
@@ -1448,10 +1411,12 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                 queue: q.into(),
                 priority: 0,
                 requirements: Vec::new(),
-                caller_number: "555".into(),
-                caller_name: "Caller".into(),
-                data: Variables::new(),
-                tx,
+                caller: Caller {
+                    number: "555".into(),
+                    name: "Caller".into(),
+                    data: Variables::new(),
+                    tx,
+                },
             },
         );
         t.route_pass(now);
@@ -1520,10 +1485,12 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                 queue: "sales".into(),
                 priority: 0,
                 requirements: Vec::new(),
-                caller_number: "555".into(),
-                caller_name: "Caller".into(),
-                data: Variables::new(),
-                tx,
+                caller: Caller {
+                    number: "555".into(),
+                    name: "Caller".into(),
+                    data: Variables::new(),
+                    tx,
+                },
             },
         );
         ask(&mut t, t0, |reply| AcdCommand::SetReady { agent: a, reply }).unwrap();
@@ -1587,10 +1554,12 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
             CallToAcd::ToAgent {
                 call: 2,
                 agent: "alice".into(),
-                caller_number: "+48601000001".into(),
-                caller_name: String::new(),
-                data: Variables::new(),
-                tx,
+                caller: Caller {
+                    number: "+48601000001".into(),
+                    name: String::new(),
+                    data: Variables::new(),
+                    tx,
+                },
             },
         );
         t.route_pass(t0);
@@ -2034,10 +2003,12 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
                 queue: "sales".into(),
                 priority: 5,
                 requirements: Vec::new(),
-                caller_number: "1".into(),
-                caller_name: String::new(),
-                data: Variables::new(),
-                tx,
+                caller: Caller {
+                    number: "1".into(),
+                    name: String::new(),
+                    data: Variables::new(),
+                    tx,
+                },
             },
         );
         assert_eq!(t.position(3), Some(1));

@@ -89,14 +89,16 @@ impl Call {
         };
         let key = next_call_key();
         let (tx, rx) = mpsc::channel(ACD_MAILBOX);
-        let (caller_number, caller_name) = self.caller();
+        let (number, name) = self.caller();
         if !acd.send(CallToAcd::ToAgent {
             call: key,
             agent: agent.clone(),
-            caller_number,
-            caller_name,
-            data,
-            tx,
+            caller: crate::acd::task::Caller {
+                number,
+                name,
+                data,
+                tx,
+            },
         }) {
             self.outbound_failed(now);
             return;
@@ -150,7 +152,7 @@ impl Call {
         };
         let key = next_call_key();
         let (tx, rx) = mpsc::channel(ACD_MAILBOX);
-        let (caller_number, caller_name) = self.caller();
+        let (number, name) = self.caller();
         let priority = vars
             .get("priority")
             .and_then(|p| p.trim().parse::<i32>().ok())
@@ -160,10 +162,12 @@ impl Call {
             queue: queue.clone(),
             priority,
             requirements: self.hook_skills(),
-            caller_number,
-            caller_name,
-            data: vars,
-            tx,
+            caller: crate::acd::task::Caller {
+                number,
+                name,
+                data: vars,
+                tx,
+            },
         });
         if !sent {
             warn!(%queue, "the ACD is not taking calls");

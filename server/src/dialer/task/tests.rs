@@ -385,10 +385,12 @@ async fn the_dialed_agent_is_held_from_inbound_calls_until_the_dial_ends() {
         queue: "sales".into(),
         priority: 0,
         requirements: Vec::new(),
-        caller_number: "555".into(),
-        caller_name: String::new(),
-        data: Default::default(),
-        tx,
+        caller: crate::acd::task::Caller {
+            number: "555".into(),
+            name: String::new(),
+            data: Default::default(),
+            tx,
+        },
     }));
     settle().await;
     assert!(rx.try_recv().is_err(), "alice is held for the dial");
@@ -692,10 +694,12 @@ impl World {
             queue: "sales".into(),
             priority: 0,
             requirements: Vec::new(),
-            caller_number: "555".into(),
-            caller_name: String::new(),
-            data: Default::default(),
-            tx,
+            caller: crate::acd::task::Caller {
+                number: "555".into(),
+                name: String::new(),
+                data: Default::default(),
+                tx,
+            },
         }));
         rx
     }
