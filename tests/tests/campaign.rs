@@ -50,7 +50,7 @@ fn config_with(ports: Ports, dnc_file: &std::path::Path, queue_more: &str) -> Se
 /// Runs `caruso-agent <args>` against the server.
 fn run(server: &Server, args: &[&str]) -> Output {
     Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "5"])
+        .args(["--server", &server.grpc_url(), "--timeout", "15"])
         .args(args)
         .output()
         .expect("run caruso-agent")

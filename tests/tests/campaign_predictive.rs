@@ -94,7 +94,7 @@ fn config(ports: Ports, contact_port: u16) -> ServerConfig {
 
 fn run(server: &Server, args: &[&str]) -> Output {
     Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "5"])
+        .args(["--server", &server.grpc_url(), "--timeout", "15"])
         .args(args)
         .output()
         .expect("run caruso-agent")

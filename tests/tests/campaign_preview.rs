@@ -47,7 +47,7 @@ fn config(ports: Ports) -> ServerConfig {
 /// Runs `caruso-agent <args>`: (success, stdout, stderr).
 fn run(server: &Server, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "5"])
+        .args(["--server", &server.grpc_url(), "--timeout", "15"])
         .args(args)
         .output()
         .expect("run caruso-agent");

@@ -37,7 +37,7 @@ fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
 /// Runs `caruso-agent <args>` against the server.
 fn run(server: &Server, args: &[&str]) -> Output {
     Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "5"])
+        .args(["--server", &server.grpc_url(), "--timeout", "15"])
         .args(args)
         .output()
         .expect("run caruso-agent")
