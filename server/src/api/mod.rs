@@ -15,12 +15,13 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), caruso::api::ApiError> {
-//! use caruso::api::{serve, ApiSecurity, ServerStats};
+//! use caruso::api::{serve, ApiSecurity, ApiServices, ServerStats};
 //! use caruso::api::auth::AuthPolicy;
 //! let (_tx, rx) = tokio::sync::watch::channel(ServerStats::default());
 //! let (_policy_tx, policy) = tokio::sync::watch::channel(std::sync::Arc::new(AuthPolicy::default()));
 //! let security = ApiSecurity::new(policy);
-//! serve("127.0.0.1:50051".parse().unwrap(), rx, None, None, None, None, None, None, security, std::future::pending()).await
+//! // System alone; set `acd`, `voicemail`, ... in ApiServices to serve those too.
+//! serve("127.0.0.1:50051".parse().unwrap(), ApiServices::new(rx), security, std::future::pending()).await
 //! # }
 //! ```
 
