@@ -2,13 +2,46 @@
 //! (its `key=value` output), agents' SIPp phones (registration, what their message logs
 //! say and when), and config fragments.
 
-use crate::{agent_binary, Server, Sipp, LOOPBACK};
+use crate::{agent_binary, Server, Sipp, LOOPBACK, SUPERVISOR_TOKEN};
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// Runs `caruso-agent <args>` against `server` (15 s for each gRPC call: a loaded
+/// machine must not fail a command).
+pub fn caruso_agent(server: &Server, args: &[&str]) -> Output {
+    Command::new(agent_binary())
+        .args(["--server", &server.grpc_url(), "--timeout", "15"])
+        .args(args)
+        .output()
+        .expect("run caruso-agent")
+}
+
+/// Runs `caruso-agent <args>`; its stdout, or a panic with its stderr and the server's
+/// log.
+pub fn caruso_agent_ok(server: &Server, args: &[&str]) -> String {
+    let out = caruso_agent(server, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "caruso-agent {args:?} failed: {}{stdout}\n{}\n--- server log ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        server.log_tail(30)
+    );
+    stdout
+}
+
+/// Runs `caruso-agent campaign --token supervisor-secret <args>`; its stdout, or a panic
+/// with its stderr and the server's log.
+pub fn campaign(server: &Server, args: &[&str]) -> String {
+    let mut all = vec!["campaign", "--token", SUPERVISOR_TOKEN];
+    all.extend_from_slice(args);
+    caruso_agent_ok(server, &all)
+}
 
 /// Runs `caruso-agent agent --token <token> <args>`; its stdout, or a panic with its
 /// stderr and the server's log.

@@ -16,9 +16,9 @@
 //! Nothing answers at the trunk's address here: the dial's SIP side is tested in
 //! `server/tests/originate.rs`; this test checks the campaign side.
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use caruso_e2e::acd::{campaign, caruso_agent as run};
 use caruso_e2e::*;
 
 fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
@@ -45,32 +45,6 @@ fn config_with(ports: Ports, dnc_file: &std::path::Path, queue_more: &str) -> Se
         dnc = dnc_file.display(),
     );
     cfg
-}
-
-/// Runs `caruso-agent <args>` against the server.
-fn run(server: &Server, args: &[&str]) -> Output {
-    Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "15"])
-        .args(args)
-        .output()
-        .expect("run caruso-agent")
-}
-
-/// Runs `caruso-agent campaign --token supervisor-secret <args>`; its stdout, or a
-/// panic with its stderr and the server's log.
-fn campaign(server: &Server, args: &[&str]) -> String {
-    let mut all = vec!["campaign", "--token", SUPERVISOR_TOKEN];
-    all.extend_from_slice(args);
-    let out = run(server, &all);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "caruso-agent {all:?} failed: {}{stdout}\n{}\n--- server log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        server.log_tail(30)
-    );
-    stdout
 }
 
 /// The value of `key: value` in `text`.

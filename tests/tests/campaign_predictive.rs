@@ -23,11 +23,10 @@
 //! when the prompt ends; their agents' calls last 17 s). Once an abandon is counted the
 //! window has no room any more: every later dial waits for a ready agent and has it.
 
-use caruso_e2e::acd::{self, register_phone, registered_agent, run_dir, sipp_messages};
+use caruso_e2e::acd::{self, campaign, register_phone, registered_agent, run_dir, sipp_messages};
 use caruso_e2e::audio::*;
 use caruso_e2e::*;
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const AGENTS: [(&str, &str); 3] = [("alice", "2001"), ("bob", "2002"), ("carol", "2003")];
@@ -90,30 +89,6 @@ fn config(ports: Ports, contact_port: u16) -> ServerConfig {
     );
     cfg.extra = extra;
     cfg
-}
-
-fn run(server: &Server, args: &[&str]) -> Output {
-    Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "15"])
-        .args(args)
-        .output()
-        .expect("run caruso-agent")
-}
-
-/// `caruso-agent campaign --token supervisor-secret <args>`: its stdout.
-fn campaign(server: &Server, args: &[&str]) -> String {
-    let mut all = vec!["campaign", "--token", SUPERVISOR_TOKEN];
-    all.extend_from_slice(args);
-    let out = run(server, &all);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "caruso-agent {all:?} failed: {}{stdout}\n{}\n--- server log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        server.log_tail(30)
-    );
-    stdout
 }
 
 fn value(text: &str, key: &str) -> Option<String> {

@@ -16,7 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use caruso_e2e::acd::{
-    agent, line_field, login_ready, register_phone, registered_agent, run_dir, sipp_messages,
+    agent, campaign, caruso_agent, line_field, login_ready, register_phone, registered_agent,
+    run_dir, sipp_messages,
 };
 use caruso_e2e::*;
 
@@ -46,25 +47,12 @@ fn config(ports: Ports) -> ServerConfig {
 
 /// Runs `caruso-agent <args>`: (success, stdout, stderr).
 fn run(server: &Server, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "15"])
-        .args(args)
-        .output()
-        .expect("run caruso-agent");
+    let out = caruso_agent(server, args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// `caruso-agent campaign --token supervisor-secret <args>`: stdout.
-fn campaign(server: &Server, args: &[&str]) -> String {
-    let mut all = vec!["campaign", "--token", SUPERVISOR_TOKEN];
-    all.extend_from_slice(args);
-    let (ok, out, err) = run(server, &all);
-    assert!(ok, "caruso-agent {all:?}: {err}\n{}", server.log_tail(30));
-    out
 }
 
 /// `key: value` of the campaign status.

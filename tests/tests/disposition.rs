@@ -7,9 +7,9 @@
 //! be reported as an AMD false positive (a person was reached), and today's figures
 //! count the dial.
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use caruso_e2e::acd::{campaign, caruso_agent as run, caruso_agent_ok as ok};
 use caruso_e2e::*;
 
 /// A progressive campaign on a queue without wrap-up time (the default 0).
@@ -32,35 +32,6 @@ fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
         dnc = dnc_file.display(),
     );
     cfg
-}
-
-/// Runs `caruso-agent <args>` against the server.
-fn run(server: &Server, args: &[&str]) -> Output {
-    Command::new(agent_binary())
-        .args(["--server", &server.grpc_url(), "--timeout", "15"])
-        .args(args)
-        .output()
-        .expect("run caruso-agent")
-}
-
-/// Runs `caruso-agent <args>`; its stdout, or a panic with its stderr and the log.
-fn ok(server: &Server, args: &[&str]) -> String {
-    let out = run(server, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "caruso-agent {args:?} failed: {}{stdout}\n{}\n--- server log ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        server.log_tail(30)
-    );
-    stdout
-}
-
-fn campaign(server: &Server, args: &[&str]) -> String {
-    let mut all = vec!["campaign", "--token", SUPERVISOR_TOKEN];
-    all.extend_from_slice(args);
-    ok(server, &all)
 }
 
 /// The value of `key: value` in `text`.
