@@ -2,13 +2,53 @@
 //! (its `key=value` output), agents' SIPp phones (registration, what their message logs
 //! say and when), and config fragments.
 
-use crate::{agent_binary, Server, Sipp, LOOPBACK, SUPERVISOR_TOKEN};
+use crate::{
+    agent_binary, prompts_dir, Ports, Server, ServerConfig, Sipp, LOOPBACK, SUPERVISOR_TOKEN,
+};
 use std::collections::BTreeSet;
 use std::fs;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+/// A server with one progressive campaign `demo` (UTC, open all day, AMD off) on queue
+/// `sales` (`queue_more` goes into the queue's table) served by `alice` (token
+/// `tok-alice`, phone at `ports.peer(2)`), dialing through trunk `pstn` at
+/// `ports.peer(1)`, with the do-not-call list `dnc_file`.
+pub fn campaign_config(ports: Ports, dnc_file: &Path, queue_more: &str) -> ServerConfig {
+    let trunk = ports.peer(1);
+    let phone = ports.peer(2);
+    let mut cfg = ServerConfig::new(ports);
+    cfg.extra = format!(
+        "\n[ivr]\nprompt_dir = \"{prompts}\"\n\n\
+         [[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:{trunk}\"\n\n\
+         [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\n{queue_more}\n\n\
+         [[acd.agents]]\nid = \"alice\"\ntoken = \"tok-alice\"\nskills = {{ sales = 1 }}\n\
+         phone = {{ uri = \"sip:alice@127.0.0.1:{phone}\" }}\n\n\
+         [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
+         [[campaigns]]\nname = \"demo\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
+         trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
+         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"24:00\" }}\n\
+         amd = {{ enabled = false }}\n",
+        prompts = prompts_dir().display(),
+        dnc = dnc_file.display(),
+    );
+    cfg
+}
+
+/// The value of a `key: value` line of `caruso-agent campaign status` output.
+pub fn status_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
+}
+
+/// A number from `caruso-agent campaign status` output (panics when absent).
+pub fn status_number(text: &str, key: &str) -> u64 {
+    status_value(text, key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+}
 
 /// Runs `caruso-agent <args>` against `server` (15 s for each gRPC call: a loaded
 /// machine must not fail a command).

@@ -18,45 +18,13 @@
 
 use std::time::{Duration, Instant};
 
-use caruso_e2e::acd::{campaign, caruso_agent as run};
+use caruso_e2e::acd::{
+    campaign, campaign_config, caruso_agent as run, status_number as number, status_value as value,
+};
 use caruso_e2e::*;
 
 fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
-    config_with(ports, dnc_file, "")
-}
-
-/// The test config; `queue_more` goes into the sales queue's table.
-fn config_with(ports: Ports, dnc_file: &std::path::Path, queue_more: &str) -> ServerConfig {
-    let trunk = ports.peer(1);
-    let phone = ports.peer(2);
-    let mut cfg = ServerConfig::new(ports);
-    cfg.extra = format!(
-        "\n[ivr]\nprompt_dir = \"{prompts}\"\n\n\
-         [[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:{trunk}\"\n\n\
-         [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\n{queue_more}\n\n\
-         [[acd.agents]]\nid = \"alice\"\ntoken = \"tok-alice\"\nskills = {{ sales = 1 }}\n\
-         phone = {{ uri = \"sip:alice@127.0.0.1:{phone}\" }}\n\n\
-         [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
-         [[campaigns]]\nname = \"demo\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
-         trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
-         timezone = \"UTC\"\nwindow = {{ from = \"00:00\", to = \"24:00\" }}\n\
-         amd = {{ enabled = false }}\n",
-        prompts = prompts_dir().display(),
-        dnc = dnc_file.display(),
-    );
-    cfg
-}
-
-/// The value of `key: value` in `text`.
-fn value(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
-}
-
-fn number(text: &str, key: &str) -> u64 {
-    value(text, key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
+    campaign_config(ports, dnc_file, "")
 }
 
 fn agent(server: &Server, args: &[&str]) {
@@ -198,7 +166,7 @@ fn a_progressive_dial_reaches_the_agent_and_the_wrap_up_disposition_is_stored() 
     std::fs::write(&dnc_file, "").unwrap();
     let ports = Ports::block(20);
     let (contact_port, phone_port) = (ports.peer(1), ports.peer(2));
-    let server = Server::start(config_with(ports, &dnc_file, "wrap_up_s = 120"));
+    let server = Server::start(campaign_config(ports, &dnc_file, "wrap_up_s = 120"));
     let csv = server.dir().join("one.csv");
     std::fs::write(&csv, "phone,name\n601000001,Anna\n").unwrap();
     campaign(&server, &["load", "demo", csv.to_str().unwrap()]);

@@ -23,7 +23,10 @@
 //! when the prompt ends; their agents' calls last 17 s). Once an abandon is counted the
 //! window has no room any more: every later dial waits for a ready agent and has it.
 
-use caruso_e2e::acd::{self, campaign, register_phone, registered_agent, run_dir, sipp_messages};
+use caruso_e2e::acd::{
+    self, campaign, register_phone, registered_agent, run_dir, sipp_messages,
+    status_number as number, status_value as value,
+};
 use caruso_e2e::audio::*;
 use caruso_e2e::*;
 use std::collections::BTreeMap;
@@ -89,17 +92,6 @@ fn config(ports: Ports, contact_port: u16) -> ServerConfig {
     );
     cfg.extra = extra;
     cfg
-}
-
-fn value(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
-}
-
-fn number(text: &str, key: &str) -> u64 {
-    value(text, key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
 }
 
 /// One call a SIPp received: the Call-ID, the number (or caller) it names, and the RTP

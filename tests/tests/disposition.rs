@@ -9,36 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use caruso_e2e::acd::{campaign, caruso_agent as run, caruso_agent_ok as ok};
+use caruso_e2e::acd::{
+    campaign, campaign_config, caruso_agent as run, caruso_agent_ok as ok, status_value as value,
+};
 use caruso_e2e::*;
-
-/// A progressive campaign on a queue without wrap-up time (the default 0).
-fn config(ports: Ports, dnc_file: &std::path::Path) -> ServerConfig {
-    let trunk = ports.peer(1);
-    let phone = ports.peer(2);
-    let mut cfg = ServerConfig::new(ports);
-    cfg.extra = format!(
-        "\n[ivr]\nprompt_dir = \"{prompts}\"\n\n\
-         [[trunks]]\nname = \"pstn\"\nhost = \"127.0.0.1:{trunk}\"\n\n\
-         [[acd.queues]]\nname = \"sales\"\nskills = {{ sales = 1 }}\nwrap_up_s = 0\n\n\
-         [[acd.agents]]\nid = \"alice\"\ntoken = \"tok-alice\"\nskills = {{ sales = 1 }}\n\
-         phone = {{ uri = \"sip:alice@127.0.0.1:{phone}\" }}\n\n\
-         [dialer]\ndnc_file = \"{dnc}\"\ndefault_country = \"PL\"\n\n\
-         [[campaigns]]\nname = \"demo\"\nmode = \"progressive\"\nqueue = \"sales\"\n\
-         trunk = \"pstn\"\ncaller_id = \"+48221234567\"\ndefault_country = \"PL\"\n\
-         timezone = \"Europe/Warsaw\"\nwindow = {{ from = \"00:00\", to = \"24:00\" }}\n\
-         amd = {{ enabled = false }}\n",
-        prompts = prompts_dir().display(),
-        dnc = dnc_file.display(),
-    );
-    cfg
-}
-
-/// The value of `key: value` in `text`.
-fn value(text: &str, key: &str) -> Option<String> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")).map(str::to_owned))
-}
 
 /// The only attempt line of `campaign attempts demo`, once `want` is in it.
 fn attempt_with(server: &Server, want: &str) -> String {
@@ -67,7 +41,7 @@ fn an_agent_without_wrap_up_sets_the_disposition_of_the_campaign_call_after_it()
     std::fs::write(&dnc_file, "").unwrap();
     let ports = Ports::block(20);
     let (contact_port, phone_port) = (ports.peer(1), ports.peer(2));
-    let server = Server::start(config(ports, &dnc_file));
+    let server = Server::start(campaign_config(ports, &dnc_file, "wrap_up_s = 0"));
     let csv = server.dir().join("one.csv");
     std::fs::write(&csv, "phone,name\n601000001,Anna\n").unwrap();
     campaign(&server, &["load", "demo", csv.to_str().unwrap()]);
@@ -186,7 +160,7 @@ fn an_agent_without_wrap_up_sets_the_disposition_of_the_campaign_call_after_it()
         "{err}"
     );
 
-    // Today's figures (Warsaw's day) count the dial.
+    // Today's figures (the campaign's UTC day) count the dial.
     let s = campaign(&server, &["status", "demo"]);
     assert_eq!(value(&s, "today_dialed").as_deref(), Some("1"), "{s}");
     assert_eq!(value(&s, "today_human").as_deref(), Some("1"), "{s}");
