@@ -50,6 +50,37 @@ pub fn status_number(text: &str, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
 }
 
+/// One campaign dial, end to end: SIPp answers as the contact behind the trunk
+/// (`dial_contact_talk.xml` at `contact_port`: talks 6 s, hangs up) and as alice's phone
+/// (`bridge_uas_answer.xml` at `phone_port`); campaign `demo` is started and both runs
+/// are waited for; both must succeed (else a panic with their output and the server's
+/// log). Alice must be logged in and ready.
+pub fn one_campaign_dial(server: &Server, contact_port: u16, phone_port: u16) {
+    let contact = Sipp::new(server, "dial_contact_talk.xml")
+        .local_port(contact_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let phone = Sipp::new(server, "bridge_uas_answer.xml")
+        .local_port(phone_port)
+        .pcaps()
+        .timeout(Duration::from_secs(40));
+    let contact_run = std::thread::spawn(move || contact.run());
+    let phone_run = std::thread::spawn(move || phone.run());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        campaign(server, &["start", "demo"]).trim(),
+        "state: running"
+    );
+    let contact = contact_run.join().expect("contact thread");
+    let phone = phone_run.join().expect("phone thread");
+    let ctx = format!(
+        "--- contact ---\n{contact}\n--- phone ---\n{phone}\n--- server log ---\n{}",
+        server.log_tail(60)
+    );
+    assert!(contact.all_succeeded(1), "the contact talked\n{ctx}");
+    assert!(phone.all_succeeded(1), "alice's phone was bridged\n{ctx}");
+}
+
 /// Runs `caruso-agent <args>` against `server` (15 s for each gRPC call: a loaded
 /// machine must not fail a command).
 pub fn caruso_agent(server: &Server, args: &[&str]) -> Output {

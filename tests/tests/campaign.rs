@@ -172,30 +172,9 @@ fn a_progressive_dial_reaches_the_agent_and_the_wrap_up_disposition_is_stored() 
     campaign(&server, &["load", "demo", csv.to_str().unwrap()]);
 
     // The contact (answers, talks 6 s, hangs up) and alice's phone (answers).
-    let contact = Sipp::new(&server, "dial_contact_talk.xml")
-        .local_port(contact_port)
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let phone = Sipp::new(&server, "bridge_uas_answer.xml")
-        .local_port(phone_port)
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let contact_run = std::thread::spawn(move || contact.run());
-    let phone_run = std::thread::spawn(move || phone.run());
-    std::thread::sleep(Duration::from_millis(500));
     caruso_e2e::acd::login_ready(&server, "tok-alice");
-    assert_eq!(
-        campaign(&server, &["start", "demo"]).trim(),
-        "state: running"
-    );
-    let contact = contact_run.join().expect("contact thread");
-    let phone = phone_run.join().expect("phone thread");
-    let ctx = format!(
-        "--- contact ---\n{contact}\n--- phone ---\n{phone}\n--- server log ---\n{}",
-        server.log_tail(60)
-    );
-    assert!(contact.all_succeeded(1), "the contact talked\n{ctx}");
-    assert!(phone.all_succeeded(1), "alice's phone was bridged\n{ctx}");
+    // Both SIPp runs must succeed (one_campaign_dial checks them).
+    caruso_e2e::acd::one_campaign_dial(&server, contact_port, phone_port);
 
     // Alice wraps up with a disposition: it is stored with the attempt.
     caruso_e2e::acd::wait_state(&server, "tok-alice", "wrap-up", Duration::from_secs(10));

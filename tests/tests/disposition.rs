@@ -57,29 +57,7 @@ fn an_agent_without_wrap_up_sets_the_disposition_of_the_campaign_call_after_it()
     assert!(err.contains("NOT_FOUND"), "{err}");
 
     // The contact (answers, talks 6 s, hangs up) and alice's phone (answers).
-    let contact = Sipp::new(&server, "dial_contact_talk.xml")
-        .local_port(contact_port)
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let phone = Sipp::new(&server, "bridge_uas_answer.xml")
-        .local_port(phone_port)
-        .pcaps()
-        .timeout(Duration::from_secs(40));
-    let contact_run = std::thread::spawn(move || contact.run());
-    let phone_run = std::thread::spawn(move || phone.run());
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        campaign(&server, &["start", "demo"]).trim(),
-        "state: running"
-    );
-    let contact = contact_run.join().expect("contact thread");
-    let phone = phone_run.join().expect("phone thread");
-    let ctx = format!(
-        "--- contact ---\n{contact}\n--- phone ---\n{phone}\n--- server log ---\n{}",
-        server.log_tail(60)
-    );
-    assert!(contact.all_succeeded(1), "the contact talked\n{ctx}");
-    assert!(phone.all_succeeded(1), "alice's phone was bridged\n{ctx}");
+    caruso_e2e::acd::one_campaign_dial(&server, contact_port, phone_port);
 
     // No wrap-up time: alice is ready again; the attempt has no disposition yet.
     caruso_e2e::acd::wait_state(&server, "tok-alice", "ready", Duration::from_secs(10));
