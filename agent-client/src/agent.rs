@@ -271,6 +271,12 @@ pub fn event_line(e: &Event) -> String {
             }
             line
         }
+        Event::PreviewEnded(p) => format!(
+            "event=preview-ended campaign={} attempt={} reason={}",
+            quote(&p.campaign),
+            p.attempt,
+            quote(&p.reason)
+        ),
     }
 }
 
@@ -745,6 +751,19 @@ impl ConsoleView {
                 self.preview = Some(p.clone());
                 preview_text(p)
             }
+            Event::PreviewEnded(p) => {
+                if self
+                    .preview
+                    .as_ref()
+                    .is_some_and(|s| s.attempt == p.attempt && s.campaign == p.campaign)
+                {
+                    self.preview = None;
+                }
+                format!(
+                    "[preview] offer {} of campaign {} ended: {}",
+                    p.attempt, p.campaign, p.reason
+                )
+            }
         }
     }
 
@@ -1041,6 +1060,29 @@ mod tests {
         );
         assert!(parse_console("skip twelve").is_err());
         assert_eq!(preview_line(12, false), "preview=skipped attempt=12");
+
+        // The offer times out: the console forgets it (`accept` no longer means it).
+        let other = Event::PreviewEnded(pb::CallPreviewEnded {
+            campaign: "other".into(),
+            attempt: 12,
+            reason: "timed out".into(),
+        });
+        v.apply(&other);
+        assert!(v.preview.is_some(), "another campaign's attempt 12");
+        let ended = Event::PreviewEnded(pb::CallPreviewEnded {
+            campaign: "demo".into(),
+            attempt: 12,
+            reason: "timed out".into(),
+        });
+        assert_eq!(
+            event_line(&ended),
+            "event=preview-ended campaign=demo attempt=12 reason=\"timed out\""
+        );
+        assert_eq!(
+            v.apply(&ended),
+            "[preview] offer 12 of campaign demo ended: timed out"
+        );
+        assert_eq!(v.preview, None);
     }
 
     #[test]

@@ -102,6 +102,15 @@ pub enum AgentEvent {
     },
     /// A preview campaign shows the agent a contact (the agent is held for it).
     Preview(CallPreview),
+    /// A preview offer ended without the agent's decision (it timed out).
+    PreviewEnded {
+        /// Campaign name.
+        campaign: String,
+        /// The offer's attempt id.
+        attempt: u64,
+        /// Why (`timed out`).
+        reason: String,
+    },
 }
 
 /// A contact a preview campaign shows an agent before dialing.

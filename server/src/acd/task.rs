@@ -152,6 +152,18 @@ pub enum CallToAcd {
         /// The answer.
         reply: tokio::sync::oneshot::Sender<Result<(), HoldRefused>>,
     },
+    /// Tell a held preview agent that the offer ended without a decision (sent before
+    /// the hold's release).
+    PreviewEnded {
+        /// Agent.
+        agent: AgentId,
+        /// Campaign.
+        campaign: String,
+        /// The offer's attempt id.
+        attempt: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Why the ACD refused to hold an agent for the dialer ([`CallToAcd::Reserve`]).
@@ -659,6 +671,19 @@ impl AcdTask {
                     self.held.remove(&agent);
                 }
             }
+            CallToAcd::PreviewEnded {
+                agent,
+                campaign,
+                attempt,
+                reason,
+            } => self.agent_event(
+                &agent,
+                AgentEvent::PreviewEnded {
+                    campaign,
+                    attempt,
+                    reason,
+                },
+            ),
             CallToAcd::Reserve {
                 agent,
                 preview,
@@ -1647,6 +1672,23 @@ phone = { uri = "sip:bob@127.0.0.1:5072" }
         };
         assert_eq!(reserve(&mut t, t0, "alice", Some(preview.clone())), Ok(()));
         assert_eq!(events.try_recv().ok(), Some(AgentEvent::Preview(preview)));
+        t.handle_call(
+            t0,
+            CallToAcd::PreviewEnded {
+                agent: "alice".into(),
+                campaign: "demo".into(),
+                attempt: 4,
+                reason: "timed out".into(),
+            },
+        );
+        assert_eq!(
+            events.try_recv().ok(),
+            Some(AgentEvent::PreviewEnded {
+                campaign: "demo".into(),
+                attempt: 4,
+                reason: "timed out".into()
+            })
+        );
         assert_eq!(
             reserve(&mut t, t0, "alice", None),
             Err(HoldRefused::Held("alice".into()))

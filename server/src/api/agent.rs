@@ -128,6 +128,15 @@ fn event_out(e: &AgentEvent) -> pb::AgentEvent {
         }),
         AgentEvent::Connected { call } => Event::Connected(pb::CallConnected { call: *call }),
         AgentEvent::Ended { call } => Event::Ended(pb::CallEnded { call: *call }),
+        AgentEvent::PreviewEnded {
+            campaign,
+            attempt,
+            reason,
+        } => Event::PreviewEnded(pb::CallPreviewEnded {
+            campaign: campaign.clone(),
+            attempt: *attempt,
+            reason: reason.clone(),
+        }),
         AgentEvent::Preview(p) => Event::Preview(pb::CallPreview {
             campaign: p.campaign.clone(),
             attempt: p.attempt,

@@ -652,7 +652,17 @@ impl DialerTask {
             loop {
                 match blocking(|| c.poll_preview_timeout(now)) {
                     Ok(Some((attempt, agent))) => {
-                        info!(campaign = %name, attempt, agent = %agent, "preview offer timed out: skipped, agent released")
+                        info!(campaign = %name, attempt, agent = %agent, "preview offer timed out: skipped, agent released");
+                        // The agent's client learns it before the hold's release below
+                        // (the same channel keeps the order).
+                        if let Some(calls) = &self.holds {
+                            let _ = calls.send(CallToAcd::PreviewEnded {
+                                agent: agent.as_str().into(),
+                                campaign: name.clone(),
+                                attempt,
+                                reason: "timed out".into(),
+                            });
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => {

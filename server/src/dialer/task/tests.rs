@@ -787,6 +787,18 @@ async fn preview_offers_reach_the_agent_held_and_its_decision_dials_skips_or_tim
     tokio::time::sleep(Duration::from_secs(6)).await;
     settle().await;
     assert_eq!(w.fake.count(), 1, "a timed-out offer is not dialed");
+    // Her client is told the offer ended (before the release lets a call reach her).
+    let ended: Vec<(String, AttemptId, String)> = std::iter::from_fn(|| ev.try_recv().ok())
+        .filter_map(|e| match e {
+            crate::acd::api::AgentEvent::PreviewEnded {
+                campaign,
+                attempt,
+                reason,
+            } => Some((campaign, attempt, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended, [("demo".into(), p[0].attempt, "timed out".into())]);
     assert!(matches!(
         w.decide("alice", p[0].attempt, true).await,
         Err(DialerError::NoOffer(_))
