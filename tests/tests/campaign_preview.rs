@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use caruso_e2e::acd::{
     agent, campaign, caruso_agent, line_field, login_ready, register_phone, registered_agent,
-    run_dir, sipp_messages,
+    run_dir, sipp_messages, status_number,
 };
 use caruso_e2e::*;
 
@@ -53,14 +53,6 @@ fn run(server: &Server, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// `key: value` of the campaign status.
-fn figure(text: &str, key: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in:\n{text}"))
 }
 
 /// `caruso-agent agent --token tok-alice events --until preview` as a separate process.
@@ -177,7 +169,11 @@ fn a_preview_agent_sees_each_contact_skips_accepts_and_lets_one_time_out() {
     let anna = check_preview(&line, "+48601000001", "Anna", "gold");
     std::thread::sleep(Duration::from_millis(300));
     let s = campaign(&server, &["status", "pv"]);
-    assert_eq!(figure(&s, "dialed"), 0, "preview never dials first\n{s}");
+    assert_eq!(
+        status_number(&s, "dialed"),
+        0,
+        "preview never dials first\n{s}"
+    );
     // Only the offer's own agent decides: the supervisor has no agent.
     let (ok, _, err) = run(
         &server,
@@ -249,9 +245,17 @@ fn a_preview_agent_sees_each_contact_skips_accepts_and_lets_one_time_out() {
     assert!(!ok && err.contains("NOT_FOUND"), "timed out: {err}");
     std::thread::sleep(Duration::from_millis(500));
     let s = campaign(&server, &["status", "pv"]);
-    assert_eq!(figure(&s, "dialed"), 1, "only Bartek was dialed\n{s}");
-    assert_eq!(figure(&s, "human"), 1, "{s}");
-    assert_eq!(figure(&s, "contacts_left"), 2, "Anna and Celina wait\n{s}");
+    assert_eq!(
+        status_number(&s, "dialed"),
+        1,
+        "only Bartek was dialed\n{s}"
+    );
+    assert_eq!(status_number(&s, "human"), 1, "{s}");
+    assert_eq!(
+        status_number(&s, "contacts_left"),
+        2,
+        "Anna and Celina wait\n{s}"
+    );
     let status = agent(&server, TOKEN, &["status"]);
     assert!(status.contains("state=ready"), "{status}");
 

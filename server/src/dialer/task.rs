@@ -427,13 +427,8 @@ pub struct DialerTask {
     by_call: HashMap<CallKey, (String, AttemptId, SystemTime)>,
     dial_tx: mpsc::Sender<DialEvent>,
     dial_rx: mpsc::Receiver<DialEvent>,
-    /// Where agent holds go (see [`DialerTask::with_holds`]).
-    holds: Option<crate::acd::task::AcdCalls>,
-    /// Agents held in the ACD per dial in progress.
-    held: HashMap<(String, AttemptId), crate::acd::AgentId>,
-    /// Agents whose hold was just released: every campaign re-reads them (one whose hold
-    /// was refused because another campaign held the agent marked it busy meanwhile).
-    released: Vec<crate::acd::AgentId>,
+    /// The agents held in the ACD for dials and preview offers.
+    holds: Holds,
     /// Answers to hold requests.
     hold_tx: mpsc::Sender<HoldAnswer>,
     hold_rx: mpsc::Receiver<HoldAnswer>,
@@ -480,9 +475,7 @@ impl DialerTask {
             by_call: HashMap::new(),
             dial_tx,
             dial_rx,
-            holds: None,
-            held: HashMap::new(),
-            released: Vec::new(),
+            holds: Holds::default(),
             hold_tx,
             hold_rx,
         };
@@ -543,7 +536,7 @@ impl DialerTask {
     /// ([`crate::acd::task::CallToAcd::Hold`]) from the dial until it connects or ends,
     /// so inbound routing does not offer that agent a queued call meanwhile.
     pub fn with_holds(mut self, calls: crate::acd::task::AcdCalls) -> Self {
-        self.holds = Some(calls);
+        self.holds.calls = Some(calls);
         self
     }
 
@@ -572,10 +565,10 @@ impl DialerTask {
             // Released agents may serve another campaign now (bounded: a pump releases
             // only holds whose offers or dials ended).
             for _ in 0..4 {
-                if self.released.is_empty() {
+                if self.holds.released.is_empty() {
                     break;
                 }
-                for agent in std::mem::take(&mut self.released) {
+                for agent in std::mem::take(&mut self.holds.released) {
                     self.refresh_agents(Some(&agent)).await;
                 }
                 now = (self.clock)();
@@ -632,11 +625,11 @@ impl DialerTask {
             };
             // With holds, preview offers and progressive dials are claimed first and
             // go out once the ACD holds the agent.
-            c.set_claim_first(self.holds.is_some());
+            c.set_claim_first(self.holds.calls.is_some());
             let mut claims = Vec::new();
             loop {
                 match blocking(|| c.poll_preview(now, &self.dnc)) {
-                    Ok(Some(offer)) if self.holds.is_some() => claims.push(offer),
+                    Ok(Some(offer)) if self.holds.calls.is_some() => claims.push(offer),
                     Ok(Some(offer)) => {
                         // No ACD to show the offer: accept it at once.
                         info!(campaign = %name, agent = %offer.agent, attempt = offer.attempt, "preview offer accepted (auto)");
@@ -655,7 +648,7 @@ impl DialerTask {
                         info!(campaign = %name, attempt, agent = %agent, "preview offer timed out: skipped, agent released");
                         // The agent's client learns it before the hold's release below
                         // (the same channel keeps the order).
-                        if let Some(calls) = &self.holds {
+                        if let Some(calls) = &self.holds.calls {
                             let _ = calls.send(CallToAcd::PreviewEnded {
                                 agent: agent.as_str().into(),
                                 campaign: name.clone(),
@@ -674,20 +667,14 @@ impl DialerTask {
             // Release the holds of offers that ended (skipped, timed out, withdrawn)
             // before asking new ones: the ACD holds an agent once.
             let ended: Vec<AttemptId> = self
+                .holds
                 .held
                 .keys()
                 .filter(|(n, a)| *n == name && !c.is_live(*a))
                 .map(|(_, a)| *a)
                 .collect();
             for attempt in ended {
-                hold(
-                    &self.holds,
-                    &mut self.held,
-                    &mut self.released,
-                    &name,
-                    attempt,
-                    None,
-                );
+                self.holds.release(&name, attempt);
             }
             for offer in claims {
                 self.request_hold(&name, offer);
@@ -703,15 +690,8 @@ impl DialerTask {
                         info!(campaign = %name, attempt, agent = ?dial.request.agent, "dialing");
                         if let Some(agent) = dial.request.agent.as_deref() {
                             // Claimed dials were held before; others hold now.
-                            if !self.held.contains_key(&(name.clone(), attempt)) {
-                                hold(
-                                    &self.holds,
-                                    &mut self.held,
-                                    &mut self.released,
-                                    &name,
-                                    attempt,
-                                    Some(agent),
-                                );
+                            if !self.holds.held.contains_key(&(name.clone(), attempt)) {
+                                self.holds.hold(&name, attempt, agent);
                             }
                         }
                         let rx = self.originator.originate(dial);
@@ -900,7 +880,7 @@ impl DialerTask {
             }
         });
         let (reply, answer) = oneshot::channel();
-        let sent = self.holds.as_ref().is_some_and(|calls| {
+        let sent = self.holds.calls.as_ref().is_some_and(|calls| {
             calls.send(CallToAcd::Reserve {
                 agent: offer.agent.as_str().into(),
                 preview,
@@ -938,7 +918,7 @@ impl DialerTask {
         let still = c.offer_agent(h.attempt) == Some(h.agent.as_str());
         match h.result {
             Ok(()) if still => {
-                self.held.insert(key, h.agent.as_str().into());
+                self.holds.held.insert(key, h.agent.as_str().into());
                 if c.config().mode == DialMode::Preview {
                     info!(campaign = %h.campaign, attempt = h.attempt, agent = %h.agent, "preview offer shown; agent held");
                 } else if let Err(e) = c.handle_preview_accept(h.attempt) {
@@ -947,15 +927,8 @@ impl DialerTask {
             }
             Ok(()) => {
                 // The offer ended while the hold was on its way: release at once.
-                self.held.insert(key.clone(), h.agent.as_str().into());
-                hold(
-                    &self.holds,
-                    &mut self.held,
-                    &mut self.released,
-                    &key.0,
-                    key.1,
-                    None,
-                );
+                self.holds.held.insert(key.clone(), h.agent.as_str().into());
+                self.holds.release(&key.0, key.1);
             }
             Err(e) => {
                 info!(campaign = %h.campaign, attempt = h.attempt, agent = %h.agent, reason = %e, "agent hold refused: not dialing");
@@ -986,7 +959,7 @@ impl DialerTask {
             match c.offer_agent(attempt) {
                 // Shown only once held: an offer whose hold is on its way is not
                 // pending yet.
-                Some(a) if a == agent && self.held.contains_key(&(name.clone(), attempt)) => {
+                Some(a) if a == agent && self.holds.held.contains_key(&(name.clone(), attempt)) => {
                     found = Some(name.clone());
                     break;
                 }
@@ -1101,14 +1074,7 @@ impl DialerTask {
                 if let Some(c) = self.campaigns.get_mut(&d.campaign) {
                     c.handle_settled(d.attempt);
                 }
-                hold(
-                    &self.holds,
-                    &mut self.held,
-                    &mut self.released,
-                    &d.campaign,
-                    d.attempt,
-                    None,
-                );
+                self.holds.release(&d.campaign, d.attempt);
                 self.by_call.retain(|_, (_, _, at)| {
                     now.duration_since(*at).unwrap_or_default() < DISPOSITION_MEMORY
                 });
@@ -1121,14 +1087,7 @@ impl DialerTask {
                 }
             }
             OriginateEvent::Done(result) => {
-                hold(
-                    &self.holds,
-                    &mut self.held,
-                    &mut self.released,
-                    &d.campaign,
-                    d.attempt,
-                    None,
-                );
+                self.holds.release(&d.campaign, d.attempt);
                 let Some(c) = self.campaigns.get_mut(&d.campaign) else {
                     return;
                 };
@@ -1224,38 +1183,49 @@ fn attempt_info(c: &Campaign, record: AttemptRecord) -> AttemptInfo {
     }
 }
 
-/// Holds `agent` in the ACD for a dial (`Some`), or releases the dial's agent (`None`).
-fn hold(
-    holds: &Option<crate::acd::task::AcdCalls>,
-    held: &mut HashMap<(String, AttemptId), crate::acd::AgentId>,
-    released: &mut Vec<crate::acd::AgentId>,
-    campaign: &str,
-    attempt: AttemptId,
-    agent: Option<&str>,
-) {
-    let Some(calls) = holds else {
-        return;
-    };
-    let key = (campaign.to_string(), attempt);
-    let (agent, hold) = match agent {
-        Some(a) => {
-            let a: crate::acd::AgentId = a.into();
-            held.insert(key, a.clone());
-            (a, true)
+/// The agents the dialer holds in the ACD (hidden from inbound routing), one per dial
+/// or preview offer.
+#[derive(Default)]
+struct Holds {
+    /// Where holds go (see [`DialerTask::with_holds`]); `None`: nothing is held.
+    calls: Option<crate::acd::task::AcdCalls>,
+    /// The agent held per (campaign, attempt).
+    held: HashMap<(String, AttemptId), crate::acd::AgentId>,
+    /// Agents whose hold was just released: every campaign re-reads them (one whose hold
+    /// was refused because another campaign held the agent marked it busy meanwhile).
+    released: Vec<crate::acd::AgentId>,
+}
+
+impl Holds {
+    /// Holds `agent` for `campaign`'s `attempt`.
+    fn hold(&mut self, campaign: &str, attempt: AttemptId, agent: &str) {
+        if self.calls.is_none() {
+            return;
         }
-        None => match held.remove(&key) {
-            Some(a) => {
-                released.push(a.clone());
-                (a, false)
-            }
-            None => return,
-        },
-    };
-    if !calls.send(CallToAcd::Hold {
-        agent: agent.clone(),
-        hold,
-    }) {
-        warn!(agent = %agent, hold, "the ACD did not take the agent hold");
+        let agent: crate::acd::AgentId = agent.into();
+        self.held
+            .insert((campaign.to_string(), attempt), agent.clone());
+        self.send(agent, true);
+    }
+
+    /// Releases the agent held for `campaign`'s `attempt`, if any.
+    fn release(&mut self, campaign: &str, attempt: AttemptId) {
+        if let Some(agent) = self.held.remove(&(campaign.to_string(), attempt)) {
+            self.released.push(agent.clone());
+            self.send(agent, false);
+        }
+    }
+
+    fn send(&self, agent: crate::acd::AgentId, hold: bool) {
+        let Some(calls) = &self.calls else {
+            return;
+        };
+        if !calls.send(CallToAcd::Hold {
+            agent: agent.clone(),
+            hold,
+        }) {
+            warn!(agent = %agent, hold, "the ACD did not take the agent hold");
+        }
     }
 }
 
